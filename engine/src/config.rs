@@ -1,0 +1,306 @@
+//! The architecture hyper-parameters of a model, read from a Hugging Face `config.json` or from
+//! GGUF metadata into one shape, so the model code never knows where they came from.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::LoadError;
+
+/// Decoder architectures we implement. They differ only in details the model code switches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// `LlamaForCausalLM` (also SmolLM2): no biases, optional tied embeddings.
+    Llama,
+    /// `Qwen2ForCausalLM`: bias on q/k/v projections.
+    Qwen2,
+    /// `Qwen3ForCausalLM`: RMSNorm on each head of q and k before RoPE.
+    Qwen3,
+}
+
+impl Architecture {
+    /// From a Hugging Face `architectures` entry.
+    pub fn from_hf_name(name: &str) -> Option<Self> {
+        match name {
+            "LlamaForCausalLM" | "MistralForCausalLM" => Some(Architecture::Llama),
+            "Qwen2ForCausalLM" => Some(Architecture::Qwen2),
+            "Qwen3ForCausalLM" => Some(Architecture::Qwen3),
+            _ => None,
+        }
+    }
+
+    /// From GGUF `general.architecture`.
+    pub fn from_gguf_name(name: &str) -> Option<Self> {
+        match name {
+            "llama" => Some(Architecture::Llama),
+            "qwen2" => Some(Architecture::Qwen2),
+            "qwen3" => Some(Architecture::Qwen3),
+            _ => None,
+        }
+    }
+
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "LlamaForCausalLM",
+            Architecture::Qwen2 => "Qwen2ForCausalLM",
+            Architecture::Qwen3 => "Qwen3ForCausalLM",
+        }
+    }
+
+    /// Whether q/k/v projections carry a bias (unless the config says otherwise).
+    pub fn default_qkv_bias(self) -> bool {
+        matches!(self, Architecture::Qwen2)
+    }
+}
+
+/// `rope_scaling` variants (Hugging Face names).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    /// Positions divided by `factor`.
+    Linear { factor: f64 },
+    /// NTK-aware base scaled once the sequence exceeds `original_max_position_embeddings`.
+    Dynamic { factor: f64, original_max_position_embeddings: usize },
+    /// Llama 3.1 frequency-band-wise scaling.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: usize },
+    /// YaRN: interpolation/extrapolation blend plus an attention temperature.
+    Yarn {
+        factor: f64,
+        original_max_position_embeddings: usize,
+        beta_fast: f64,
+        beta_slow: f64,
+        mscale: Option<f64>,
+        mscale_all_dim: Option<f64>,
+        attention_factor: Option<f64>,
+    },
+}
+
+/// Everything the forward pass needs to know about a model's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<RopeScaling>,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    pub qkv_bias: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+    /// `torch_dtype` / `dtype` of the checkpoint, when known ("bfloat16", "float32", …).
+    pub checkpoint_dtype: Option<String>,
+}
+
+impl ModelConfig {
+    /// Checks the invariants the model code relies on.
+    pub fn validate(&self, path: &Path) -> Result<(), LoadError> {
+        let bad = |msg: String| Err(LoadError::Config { path: path.to_path_buf(), msg });
+        if self.hidden_size == 0 || self.num_hidden_layers == 0 || self.vocab_size == 0 || self.intermediate_size == 0 {
+            return bad("hidden_size, num_hidden_layers, vocab_size and intermediate_size must be positive".into());
+        }
+        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.head_dim == 0 {
+            return bad("attention heads, key/value heads and head_dim must be positive".into());
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            return bad(format!(
+                "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
+                self.num_attention_heads, self.num_key_value_heads
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return bad(format!("head_dim {} must be even for rotary embeddings", self.head_dim));
+        }
+        if !(self.rope_theta > 0.0) || !(self.rms_norm_eps >= 0.0) {
+            return bad("rope_theta must be > 0 and rms_norm_eps >= 0".into());
+        }
+        Ok(())
+    }
+
+    /// Parses a Hugging Face `config.json` (already read into a JSON value).
+    pub fn from_hf_json(json: &Value, path: &Path) -> Result<Self, LoadError> {
+        let err = |msg: String| LoadError::Config { path: path.to_path_buf(), msg };
+        let arch_name = json
+            .get("architectures")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .ok_or_else(|| err("missing `architectures`".into()))?;
+        let architecture = Architecture::from_hf_name(arch_name)
+            .ok_or_else(|| LoadError::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.to_string() })?;
+        let usize_key = |k: &str| -> Result<usize, LoadError> {
+            json.get(k)
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| err(format!("missing or invalid `{k}`")))
+        };
+        let hidden_size = usize_key("hidden_size")?;
+        let num_attention_heads = usize_key("num_attention_heads")?;
+        let num_key_value_heads = json
+            .get("num_key_value_heads")
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .unwrap_or(num_attention_heads);
+        let head_dim = match json.get("head_dim").and_then(Value::as_u64) {
+            Some(v) => v as usize,
+            None if num_attention_heads > 0 => hidden_size / num_attention_heads,
+            None => 0,
+        };
+        // Newer transformers nest theta and scaling under `rope_parameters`.
+        let rope_params = json.get("rope_parameters");
+        let rope_theta = json
+            .get("rope_theta")
+            .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
+            .and_then(Value::as_f64)
+            .unwrap_or(10000.0);
+        let max_position_embeddings = usize_key("max_position_embeddings").unwrap_or(2048);
+        let scaling = json.get("rope_scaling").filter(|v| !v.is_null()).or(rope_params);
+        let rope_scaling = match scaling {
+            Some(v) => parse_rope_scaling(v, max_position_embeddings).map_err(err)?,
+            None => None,
+        };
+        let eos_token_ids = match json.get("eos_token_id") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+            Some(v) => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let cfg = ModelConfig {
+            architecture,
+            vocab_size: usize_key("vocab_size")?,
+            hidden_size,
+            intermediate_size: usize_key("intermediate_size")?,
+            num_hidden_layers: usize_key("num_hidden_layers")?,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rms_norm_eps: json.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+            rope_theta,
+            rope_scaling,
+            max_position_embeddings,
+            tie_word_embeddings: json.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            qkv_bias: json
+                .get("attention_bias")
+                .and_then(Value::as_bool)
+                .unwrap_or_else(|| architecture.default_qkv_bias()),
+            bos_token_id: json.get("bos_token_id").and_then(Value::as_u64).map(|v| v as u32),
+            eos_token_ids,
+            checkpoint_dtype: json
+                .get("torch_dtype")
+                .or_else(|| json.get("dtype"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// The config as a Hugging Face `config.json` value (used to export a GGUF to a folder).
+    pub fn to_hf_json(&self) -> Value {
+        let mut v = serde_json::json!({
+            "architectures": [self.architecture.hf_name()],
+            "model_type": match self.architecture {
+                Architecture::Llama => "llama",
+                Architecture::Qwen2 => "qwen2",
+                Architecture::Qwen3 => "qwen3",
+            },
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.qkv_bias,
+            "eos_token_id": self.eos_token_ids,
+        });
+        if let Some(bos) = self.bos_token_id {
+            v["bos_token_id"] = bos.into();
+        }
+        if let Some(dtype) = &self.checkpoint_dtype {
+            v["torch_dtype"] = dtype.clone().into();
+        }
+        v
+    }
+}
+
+/// Parses a `rope_scaling` object; `None` for absent or "default" scaling.
+pub fn parse_rope_scaling(v: &Value, max_position_embeddings: usize) -> Result<Option<RopeScaling>, String> {
+    let Some(obj) = v.as_object() else {
+        return Ok(None);
+    };
+    let kind = obj
+        .get("rope_type")
+        .or_else(|| obj.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let f = |k: &str| obj.get(k).and_then(Value::as_f64);
+    let factor = || f("factor").ok_or_else(|| format!("rope_scaling type `{kind}` needs `factor`"));
+    let orig = obj
+        .get("original_max_position_embeddings")
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .unwrap_or(max_position_embeddings);
+    Ok(match kind {
+        "default" => None,
+        "linear" => Some(RopeScaling::Linear { factor: factor()? }),
+        "dynamic" => Some(RopeScaling::Dynamic { factor: factor()?, original_max_position_embeddings: orig }),
+        "llama3" => Some(RopeScaling::Llama3 {
+            factor: factor()?,
+            low_freq_factor: f("low_freq_factor").unwrap_or(1.0),
+            high_freq_factor: f("high_freq_factor").unwrap_or(4.0),
+            original_max_position_embeddings: orig,
+        }),
+        "yarn" => Some(RopeScaling::Yarn {
+            factor: factor()?,
+            original_max_position_embeddings: orig,
+            beta_fast: f("beta_fast").unwrap_or(32.0),
+            beta_slow: f("beta_slow").unwrap_or(1.0),
+            mscale: f("mscale"),
+            mscale_all_dim: f("mscale_all_dim"),
+            attention_factor: f("attention_factor"),
+        }),
+        other => return Err(format!("unsupported rope_scaling type `{other}` (supported: linear, dynamic, llama3, yarn)")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_config_round_trips_and_rejects_unknown_arch() {
+        let json = serde_json::json!({
+            "architectures": ["Qwen2ForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "rope_theta": 1e6, "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 512, "eos_token_id": [5, 6],
+            "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}
+        });
+        let cfg = ModelConfig::from_hf_json(&json, Path::new("config.json")).unwrap();
+        assert_eq!(cfg.head_dim, 16);
+        assert!(cfg.qkv_bias);
+        assert_eq!(cfg.eos_token_ids, vec![5, 6]);
+        assert!(matches!(cfg.rope_scaling, Some(RopeScaling::Yarn { original_max_position_embeddings: 128, .. })));
+        let again = ModelConfig::from_hf_json(&cfg.to_hf_json(), Path::new("x")).unwrap();
+        assert_eq!(again.architecture, cfg.architecture);
+        assert_eq!(again.head_dim, cfg.head_dim);
+
+        let mut bad = json.clone();
+        bad["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+        let e = ModelConfig::from_hf_json(&bad, Path::new("m/config.json")).unwrap_err().to_string();
+        assert!(e.contains("m/config.json") && e.contains("GPT2LMHeadModel"), "{e}");
+
+        let mut bad = json;
+        bad["num_key_value_heads"] = 3.into();
+        assert!(ModelConfig::from_hf_json(&bad, Path::new("c")).is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! GGUF files as a model source: architecture hyper-parameters from metadata, and tensors
+//! renamed to their Hugging Face names with llama.cpp's Q/K row permutation undone, so the
+//! model code is the same for every format.
+
+use std::path::Path;
+
+use crate::config::{Architecture, ModelConfig, RopeScaling};
+use crate::error::LoadError;
+use crate::gguf::GgufFile;
+use crate::model::WeightSource;
+
+/// Reads a `ModelConfig` from GGUF metadata (`{arch}.embedding_length`, …).
+pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
+    let path = g.path();
+    let err = |msg: String| LoadError::Config { path: path.to_path_buf(), msg };
+    let arch_name = g.architecture().ok_or_else(|| err("missing general.architecture".into()))?;
+    let architecture = Architecture::from_gguf_name(arch_name)
+        .ok_or_else(|| LoadError::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.to_string() })?;
+    let key = |k: &str| format!("{arch_name}.{k}");
+    let req = |k: &str| g.get_u64(&key(k)).map(|v| v as usize).ok_or_else(|| err(format!("missing metadata `{}`", key(k))));
+    let hidden_size = req("embedding_length")?;
+    let num_attention_heads = req("attention.head_count")?;
+    let num_key_value_heads = g.get_u64(&key("attention.head_count_kv")).map(|v| v as usize).unwrap_or(num_attention_heads);
+    let head_dim = match g.get_u64(&key("attention.key_length")) {
+        Some(v) => v as usize,
+        None => hidden_size.checked_div(num_attention_heads).unwrap_or(0),
+    };
+    let embed = g.tensor("token_embd.weight").ok_or_else(|| LoadError::MissingTensor { path: path.to_path_buf(), name: "token_embd.weight".into() })?;
+    let vocab_size = match g.get_u64(&key("vocab_size")) {
+        Some(v) => v as usize,
+        None => embed.shape().first().copied().unwrap_or(0),
+    };
+    let max_position_embeddings = g.get_u64(&key("context_length")).map(|v| v as usize).unwrap_or(2048);
+    let rope_scaling = match g.get_str(&key("rope.scaling.type")) {
+        None | Some("none") => None,
+        Some(kind) => {
+            let factor = g.get_f64(&key("rope.scaling.factor")).ok_or_else(|| err(format!("rope scaling `{kind}` without a factor")))?;
+            let orig = g.get_u64(&key("rope.scaling.original_context_length")).map(|v| v as usize).unwrap_or(max_position_embeddings);
+            match kind {
+                "linear" => Some(RopeScaling::Linear { factor }),
+                "yarn" => Some(RopeScaling::Yarn {
+                    factor,
+                    original_max_position_embeddings: orig,
+                    beta_fast: g.get_f64(&key("rope.scaling.yarn_beta_fast")).unwrap_or(32.0),
+                    beta_slow: g.get_f64(&key("rope.scaling.yarn_beta_slow")).unwrap_or(1.0),
+                    mscale: None,
+                    mscale_all_dim: None,
+                    attention_factor: g.get_f64(&key("rope.scaling.attn_factor")),
+                }),
+                other => return Err(err(format!("unsupported rope scaling type `{other}`"))),
+            }
+        }
+    };
+    let eos = g.get_u64("tokenizer.ggml.eos_token_id").map(|v| v as u32);
+    let cfg = ModelConfig {
+        architecture,
+        vocab_size,
+        hidden_size,
+        intermediate_size: req("feed_forward_length")?,
+        num_hidden_layers: req("block_count")?,
+        num_attention_heads,
+        num_key_value_heads,
+        head_dim,
+        rms_norm_eps: g.get_f64(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+        rope_theta: g.get_f64(&key("rope.freq_base")).unwrap_or(10000.0),
+        rope_scaling,
+        max_position_embeddings,
+        tie_word_embeddings: g.tensor("output.weight").is_none(),
+        qkv_bias: g.tensor("blk.0.attn_q.bias").is_some(),
+        bos_token_id: g.get_u64("tokenizer.ggml.bos_token_id").map(|v| v as u32),
+        eos_token_ids: eos.into_iter().collect(),
+        checkpoint_dtype: None,
+    };
+    cfg.validate(path)?;
+    Ok(cfg)
+}
+
+/// Hugging Face tensor name → GGUF tensor name.
+fn gguf_name(hf: &str) -> Option<String> {
+    let fixed = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, field) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = field.rsplit_once('.')?;
+    let short = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{short}.{kind}"))
+}
+
+/// Undoes llama.cpp's conversion-time permutation of Q/K rows. The converter interleaves the
+/// two rotary halves of each head (GPT-J order) so that llama.cpp can rotate adjacent pairs;
+/// our RoPE rotates (i, i + head_dim/2) as Hugging Face does, so rows go back to HF order:
+/// within a head, GGUF row `2i + j` is HF row `j·head_dim/2 + i`.
+fn unpermute_rows(data: &[f32], n_heads: usize, cols: usize) -> Vec<f32> {
+    let rows = data.len() / cols.max(1);
+    let hd = rows / n_heads.max(1);
+    let half = hd / 2;
+    let mut out = vec![0.0f32; data.len()];
+    for h in 0..n_heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let src = h * hd + 2 * i + j;
+                let dst = h * hd + j * half + i;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+/// Tensors of a GGUF file under Hugging Face names, dequantized to f32.
+pub struct GgufWeights<'a> {
+    file: &'a GgufFile,
+    config: &'a ModelConfig,
+}
+
+impl<'a> GgufWeights<'a> {
+    pub fn new(file: &'a GgufFile, config: &'a ModelConfig) -> Self {
+        GgufWeights { file, config }
+    }
+}
+
+impl WeightSource for GgufWeights<'_> {
+    fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn load(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, LoadError> {
+        let Some(gname) = gguf_name(name) else {
+            return Ok(None);
+        };
+        let Some(info) = self.file.tensor(&gname) else {
+            return Ok(None);
+        };
+        let shape = info.shape();
+        let mut data = self.file.dequantize(&gname)?;
+        // Only llama-architecture files are permuted by the converter; Qwen2/3 keep HF order.
+        if self.config.architecture == Architecture::Llama && name.ends_with(".weight") {
+            let cols = shape.last().copied().unwrap_or(1);
+            if name.ends_with("self_attn.q_proj.weight") {
+                data = unpermute_rows(&data, self.config.num_attention_heads, cols);
+            } else if name.ends_with("self_attn.k_proj.weight") {
+                data = unpermute_rows(&data, self.config.num_key_value_heads, cols);
+            }
+        }
+        Ok(Some((shape, data)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_gguf() {
+        assert_eq!(gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(), Some("blk.12.ffn_down.weight"));
+        assert_eq!(gguf_name("model.layers.0.self_attn.q_proj.bias").as_deref(), Some("blk.0.attn_q.bias"));
+        assert_eq!(gguf_name("lm_head.weight").as_deref(), Some("output.weight"));
+        assert_eq!(gguf_name("model.layers.x.mlp.down_proj.weight"), None);
+    }
+
+    #[test]
+    fn unpermute_inverts_the_converter_permutation() {
+        // The converter's permutation of a [n_heads*hd, cols] matrix: view rows as
+        // (head, 2, hd/2), swap the last two axes. Build it directly and check we invert it.
+        let (n_heads, hd, cols) = (2, 4, 3);
+        let hf: Vec<f32> = (0..n_heads * hd * cols).map(|v| v as f32).collect();
+        let mut permuted = vec![0.0; hf.len()];
+        for h in 0..n_heads {
+            for j in 0..2 {
+                for i in 0..hd / 2 {
+                    let src = h * hd + j * (hd / 2) + i;
+                    let dst = h * hd + i * 2 + j;
+                    permuted[dst * cols..(dst + 1) * cols].copy_from_slice(&hf[src * cols..(src + 1) * cols]);
+                }
+            }
+        }
+        assert_eq!(unpermute_rows(&permuted, n_heads, cols), hf);
+    }
+}

@@ -1,0 +1,229 @@
+//! Turning what the user pointed `--model` at into a ready `CausalLm` and `Tokenizer`.
+//!
+//! Formats: a GGUF file, a Hugging Face folder (`config.json` + `*.safetensors` +
+//! `tokenizer.json`), or `dummy` (random weights of a config's shapes).
+
+mod dummy;
+mod gguf;
+mod safetensors;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use self::dummy::DummyWeights;
+pub use self::gguf::{config_from_gguf, GgufWeights};
+pub use self::safetensors::SafetensorsWeights;
+
+use kernels::cpu::WeightDtype;
+
+use crate::config::ModelConfig;
+use crate::error::LoadError;
+use crate::gguf::GgufFile;
+use crate::model::{CausalLm, WeightSource};
+use crate::tokenizer::Tokenizer;
+
+/// `--load-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadFormat {
+    #[default]
+    Auto,
+    Gguf,
+    Safetensors,
+    Dummy,
+}
+
+impl std::str::FromStr for LoadFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(LoadFormat::Auto),
+            "gguf" => Ok(LoadFormat::Gguf),
+            "safetensors" => Ok(LoadFormat::Safetensors),
+            "dummy" => Ok(LoadFormat::Dummy),
+            other => Err(format!("unsupported load format `{other}` (supported: auto, gguf, safetensors, dummy)")),
+        }
+    }
+}
+
+/// `--dtype`: storage dtype of the weights. Activations are f32 on the CPU backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelDtype {
+    /// float32 for GGUF and float32 checkpoints (what the references compute in); the
+    /// checkpoint's own half type for bf16/f16 checkpoints.
+    #[default]
+    Auto,
+    Float32,
+    Bfloat16,
+    Float16,
+}
+
+impl std::str::FromStr for ModelDtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ModelDtype::Auto),
+            "float32" | "float" => Ok(ModelDtype::Float32),
+            "bfloat16" => Ok(ModelDtype::Bfloat16),
+            "float16" | "half" => Ok(ModelDtype::Float16),
+            other => Err(format!("unsupported dtype `{other}` (supported: auto, float32, float, bfloat16, float16, half)")),
+        }
+    }
+}
+
+impl ModelDtype {
+    fn resolve(self, checkpoint: Option<&str>) -> WeightDtype {
+        match self {
+            ModelDtype::Float32 => WeightDtype::F32,
+            ModelDtype::Bfloat16 => WeightDtype::Bf16,
+            ModelDtype::Float16 => WeightDtype::F16,
+            ModelDtype::Auto => match checkpoint {
+                Some("bfloat16") => WeightDtype::Bf16,
+                Some("float16") => WeightDtype::F16,
+                _ => WeightDtype::F32,
+            },
+        }
+    }
+}
+
+/// What to load and how.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A GGUF file or a Hugging Face folder.
+    pub model: PathBuf,
+    pub load_format: LoadFormat,
+    pub dtype: ModelDtype,
+    /// `--tokenizer`: a folder with `tokenizer.json`, a `tokenizer.json` file or a GGUF file.
+    pub tokenizer: Option<PathBuf>,
+    /// `--hf-config-path`: a `config.json` file or the folder holding one.
+    pub hf_config_path: Option<PathBuf>,
+    /// `--max-model-len`; `None` takes the model's own maximum.
+    pub max_model_len: Option<usize>,
+    /// Allow `max_model_len` beyond the model's maximum (`VLLM_ALLOW_LONG_MAX_MODEL_LEN`).
+    pub allow_long_max_model_len: bool,
+    /// Seed of `dummy` weights.
+    pub seed: u64,
+}
+
+/// A model ready to serve.
+pub struct LoadedModel {
+    pub model: CausalLm,
+    pub tokenizer: Tokenizer,
+    pub max_model_len: usize,
+    pub weight_dtype: WeightDtype,
+    /// Contents of `generation_config.json`, when the folder has one.
+    pub generation_config: Option<serde_json::Value>,
+    pub load_time: Duration,
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| LoadError::Config { path: path.to_path_buf(), msg: format!("invalid JSON: {e}") })
+}
+
+fn is_gguf(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"GGUF"
+}
+
+fn hf_config(opts: &LoadOptions) -> Result<ModelConfig, LoadError> {
+    let path = match &opts.hf_config_path {
+        Some(p) if p.is_dir() => p.join("config.json"),
+        Some(p) => p.clone(),
+        None => opts.model.join("config.json"),
+    };
+    ModelConfig::from_hf_json(&read_json(&path)?, &path)
+}
+
+fn tokenizer_from_path(path: &Path) -> Result<Tokenizer, LoadError> {
+    if path.is_file() && is_gguf(path) {
+        return Tokenizer::from_gguf(&GgufFile::open(path)?);
+    }
+    let (json, dir) = if path.is_dir() { (path.join("tokenizer.json"), path.to_path_buf()) } else { (path.to_path_buf(), path.parent().map(Path::to_path_buf).unwrap_or_default()) };
+    if !json.is_file() {
+        return Err(LoadError::Tokenizer { path: json, msg: "tokenizer.json not found".into() });
+    }
+    let cfg = dir.join("tokenizer_config.json");
+    Tokenizer::from_hf_files(&json, cfg.is_file().then_some(cfg.as_path()))
+}
+
+/// Loads the model described by `opts`. `on_layer(done, total)` reports progress.
+pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<LoadedModel, LoadError> {
+    let start = Instant::now();
+    let path = opts.model.as_path();
+    if !path.exists() {
+        return Err(LoadError::Other { path: path.to_path_buf(), msg: "no such file or folder".into() });
+    }
+    let format = match opts.load_format {
+        LoadFormat::Auto if path.is_file() && is_gguf(path) => LoadFormat::Gguf,
+        LoadFormat::Auto if path.is_dir() => LoadFormat::Safetensors,
+        LoadFormat::Auto => {
+            return Err(LoadError::Other { path: path.to_path_buf(), msg: "not a GGUF file (bad magic) nor a model folder".into() });
+        }
+        f => f,
+    };
+
+    let (config, tokenizer, generation_config, model_fn): (ModelConfig, Tokenizer, Option<serde_json::Value>, Box<dyn FnOnce(&ModelConfig, WeightDtype, usize) -> Result<CausalLm, LoadError>>) = match format {
+        LoadFormat::Gguf => {
+            let file = GgufFile::open(path)?;
+            let config = config_from_gguf(&file)?;
+            let tokenizer = match &opts.tokenizer {
+                Some(t) => tokenizer_from_path(t)?,
+                None => Tokenizer::from_gguf(&file)?,
+            };
+            let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
+                let weights = GgufWeights::new(&file, c);
+                CausalLm::from_source(c.clone(), &weights, dtype, max_len, on_layer)
+            });
+            (config, tokenizer, None, build)
+        }
+        LoadFormat::Safetensors => {
+            let config = hf_config(opts)?;
+            let tokenizer = tokenizer_from_path(opts.tokenizer.as_deref().unwrap_or(path))?;
+            let gen_path = path.join("generation_config.json");
+            let generation = if gen_path.is_file() { Some(read_json(&gen_path)?) } else { None };
+            let weights = SafetensorsWeights::open_dir(path)?;
+            let build = Box::new(move |c: &ModelConfig, dtype, max_len| CausalLm::from_source(c.clone(), &weights as &dyn WeightSource, dtype, max_len, on_layer));
+            (config, tokenizer, generation, build)
+        }
+        LoadFormat::Dummy | LoadFormat::Auto => {
+            let (config, default_tok) = if path.is_file() && is_gguf(path) {
+                let file = GgufFile::open(path)?;
+                (config_from_gguf(&file)?, Some(Tokenizer::from_gguf(&file)?))
+            } else {
+                (hf_config(opts)?, None)
+            };
+            let tokenizer = match (&opts.tokenizer, default_tok) {
+                (Some(t), _) => tokenizer_from_path(t)?,
+                (None, Some(t)) => t,
+                (None, None) => tokenizer_from_path(path)?,
+            };
+            let seed = opts.seed;
+            let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
+                let weights = DummyWeights::new(path, c.clone(), seed);
+                CausalLm::from_source(c.clone(), &weights, dtype, max_len, on_layer)
+            });
+            (config, tokenizer, None, build)
+        }
+    };
+
+    let max_model_len = match opts.max_model_len {
+        None => config.max_position_embeddings,
+        Some(0) => return Err(LoadError::Config { path: path.to_path_buf(), msg: "--max-model-len must be positive".into() }),
+        Some(n) if n > config.max_position_embeddings && !opts.allow_long_max_model_len => {
+            return Err(LoadError::Config {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "--max-model-len {n} exceeds the model's maximum of {} positions (set VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 to allow it)",
+                    config.max_position_embeddings
+                ),
+            });
+        }
+        Some(n) => n,
+    };
+    let weight_dtype = opts.dtype.resolve(config.checkpoint_dtype.as_deref());
+    let model = model_fn(&config, weight_dtype, max_model_len)?;
+    Ok(LoadedModel { model, tokenizer, max_model_len, weight_dtype, generation_config, load_time: start.elapsed() })
+}
