@@ -17,9 +17,9 @@ Outputs, in engine/tests/fixtures/gguf/:
                       elements as f32 bits, plus the sum and sum of |x|), only with --models
 
 Run again (the output is deterministic for a given gguf version) with:
-  python3 -m venv /tmp/ggufvenv && /tmp/ggufvenv/bin/pip install gguf numpy
-  /tmp/ggufvenv/bin/python scripts/make-gguf-fixture.py
-  /tmp/ggufvenv/bin/python scripts/make-gguf-fixture.py --models   # also model-samples.json,
+  python3 -m venv .venv && .venv/bin/pip install gguf numpy   # .venv is git-ignored
+  .venv/bin/python scripts/make-gguf-fixture.py
+  .venv/bin/python scripts/make-gguf-fixture.py --models   # also model-samples.json,
       # from the models scripts/fetch-models.sh puts in ${VLLM_CACHE_ROOT:-~/.cache/vllm-rs}/models
 """
 

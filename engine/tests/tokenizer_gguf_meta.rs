@@ -66,15 +66,21 @@ fn write_gguf(dir: &Path, name: &str, kvs: &[(&str, Kv)]) -> PathBuf {
             }
             Kv::I32Array(items) => {
                 array(&mut out, 5, items.len());
-                items.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+                items
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             }
             Kv::F32Array(items) => {
                 array(&mut out, 6, items.len());
-                items.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+                items
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             }
             Kv::U32Array(items) => {
                 array(&mut out, 4, items.len());
-                items.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+                items
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             }
         }
     }
@@ -90,32 +96,32 @@ fn strs(items: &[&str]) -> Kv {
 /// (text, token type, score). Scores decide merge order: sentencepiece merges the adjacent pair
 /// whose merged piece scores highest.
 const SPM_VOCAB: &[(&str, i32, f32)] = &[
-    ("<unk>", 2, 0.0),   // 0
-    ("<s>", 3, 0.0),     // 1
-    ("</s>", 3, 0.0),    // 2
-    ("<0x0A>", 6, 0.0),  // 3
-    ("<0xC3>", 6, 0.0),  // 4
-    ("<0xA9>", 6, 0.0),  // 5
-    ("▁", 1, -1.0),      // 6
-    ("h", 1, -2.0),      // 7
-    ("e", 1, -3.0),      // 8
-    ("l", 1, -4.0),      // 9
-    ("o", 1, -5.0),      // 10
-    ("w", 1, -6.0),      // 11
-    ("r", 1, -7.0),      // 12
-    ("d", 1, -8.0),      // 13
-    ("ll", 1, -9.0),     // 14
-    ("▁h", 1, -10.0),    // 15
-    ("el", 1, -11.0),    // 16
-    ("ell", 1, -12.0),   // 17
-    ("ello", 1, -13.0),  // 18
-    ("▁w", 1, -14.0),    // 19
-    ("or", 1, -15.0),    // 20
-    ("▁wor", 1, -16.0),  // 21
-    ("ld", 1, -17.0),    // 22
-    ("he", 1, -18.0),    // 23
-    ("<tool>", 4, 0.0),  // 24
-    ("[PAD]", 5, 0.0),   // 25
+    ("<unk>", 2, 0.0),  // 0
+    ("<s>", 3, 0.0),    // 1
+    ("</s>", 3, 0.0),   // 2
+    ("<0x0A>", 6, 0.0), // 3
+    ("<0xC3>", 6, 0.0), // 4
+    ("<0xA9>", 6, 0.0), // 5
+    ("▁", 1, -1.0),     // 6
+    ("h", 1, -2.0),     // 7
+    ("e", 1, -3.0),     // 8
+    ("l", 1, -4.0),     // 9
+    ("o", 1, -5.0),     // 10
+    ("w", 1, -6.0),     // 11
+    ("r", 1, -7.0),     // 12
+    ("d", 1, -8.0),     // 13
+    ("ll", 1, -9.0),    // 14
+    ("▁h", 1, -10.0),   // 15
+    ("el", 1, -11.0),   // 16
+    ("ell", 1, -12.0),  // 17
+    ("ello", 1, -13.0), // 18
+    ("▁w", 1, -14.0),   // 19
+    ("or", 1, -15.0),   // 20
+    ("▁wor", 1, -16.0), // 21
+    ("ld", 1, -17.0),   // 22
+    ("he", 1, -18.0),   // 23
+    ("<tool>", 4, 0.0), // 24
+    ("[PAD]", 5, 0.0),  // 25
 ];
 
 fn spm_file(dir: &Path, add_space_prefix: bool, add_bos: bool) -> PathBuf {
@@ -125,16 +131,31 @@ fn spm_file(dir: &Path, add_space_prefix: bool, add_bos: bool) -> PathBuf {
         &[
             ("general.architecture", Kv::Str("llama".into())),
             ("tokenizer.ggml.model", Kv::Str("llama".into())),
-            ("tokenizer.ggml.tokens", Kv::StrArray(SPM_VOCAB.iter().map(|t| t.0.to_string()).collect())),
-            ("tokenizer.ggml.token_type", Kv::I32Array(SPM_VOCAB.iter().map(|t| t.1).collect())),
-            ("tokenizer.ggml.scores", Kv::F32Array(SPM_VOCAB.iter().map(|t| t.2).collect())),
+            (
+                "tokenizer.ggml.tokens",
+                Kv::StrArray(SPM_VOCAB.iter().map(|t| t.0.to_string()).collect()),
+            ),
+            (
+                "tokenizer.ggml.token_type",
+                Kv::I32Array(SPM_VOCAB.iter().map(|t| t.1).collect()),
+            ),
+            (
+                "tokenizer.ggml.scores",
+                Kv::F32Array(SPM_VOCAB.iter().map(|t| t.2).collect()),
+            ),
             ("tokenizer.ggml.bos_token_id", Kv::U32(1)),
             ("tokenizer.ggml.eos_token_id", Kv::U32(2)),
             ("tokenizer.ggml.unknown_token_id", Kv::U32(0)),
             ("tokenizer.ggml.padding_token_id", Kv::I32(-1)),
             ("tokenizer.ggml.add_bos_token", Kv::Bool(add_bos)),
-            ("tokenizer.ggml.add_space_prefix", Kv::Bool(add_space_prefix)),
-            ("tokenizer.chat_template", Kv::Str("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}".into())),
+            (
+                "tokenizer.ggml.add_space_prefix",
+                Kv::Bool(add_space_prefix),
+            ),
+            (
+                "tokenizer.chat_template",
+                Kv::Str("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}".into()),
+            ),
         ],
     )
 }
@@ -151,7 +172,10 @@ fn sentencepiece_merges_follow_scores() {
     // ll(-9), ▁h(-10), e+ll=ell(-12; beats el(-11), which no longer has a pair), ell+o=ello(-13),
     // ▁w(-14), or(-15), ▁w+or=▁wor(-16), ld(-17). "▁hello" and "▁world" are not pieces, so
     // the result is ▁h|ello|▁wor|ld.
-    assert_eq!(tok.encode("hello world", false).unwrap(), vec![15, 18, 21, 22]);
+    assert_eq!(
+        tok.encode("hello world", false).unwrap(),
+        vec![15, 18, 21, 22]
+    );
     assert_eq!(tok.decode(&[15, 18, 21, 22], false).unwrap(), "hello world");
     // add_bos_token: BOS first, only when special tokens are requested.
     assert_eq!(tok.encode("hello", true).unwrap(), vec![1, 15, 18]);
@@ -172,7 +196,10 @@ fn sentencepiece_merges_follow_scores() {
     assert_eq!(tok.encode("hello<tool>", false).unwrap(), vec![15, 18, 24]);
     assert_eq!(tok.decode(&[15, 18, 24], true).unwrap(), "hello<tool>");
     assert_eq!(tok.special_token_ids(), &[0, 1, 2]);
-    assert_eq!((tok.bos_token(), tok.eos_token()), (Some("<s>"), Some("</s>")));
+    assert_eq!(
+        (tok.bos_token(), tok.eos_token()),
+        (Some("<s>"), Some("</s>"))
+    );
     assert_eq!(tok.vocab_size(), SPM_VOCAB.len());
 
     // Through tokenizer.json + tokenizer_config.json and back: same behaviour.
@@ -181,15 +208,36 @@ fn sentencepiece_merges_follow_scores() {
     std::fs::write(&json, tok.to_hf_json().unwrap()).unwrap();
     std::fs::write(&config, tok.to_hf_config_json().unwrap()).unwrap();
     let back = Tokenizer::from_hf_files(&json, Some(&config)).unwrap();
-    for text in ["hello world", "hé\n", "<s>hello", "hello<tool>", " hello  world "] {
-        assert_eq!(back.encode(text, true).unwrap(), tok.encode(text, true).unwrap(), "{text:?}");
+    for text in [
+        "hello world",
+        "hé\n",
+        "<s>hello",
+        "hello<tool>",
+        " hello  world ",
+    ] {
+        assert_eq!(
+            back.encode(text, true).unwrap(),
+            tok.encode(text, true).unwrap(),
+            "{text:?}"
+        );
     }
     assert_eq!(back.chat_template(), tok.chat_template());
+    // The config's add_bos_token wins over what tokenizer.json's post-processor does, as in
+    // transformers.
+    let no_bos = dir.path().join("no_bos_config.json");
+    std::fs::write(&no_bos, r#"{"bos_token": "<s>", "add_bos_token": false}"#).unwrap();
+    let plain = Tokenizer::from_hf_files(&json, Some(&no_bos)).unwrap();
+    assert!(!plain.add_bos_token());
+    assert_eq!(plain.encode("hello", true).unwrap(), vec![15, 18]);
     let rendered = back
         .compile_chat_template()
         .unwrap()
         .unwrap()
-        .render(&[serde_json::json!({"role": "user", "content": "hi"})], false, &Default::default())
+        .render(
+            &[serde_json::json!({"role": "user", "content": "hi"})],
+            false,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(rendered, "<s>hi");
 }
@@ -206,7 +254,9 @@ fn sentencepiece_without_space_prefix() {
     assert_eq!(tok.decode(&[21, 22], false).unwrap(), " world");
 }
 
-fn minimal_gpt2(extra: Vec<(&'static str, Kv)>) -> Vec<(&'static str, Kv)> {
+type Metadata = Vec<(&'static str, Kv)>;
+
+fn minimal_gpt2(extra: Metadata) -> Metadata {
     let mut kvs = vec![
         ("tokenizer.ggml.model", Kv::Str("gpt2".into())),
         ("tokenizer.ggml.pre", Kv::Str("qwen2".into())),
@@ -219,7 +269,9 @@ fn minimal_gpt2(extra: Vec<(&'static str, Kv)>) -> Vec<(&'static str, Kv)> {
 fn assert_tokenizer_error(result: Result<Tokenizer, LoadError>, path: &Path, what: &str) {
     match result {
         Err(e @ LoadError::Tokenizer { .. }) => {
-            let LoadError::Tokenizer { path: p, msg } = &e else { unreachable!() };
+            let LoadError::Tokenizer { path: p, msg } = &e else {
+                unreachable!()
+            };
             assert_eq!(p, path);
             assert!(msg.contains(what), "message {msg:?} lacks {what:?}");
             assert!(e.to_string().contains(&path.display().to_string()));
@@ -236,8 +288,14 @@ fn gpt2_vocabulary_loads() {
         dir.path(),
         "ok.gguf",
         &minimal_gpt2(vec![
-            ("tokenizer.ggml.tokens", strs(&["a", "b", "ab", "Ġ", "Ġab", "<|end|>"])),
-            ("tokenizer.ggml.token_type", Kv::I32Array(vec![1, 1, 1, 1, 1, 3])),
+            (
+                "tokenizer.ggml.tokens",
+                strs(&["a", "b", "ab", "Ġ", "Ġab", "<|end|>"]),
+            ),
+            (
+                "tokenizer.ggml.token_type",
+                Kv::I32Array(vec![1, 1, 1, 1, 1, 3]),
+            ),
             ("tokenizer.ggml.merges", strs(&["a b", "Ġ ab"])),
             ("tokenizer.ggml.eos_token_id", Kv::U32(5)),
         ]),
@@ -255,14 +313,45 @@ fn broken_gguf_metadata_is_a_load_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tokens = || strs(&["a", "b", "ab"]);
-    let cases: Vec<(&str, Vec<(&'static str, Kv)>, &str)> = vec![
-        ("none.gguf", vec![("general.architecture", Kv::Str("llama".into()))], "tokenizer.ggml.model"),
-        ("model-type.gguf", vec![("tokenizer.ggml.model", Kv::U32(2))], "not a string"),
-        ("bert.gguf", vec![("tokenizer.ggml.model", Kv::Str("bert".into())), ("tokenizer.ggml.tokens", tokens())], "bert"),
-        ("no-tokens.gguf", minimal_gpt2(vec![("tokenizer.ggml.merges", strs(&["a b"]))]), "tokenizer.ggml.tokens"),
-        ("tokens-type.gguf", minimal_gpt2(vec![("tokenizer.ggml.tokens", Kv::U32Array(vec![1, 2]))]), "not an array of strings"),
-        ("empty.gguf", minimal_gpt2(vec![("tokenizer.ggml.tokens", strs(&[]))]), "empty"),
-        ("no-merges.gguf", minimal_gpt2(vec![("tokenizer.ggml.tokens", tokens())]), "tokenizer.ggml.merges"),
+    let cases: Vec<(&str, Metadata, &str)> = vec![
+        (
+            "none.gguf",
+            vec![("general.architecture", Kv::Str("llama".into()))],
+            "tokenizer.ggml.model",
+        ),
+        (
+            "model-type.gguf",
+            vec![("tokenizer.ggml.model", Kv::U32(2))],
+            "not a string",
+        ),
+        (
+            "bert.gguf",
+            vec![
+                ("tokenizer.ggml.model", Kv::Str("bert".into())),
+                ("tokenizer.ggml.tokens", tokens()),
+            ],
+            "bert",
+        ),
+        (
+            "no-tokens.gguf",
+            minimal_gpt2(vec![("tokenizer.ggml.merges", strs(&["a b"]))]),
+            "tokenizer.ggml.tokens",
+        ),
+        (
+            "tokens-type.gguf",
+            minimal_gpt2(vec![("tokenizer.ggml.tokens", Kv::U32Array(vec![1, 2]))]),
+            "not an array of strings",
+        ),
+        (
+            "empty.gguf",
+            minimal_gpt2(vec![("tokenizer.ggml.tokens", strs(&[]))]),
+            "empty",
+        ),
+        (
+            "no-merges.gguf",
+            minimal_gpt2(vec![("tokenizer.ggml.tokens", tokens())]),
+            "tokenizer.ggml.merges",
+        ),
         (
             "types-len.gguf",
             minimal_gpt2(vec![
@@ -274,17 +363,26 @@ fn broken_gguf_metadata_is_a_load_error() {
         ),
         (
             "types-kind.gguf",
-            minimal_gpt2(vec![("tokenizer.ggml.tokens", tokens()), ("tokenizer.ggml.token_type", tokens())]),
+            minimal_gpt2(vec![
+                ("tokenizer.ggml.tokens", tokens()),
+                ("tokenizer.ggml.token_type", tokens()),
+            ]),
             "token_type",
         ),
         (
             "merge-oov.gguf",
-            minimal_gpt2(vec![("tokenizer.ggml.tokens", tokens()), ("tokenizer.ggml.merges", strs(&["a c"]))]),
+            minimal_gpt2(vec![
+                ("tokenizer.ggml.tokens", tokens()),
+                ("tokenizer.ggml.merges", strs(&["a c"])),
+            ]),
             "invalid BPE",
         ),
         (
             "merge-space.gguf",
-            minimal_gpt2(vec![("tokenizer.ggml.tokens", tokens()), ("tokenizer.ggml.merges", strs(&["ab"]))]),
+            minimal_gpt2(vec![
+                ("tokenizer.ggml.tokens", tokens()),
+                ("tokenizer.ggml.merges", strs(&["ab"])),
+            ]),
             "no space",
         ),
         (
@@ -341,13 +439,20 @@ fn broken_hf_files_are_load_errors() {
     }
     let corrupt = d.join("corrupt.json");
     std::fs::write(&corrupt, "{\"model\": 3").unwrap();
-    assert_tokenizer_error(Tokenizer::from_hf_files(&corrupt, None), &corrupt, "tokenizer.json");
+    assert_tokenizer_error(
+        Tokenizer::from_hf_files(&corrupt, None),
+        &corrupt,
+        "tokenizer.json",
+    );
 
     // A valid tokenizer.json from a tiny GGUF, with broken configs beside it.
     let gguf = write_gguf(
         d,
         "ok.gguf",
-        &minimal_gpt2(vec![("tokenizer.ggml.tokens", strs(&["a", "b", "ab"])), ("tokenizer.ggml.merges", strs(&["a b"]))]),
+        &minimal_gpt2(vec![
+            ("tokenizer.ggml.tokens", strs(&["a", "b", "ab"])),
+            ("tokenizer.ggml.merges", strs(&["a b"])),
+        ]),
     );
     let json = d.join("tokenizer.json");
     std::fs::write(&json, load(&gguf).unwrap().to_hf_json().unwrap()).unwrap();
@@ -356,11 +461,19 @@ fn broken_hf_files_are_load_errors() {
         ("c2.json", "{\"eos_token\": ", "invalid JSON"),
         ("c3.json", "{\"eos_token\": \"<|nope|>\"}", "<|nope|>"),
         ("c4.json", "{\"chat_template\": 5}", "chat_template"),
-        ("c5.json", "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"x\"}]}", "default"),
+        (
+            "c5.json",
+            "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"x\"}]}",
+            "default",
+        ),
     ] {
         let config = d.join(name);
         std::fs::write(&config, text).unwrap();
-        assert_tokenizer_error(Tokenizer::from_hf_files(&json, Some(&config)), &config, what);
+        assert_tokenizer_error(
+            Tokenizer::from_hf_files(&json, Some(&config)),
+            &config,
+            what,
+        );
     }
     // AddedToken-object form of a special token, and the named-template list form.
     let config = d.join("good.json");

@@ -16,11 +16,19 @@ struct Model {
     reference: &'static str,
 }
 
-const SMOLLM: Model = Model { file: DEFAULT_MODEL_FILE, reference: "smollm2-135m-q4_1" };
-const QWEN: Model = Model { file: QWEN_TEST_MODEL_FILE, reference: "qwen2.5-coder-0.5b" };
+const SMOLLM: Model = Model {
+    file: DEFAULT_MODEL_FILE,
+    reference: "smollm2-135m-q4_1",
+};
+const QWEN: Model = Model {
+    file: QWEN_TEST_MODEL_FILE,
+    reference: "qwen2.5-coder-0.5b",
+};
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/reference")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -29,7 +37,11 @@ fn fixture(name: &str) -> Value {
 fn tokenizer(model: &Model) -> Option<&'static Tokenizer> {
     static SMOL: OnceLock<Option<Tokenizer>> = OnceLock::new();
     static QW: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    let cell = if model.file == SMOLLM.file { &SMOL } else { &QW };
+    let cell = if model.file == SMOLLM.file {
+        &SMOL
+    } else {
+        &QW
+    };
     cell.get_or_init(|| {
         let path = test_model(model.file)?;
         let gguf = GgufFile::open(&path).unwrap();
@@ -39,15 +51,25 @@ fn tokenizer(model: &Model) -> Option<&'static Tokenizer> {
 }
 
 fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn vectors(model: &Model) -> Vec<Value> {
-    fixture(&format!("{}.tokenizer-vectors.json", model.reference))["vectors"].as_array().unwrap().clone()
+    fixture(&format!("{}.tokenizer-vectors.json", model.reference))["vectors"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn prompts(model: &Model) -> Vec<Value> {
-    fixture(&format!("{}.dev.json", model.reference))["prompts"].as_array().unwrap().clone()
+    fixture(&format!("{}.dev.json", model.reference))["prompts"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn check_vectors(model: &Model, tok: &Tokenizer) {
@@ -59,14 +81,22 @@ fn check_vectors(model: &Model, tok: &Tokenizer) {
         let want = ids_of(&v["ids"]);
         let got = tok.encode(text, false).unwrap();
         if got != want {
-            failures.push(format!("encode #{} {text:?}: got {got:?}, want {want:?}", v["idx"]));
+            failures.push(format!(
+                "encode #{} {text:?}: got {got:?}, want {want:?}",
+                v["idx"]
+            ));
         }
         let decoded = tok.decode(&want, false).unwrap();
         if decoded != v["decoded"].as_str().unwrap() {
             failures.push(format!("decode #{} {text:?}: got {decoded:?}", v["idx"]));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn check_prompts(model: &Model, tok: &Tokenizer) {
@@ -80,15 +110,31 @@ fn check_prompts(model: &Model, tok: &Tokenizer) {
 }
 
 fn check_chat(model: &Model, tok: &Tokenizer) {
-    let template = tok.compile_chat_template().expect("the GGUF has a chat template").unwrap();
+    let template = tok
+        .compile_chat_template()
+        .expect("the GGUF has a chat template")
+        .unwrap();
     let mut chats = 0;
     for p in prompts(model).iter().filter(|p| p["kind"] == "chat") {
         let messages = p["messages"].as_array().unwrap();
-        let mut kwargs = p["chat_template_kwargs"].as_object().cloned().unwrap_or_default();
-        let add_generation_prompt = kwargs.remove("add_generation_prompt").and_then(|v| v.as_bool()).unwrap_or(false);
+        let mut kwargs = p["chat_template_kwargs"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let add_generation_prompt = kwargs
+            .remove("add_generation_prompt")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         assert!(add_generation_prompt);
-        let rendered = template.render(messages, add_generation_prompt, &kwargs).unwrap();
-        assert_eq!(rendered, p["prompt"].as_str().unwrap(), "prompt {}", p["id"]);
+        let rendered = template
+            .render(messages, add_generation_prompt, &kwargs)
+            .unwrap();
+        assert_eq!(
+            rendered,
+            p["prompt"].as_str().unwrap(),
+            "prompt {}",
+            p["id"]
+        );
         chats += 1;
     }
     assert_eq!(chats, 3);
@@ -112,8 +158,16 @@ fn check_hf_round_trip(model: &Model, tok: &Tokenizer) {
     assert_eq!(back.special_token_ids(), tok.special_token_ids());
     for v in vectors(model) {
         let want = ids_of(&v["ids"]);
-        assert_eq!(back.encode(v["text"].as_str().unwrap(), false).unwrap(), want, "vector #{}", v["idx"]);
-        assert_eq!(back.decode(&want, false).unwrap(), v["decoded"].as_str().unwrap());
+        assert_eq!(
+            back.encode(v["text"].as_str().unwrap(), false).unwrap(),
+            want,
+            "vector #{}",
+            v["idx"]
+        );
+        assert_eq!(
+            back.decode(&want, false).unwrap(),
+            v["decoded"].as_str().unwrap()
+        );
     }
     for p in prompts(model) {
         let got = back.encode(p["prompt"].as_str().unwrap(), true).unwrap();
@@ -122,16 +176,28 @@ fn check_hf_round_trip(model: &Model, tok: &Tokenizer) {
     // Without the config the pipeline alone still tokenizes the same way.
     let bare = Tokenizer::from_hf_files(&json, None).unwrap();
     let chat = &prompts(model)[9];
-    assert_eq!(bare.encode(chat["prompt"].as_str().unwrap(), true).unwrap(), ids_of(&chat["prompt_token_ids"]));
+    assert_eq!(
+        bare.encode(chat["prompt"].as_str().unwrap(), true).unwrap(),
+        ids_of(&chat["prompt_token_ids"])
+    );
 }
 
 fn check_facts(model: &Model, tok: &Tokenizer) {
     let meta = &fixture(&format!("{}.tokenizer-vectors.json", model.reference))["tokenizer"];
-    assert_eq!(tok.bos_token_id(), meta["bos_token_id"].as_u64().map(|v| v as u32));
-    assert_eq!(tok.eos_token_id(), meta["eos_token_id"].as_u64().map(|v| v as u32));
+    assert_eq!(
+        tok.bos_token_id(),
+        meta["bos_token_id"].as_u64().map(|v| v as u32)
+    );
+    assert_eq!(
+        tok.eos_token_id(),
+        meta["eos_token_id"].as_u64().map(|v| v as u32)
+    );
     assert_eq!(tok.bos_token(), meta["bos_token"].as_str());
     assert_eq!(tok.eos_token(), meta["eos_token"].as_str());
-    assert_eq!(tok.add_bos_token(), meta["add_bos_token"].as_bool().unwrap());
+    assert_eq!(
+        tok.add_bos_token(),
+        meta["add_bos_token"].as_bool().unwrap()
+    );
     let eos = tok.eos_token_id().unwrap();
     assert!(tok.special_token_ids().contains(&eos));
     assert_eq!(tok.token_to_id(tok.eos_token().unwrap()), Some(eos));
@@ -232,6 +298,8 @@ fn qwen_long_conversation_fits_the_fuel() {
     extra.insert("tools".into(), serde_json::Value::Array(vec![tool; 8]));
     let text = template.render(&messages, true, &extra).unwrap();
     assert!(text.starts_with("<|im_start|>system\nsys\n\n# Tools"));
-    assert!(text.contains("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 499}}\n</tool_call><|im_end|>\n"));
+    assert!(text.contains(
+        "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 499}}\n</tool_call><|im_end|>\n"
+    ));
     assert!(text.ends_with("answer 499<|im_end|>\n<|im_start|>assistant\n"));
 }

@@ -23,11 +23,15 @@ pub enum DequantError {
         .ty.block_size(),
         expected_src_len(*.ty, *.dst_len).map_or("an impossible number of".to_string(), |n| n.to_string())
     )]
-    Length { ty: GgmlType, src_len: usize, dst_len: usize },
+    Length {
+        ty: GgmlType,
+        src_len: usize,
+        dst_len: usize,
+    },
 }
 
 fn expected_src_len(ty: GgmlType, dst_len: usize) -> Option<usize> {
-    if dst_len % ty.block_size() != 0 {
+    if !dst_len.is_multiple_of(ty.block_size()) {
         return None;
     }
     (dst_len / ty.block_size()).checked_mul(ty.type_size())
@@ -46,7 +50,11 @@ const TASK_ELEMS: usize = 1 << 15;
 pub fn dequantize_into(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), DequantError> {
     let kernel = kernel_for(ty).ok_or(DequantError::Unsupported(ty))?;
     if expected_src_len(ty, dst.len()) != Some(src.len()) {
-        return Err(DequantError::Length { ty, src_len: src.len(), dst_len: dst.len() });
+        return Err(DequantError::Length {
+            ty,
+            src_len: src.len(),
+            dst_len: dst.len(),
+        });
     }
     let blocks_per_task = (TASK_ELEMS / ty.block_size()).max(1);
     if dst.len() <= blocks_per_task * ty.block_size() {
@@ -226,7 +234,17 @@ mod tests {
     fn rejects_bad_lengths_without_panicking() {
         let mut out = vec![0f32; 64];
         let err = dequantize_into(GgmlType::Q4_0, &[0u8; 35], &mut out).unwrap_err();
-        assert!(matches!(err, DequantError::Length { src_len: 35, dst_len: 64, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DequantError::Length {
+                    src_len: 35,
+                    dst_len: 64,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut odd = vec![0f32; 33];
         assert!(dequantize_into(GgmlType::Q4_0, &[0u8; 36], &mut odd).is_err());
         assert!(dequantize_into(GgmlType::F32, &[0u8; 3], &mut out[..1]).is_err());
@@ -253,7 +271,10 @@ mod tests {
         block[..2].copy_from_slice(&f16_bytes(2.0));
         block[2] = 0xF1; // element 0 = 1, element 16 = 15
         dequantize_into(GgmlType::Q4_0, &block, &mut out).unwrap();
-        assert_eq!((out[0], out[16], out[1]), ((1.0 - 8.0) * 2.0, (15.0 - 8.0) * 2.0, -16.0));
+        assert_eq!(
+            (out[0], out[16], out[1]),
+            ((1.0 - 8.0) * 2.0, (15.0 - 8.0) * 2.0, -16.0)
+        );
     }
 
     #[test]
@@ -284,9 +305,15 @@ mod tests {
         dequantize_into(GgmlType::F16, &src, &mut out).unwrap();
         assert_eq!(out, vals.map(|v| f16::from_f32(v).to_f32()));
 
-        let src: Vec<u8> = vals.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect();
+        let src: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .collect();
         dequantize_into(GgmlType::BF16, &src, &mut out).unwrap();
-        assert_eq!(out.map(f32::to_bits), vals.map(|v| v.to_bits() & 0xFFFF_0000));
+        assert_eq!(
+            out.map(f32::to_bits),
+            vals.map(|v| v.to_bits() & 0xFFFF_0000)
+        );
     }
 
     #[test]

@@ -36,9 +36,17 @@ pub enum GgufError {
     #[error("{}: unsupported GGUF version {version} (this reader supports versions 2 and 3)", .path.display())]
     UnsupportedVersion { path: PathBuf, version: u32 },
     #[error("{}: file is truncated or corrupt: {what} at byte offset {offset} runs past the end of the file", .path.display())]
-    Truncated { path: PathBuf, what: String, offset: u64 },
+    Truncated {
+        path: PathBuf,
+        what: String,
+        offset: u64,
+    },
     #[error("{}: tensor `{tensor}` has ggml type {} which is not supported here", .path.display(), type_label(*.type_id))]
-    UnsupportedType { path: PathBuf, tensor: String, type_id: u32 },
+    UnsupportedType {
+        path: PathBuf,
+        tensor: String,
+        type_id: u32,
+    },
     #[error("{}: no tensor named `{tensor}`", .path.display())]
     NoSuchTensor { path: PathBuf, tensor: String },
     #[error("{}: invalid GGUF file: {msg}", .path.display())]
@@ -61,8 +69,7 @@ impl GgufError {
 }
 
 fn show_magic(found: &[u8; 4]) -> String {
-    format!("{:?}", String::from_utf8_lossy(found))
-        + &format!(" (bytes {:02x} {:02x} {:02x} {:02x})", found[0], found[1], found[2], found[3])
+    format!("\"{}\"", found.escape_ascii())
 }
 
 fn type_label(type_id: u32) -> String {

@@ -46,21 +46,31 @@ impl std::fmt::Debug for GgufFile {
 impl GgufFile {
     /// Maps `path` and validates its whole structure, so no later accessor can read out of bounds.
     pub fn open(path: &Path) -> Result<Self, GgufError> {
-        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
+        let io = |source| GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
+        // Opening a directory succeeds on Unix; mapping it would fail with a baffling errno.
+        if !file.metadata().map_err(io)?.is_file() {
+            let msg = "not a regular file";
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                msg,
+            )));
+        }
         // SAFETY: the map is read-only and lives as long as `self`. As with any mmap, another
         // process truncating the file while we hold it would fault; model files are not
         // rewritten in place, and copying 500 MB into memory instead would double load time.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         let parsed = parse(path, &mmap)?;
-        let index = parsed.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(GgufFile {
             path: path.to_path_buf(),
             mmap,
             version: parsed.version,
             metadata: parsed.metadata,
             tensors: parsed.tensors,
-            index,
+            index: parsed.index,
             data_offset: parsed.data_offset,
         })
     }
@@ -104,7 +114,11 @@ impl GgufFile {
 
     /// `None` if the key is missing or is not an array made only of strings.
     pub fn get_str_array(&self, key: &str) -> Option<Vec<&str>> {
-        self.get(key)?.as_array()?.iter().map(MetaValue::as_str).collect()
+        self.get(key)?
+            .as_array()?
+            .iter()
+            .map(MetaValue::as_str)
+            .collect()
     }
 
     /// `general.architecture` (`"llama"`, `"qwen2"`, ...).
@@ -135,21 +149,24 @@ impl GgufFile {
     /// The whole tensor as `f32`, row-major (ggml's layout already is: `dims[0]` is the
     /// contiguous row). Runs on rayon's pool.
     pub fn dequantize(&self, name: &str) -> Result<Vec<f32>, GgufError> {
-        let info = self
-            .tensor(name)
-            .ok_or_else(|| GgufError::NoSuchTensor { path: self.path.clone(), tensor: name.to_string() })?;
-        let mut out = vec![0f32; info.n_elements()];
-        dequantize_into(info.ggml_type, self.tensor_bytes(info), &mut out).map_err(|e| match e {
-            DequantError::Unsupported(ty) => GgufError::UnsupportedType {
-                path: self.path.clone(),
-                tensor: name.to_string(),
-                type_id: ty.id(),
-            },
-            DequantError::Length { .. } => GgufError::Invalid {
-                path: self.path.clone(),
-                msg: format!("tensor `{name}`: {e}"),
-            },
+        let info = self.tensor(name).ok_or_else(|| GgufError::NoSuchTensor {
+            path: self.path.clone(),
+            tensor: name.to_string(),
         })?;
+        let mut out = vec![0f32; info.n_elements()];
+        dequantize_into(info.ggml_type, self.tensor_bytes(info), &mut out).map_err(
+            |e| match e {
+                DequantError::Unsupported(ty) => GgufError::UnsupportedType {
+                    path: self.path.clone(),
+                    tensor: name.to_string(),
+                    type_id: ty.id(),
+                },
+                DequantError::Length { .. } => GgufError::Invalid {
+                    path: self.path.clone(),
+                    msg: format!("tensor `{name}`: {e}"),
+                },
+            },
+        )?;
         Ok(out)
     }
 }
@@ -159,29 +176,47 @@ pub(crate) struct Parsed {
     pub version: u32,
     pub metadata: BTreeMap<String, MetaValue>,
     pub tensors: Vec<TensorInfo>,
+    /// Tensor name to position in `tensors`.
+    pub index: HashMap<String, usize>,
     pub data_offset: u64,
 }
 
 /// Parses and validates a whole GGUF image. `path` is only used in errors.
 pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, GgufError> {
     let mut cur = Cursor { buf, pos: 0, path };
-    let invalid = |msg: String| GgufError::Invalid { path: path.to_path_buf(), msg };
+    let invalid = |msg: String| GgufError::Invalid {
+        path: path.to_path_buf(),
+        msg,
+    };
 
     let magic = cur.array::<4>(|| "magic".into())?;
     if magic != MAGIC {
-        return Err(GgufError::BadMagic { path: path.to_path_buf(), found: magic });
+        return Err(GgufError::BadMagic {
+            path: path.to_path_buf(),
+            found: magic,
+        });
     }
     let version = cur.u32(|| "version".into())?;
     if version != 2 && version != 3 {
         if matches!(version.swap_bytes(), 2 | 3) {
-            return Err(invalid(format!("big-endian GGUF (version {}) is not supported", version.swap_bytes())));
+            return Err(invalid(format!(
+                "big-endian GGUF (version {}) is not supported",
+                version.swap_bytes()
+            )));
         }
-        return Err(GgufError::UnsupportedVersion { path: path.to_path_buf(), version });
+        return Err(GgufError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            version,
+        });
     }
     let tensor_count = cur.u64(|| "tensor count".into())?;
     let kv_count = cur.u64(|| "metadata entry count".into())?;
-    cur.expect_room(tensor_count, MIN_TENSOR_INFO_BYTES, || format!("{tensor_count} tensor infos"))?;
-    cur.expect_room(kv_count, MIN_KV_BYTES, || format!("{kv_count} metadata entries"))?;
+    cur.expect_room(tensor_count, MIN_TENSOR_INFO_BYTES, || {
+        format!("{tensor_count} tensor infos")
+    })?;
+    cur.expect_room(kv_count, MIN_KV_BYTES, || {
+        format!("{kv_count} metadata entries")
+    })?;
 
     let mut metadata = BTreeMap::new();
     for i in 0..kv_count {
@@ -204,7 +239,11 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, GgufError> {
         None => DEFAULT_ALIGNMENT,
         Some(v) => match v.as_u64() {
             Some(a) if a.is_power_of_two() => a,
-            _ => return Err(invalid(format!("general.alignment {v:?} is not a power of two"))),
+            _ => {
+                return Err(invalid(format!(
+                    "general.alignment {v:?} is not a power of two"
+                )))
+            }
         },
     };
     let infos_end = cur.pos as u64;
@@ -212,58 +251,95 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, GgufError> {
         .checked_next_multiple_of(alignment)
         .ok_or_else(|| invalid(format!("alignment {alignment} overflows")))?;
 
-    let mut seen = HashMap::with_capacity(tensors.len());
-    for t in &tensors {
-        if seen.insert(t.name.as_str(), ()).is_some() {
+    let mut index = HashMap::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        if index.insert(t.name.clone(), i).is_some() {
             return Err(invalid(format!("duplicate tensor name `{}`", t.name)));
         }
         check_tensor(path, buf.len() as u64, data_offset, alignment, t)?;
     }
-    Ok(Parsed { version, metadata, tensors, data_offset })
+    Ok(Parsed {
+        version,
+        metadata,
+        tensors,
+        index,
+        data_offset,
+    })
 }
 
 fn read_tensor_info(cur: &mut Cursor<'_>, i: u64) -> Result<TensorInfo, GgufError> {
     let path = cur.path;
-    let invalid = |msg: String| GgufError::Invalid { path: path.to_path_buf(), msg };
+    let invalid = |msg: String| GgufError::Invalid {
+        path: path.to_path_buf(),
+        msg,
+    };
     let name = cur.string(|| format!("name of tensor info {i}"))?;
-    let name = String::from_utf8(name.to_vec()).map_err(|_| invalid(format!("name of tensor {i} is not valid UTF-8")))?;
+    let name = String::from_utf8(name.to_vec())
+        .map_err(|_| invalid(format!("name of tensor {i} is not valid UTF-8")))?;
     let n_dims = cur.u32(|| format!("n_dims of tensor `{name}`"))?;
     if n_dims > MAX_DIMS {
-        return Err(invalid(format!("tensor `{name}` has {n_dims} dimensions (ggml allows at most {MAX_DIMS})")));
+        return Err(invalid(format!(
+            "tensor `{name}` has {n_dims} dimensions (ggml allows at most {MAX_DIMS})"
+        )));
     }
     let mut dims = Vec::with_capacity(n_dims as usize);
     for d in 0..n_dims {
         dims.push(cur.u64(|| format!("dimension {d} of tensor `{name}`"))?);
     }
     let type_id = cur.u32(|| format!("type of tensor `{name}`"))?;
-    let ggml_type = GgmlType::from_id(type_id)
-        .ok_or_else(|| GgufError::UnsupportedType { path: path.to_path_buf(), tensor: name.clone(), type_id })?;
+    let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnsupportedType {
+        path: path.to_path_buf(),
+        tensor: name.clone(),
+        type_id,
+    })?;
     let offset = cur.u64(|| format!("data offset of tensor `{name}`"))?;
-    Ok(TensorInfo { name, dims, ggml_type, offset })
+    Ok(TensorInfo {
+        name,
+        dims,
+        ggml_type,
+        offset,
+    })
 }
 
 /// Checks one tensor's geometry and that its bytes lie inside the file.
-fn check_tensor(path: &Path, file_len: u64, data_offset: u64, alignment: u64, t: &TensorInfo) -> Result<(), GgufError> {
-    let invalid = |msg: String| GgufError::Invalid { path: path.to_path_buf(), msg: format!("tensor `{}`: {msg}", t.name) };
+fn check_tensor(
+    path: &Path,
+    file_len: u64,
+    data_offset: u64,
+    alignment: u64,
+    t: &TensorInfo,
+) -> Result<(), GgufError> {
+    let invalid = |msg: String| GgufError::Invalid {
+        path: path.to_path_buf(),
+        msg: format!("tensor `{}`: {msg}", t.name),
+    };
     let block = t.ggml_type.block_size() as u64;
     if let Some(&ne0) = t.dims.first() {
-        if ne0 % block != 0 {
-            return Err(invalid(format!("row length {ne0} is not a multiple of the {} block size {block}", t.ggml_type)));
+        if !ne0.is_multiple_of(block) {
+            return Err(invalid(format!(
+                "row length {ne0} is not a multiple of the {} block size {block}",
+                t.ggml_type
+            )));
         }
     }
     // ggml keeps dims as int64_t, and the element count must be addressable here.
     let n_elements = t
         .dims
         .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d).filter(|&n| n <= i64::MAX as u64))
+        .try_fold(1u64, |acc, &d| {
+            acc.checked_mul(d).filter(|&n| n <= i64::MAX as u64)
+        })
         .filter(|&n| usize::try_from(n).is_ok())
         .ok_or_else(|| invalid(format!("dimensions {:?} overflow", t.dims)))?;
     let n_bytes = (n_elements / block)
         .checked_mul(t.ggml_type.type_size() as u64)
         .filter(|&n| usize::try_from(n).is_ok())
         .ok_or_else(|| invalid(format!("dimensions {:?} overflow", t.dims)))?;
-    if t.offset % alignment != 0 {
-        return Err(invalid(format!("data offset {} is not a multiple of the alignment {alignment}", t.offset)));
+    if !t.offset.is_multiple_of(alignment) {
+        return Err(invalid(format!(
+            "data offset {} is not a multiple of the alignment {alignment}",
+            t.offset
+        )));
     }
     let start = data_offset.checked_add(t.offset);
     let end = start.and_then(|s| s.checked_add(n_bytes));
@@ -280,7 +356,12 @@ fn check_tensor(path: &Path, file_len: u64, data_offset: u64, alignment: u64, t:
     }
 }
 
-fn read_value(cur: &mut Cursor<'_>, ty: u32, key: &str, depth: u32) -> Result<MetaValue, GgufError> {
+fn read_value(
+    cur: &mut Cursor<'_>,
+    ty: u32,
+    key: &str,
+    depth: u32,
+) -> Result<MetaValue, GgufError> {
     let what = || format!("value of metadata `{key}`");
     Ok(match ty {
         0 => MetaValue::U8(u8::from_le_bytes(cur.array(what)?)),
@@ -312,8 +393,11 @@ fn read_value(cur: &mut Cursor<'_>, ty: u32, key: &str, depth: u32) -> Result<Me
             }
             let elem_ty = cur.u32(|| format!("element type of metadata array `{key}`"))?;
             let count = cur.u64(|| format!("length of metadata array `{key}`"))?;
-            let min = min_value_bytes(elem_ty).ok_or_else(|| unknown_type(cur.path, key, elem_ty))?;
-            cur.expect_room(count, min, || format!("metadata array `{key}` of {count} elements"))?;
+            let min =
+                min_value_bytes(elem_ty).ok_or_else(|| unknown_type(cur.path, key, elem_ty))?;
+            cur.expect_room(count, min, || {
+                format!("metadata array `{key}` of {count} elements")
+            })?;
             let mut items = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
             for _ in 0..count {
                 items.push(read_value(cur, elem_ty, key, depth + 1)?);
@@ -328,7 +412,10 @@ fn read_value(cur: &mut Cursor<'_>, ty: u32, key: &str, depth: u32) -> Result<Me
 }
 
 fn unknown_type(path: &Path, key: &str, ty: u32) -> GgufError {
-    GgufError::Invalid { path: path.to_path_buf(), msg: format!("metadata `{key}` has unknown value type {ty}") }
+    GgufError::Invalid {
+        path: path.to_path_buf(),
+        msg: format!("metadata `{key}` has unknown value type {ty}"),
+    }
 }
 
 /// Fewest bytes one value of metadata type `ty` can take, `None` for unknown types.
@@ -353,7 +440,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn truncated(&self, what: String) -> GgufError {
-        GgufError::Truncated { path: self.path.to_path_buf(), what, offset: self.pos as u64 }
+        GgufError::Truncated {
+            path: self.path.to_path_buf(),
+            what,
+            offset: self.pos as u64,
+        }
     }
 
     fn remaining(&self) -> u64 {
@@ -362,7 +453,12 @@ impl<'a> Cursor<'a> {
 
     /// Rejects `count` items of at least `min_bytes` each that cannot fit in what is left, so a
     /// corrupt count fails here instead of driving a huge allocation.
-    fn expect_room(&self, count: u64, min_bytes: u64, what: impl FnOnce() -> String) -> Result<(), GgufError> {
+    fn expect_room(
+        &self,
+        count: u64,
+        min_bytes: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), GgufError> {
         match count.checked_mul(min_bytes) {
             Some(need) if need <= self.remaining() => Ok(()),
             _ => Err(self.truncated(what())),
@@ -370,7 +466,9 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: u64, what: impl FnOnce() -> String) -> Result<&'a [u8], GgufError> {
-        let end = usize::try_from(n).ok().and_then(|n| self.pos.checked_add(n));
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| self.pos.checked_add(n));
         match end.and_then(|end| self.buf.get(self.pos..end).map(|s| (s, end))) {
             Some((bytes, end)) => {
                 self.pos = end;
@@ -380,7 +478,10 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn array<const N: usize>(&mut self, what: impl FnOnce() -> String) -> Result<[u8; N], GgufError> {
+    fn array<const N: usize>(
+        &mut self,
+        what: impl FnOnce() -> String,
+    ) -> Result<[u8; N], GgufError> {
         let pos = self.pos;
         match self.buf.get(pos..).and_then(|rest| rest.first_chunk::<N>()) {
             Some(bytes) => {

@@ -96,7 +96,11 @@ impl GgmlType {
     fn row(self) -> (GgmlType, u32, usize, usize) {
         // The table lists every variant (the unit test checks), so the fallback is unreachable;
         // it only avoids a panic path.
-        TYPE_TABLE.iter().copied().find(|row| row.0 == self).unwrap_or((self, u32::MAX, 1, 0))
+        TYPE_TABLE
+            .iter()
+            .copied()
+            .find(|row| row.0 == self)
+            .unwrap_or((self, u32::MAX, 1, 0))
     }
 
     /// The id GGUF stores for this type.
@@ -158,7 +162,19 @@ impl GgmlType {
         use GgmlType::*;
         matches!(
             self,
-            F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K
+            F32 | F16
+                | BF16
+                | Q4_0
+                | Q4_1
+                | Q5_0
+                | Q5_1
+                | Q8_0
+                | Q2_K
+                | Q3_K
+                | Q4_K
+                | Q5_K
+                | Q6_K
+                | Q8_K
         )
     }
 }
@@ -268,7 +284,10 @@ impl TensorInfo {
     /// Number of elements. Saturates rather than wrapping for a hand-made info whose dims
     /// overflow; infos from [`crate::gguf::GgufFile`] were checked to fit.
     pub fn n_elements(&self) -> usize {
-        self.dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?)).unwrap_or(usize::MAX)
+        self.dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
+            .unwrap_or(usize::MAX)
     }
 
     /// Size of the tensor's data in bytes (whole blocks; ggml requires `dims[0]` to be a multiple
@@ -280,7 +299,11 @@ impl TensorInfo {
     /// Row-major (PyTorch) shape: the ggml dims reversed, so `[ne0=576, ne1=1536]` is
     /// `[1536, 576]`.
     pub fn shape(&self) -> Vec<usize> {
-        self.dims.iter().rev().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect()
+        self.dims
+            .iter()
+            .rev()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect()
     }
 }
 
@@ -294,7 +317,9 @@ mod tests {
             assert_eq!(GgmlType::from_id(row.1), Some(row.0));
             assert_eq!(row.0.id(), row.1);
             assert!(row.2 > 0 && row.3 > 0, "{}", row.0);
-            assert!(TYPE_TABLE[i + 1..].iter().all(|r| r.0 != row.0 && r.1 != row.1));
+            assert!(TYPE_TABLE[i + 1..]
+                .iter()
+                .all(|r| r.0 != row.0 && r.1 != row.1));
         }
         assert_eq!(GgmlType::from_id(4), None);
         assert_eq!(GgmlType::from_id(1000), None);
@@ -302,14 +327,38 @@ mod tests {
 
     #[test]
     fn known_geometry() {
-        assert_eq!((GgmlType::Q4_K.block_size(), GgmlType::Q4_K.type_size()), (256, 144));
-        assert_eq!((GgmlType::Q5_K.block_size(), GgmlType::Q5_K.type_size()), (256, 176));
-        assert_eq!((GgmlType::Q6_K.block_size(), GgmlType::Q6_K.type_size()), (256, 210));
-        assert_eq!((GgmlType::Q2_K.block_size(), GgmlType::Q2_K.type_size()), (256, 84));
-        assert_eq!((GgmlType::Q3_K.block_size(), GgmlType::Q3_K.type_size()), (256, 110));
-        assert_eq!((GgmlType::Q8_K.block_size(), GgmlType::Q8_K.type_size()), (256, 292));
-        assert_eq!((GgmlType::Q8_0.block_size(), GgmlType::Q8_0.type_size()), (32, 34));
-        assert_eq!((GgmlType::BF16.block_size(), GgmlType::BF16.type_size()), (1, 2));
+        assert_eq!(
+            (GgmlType::Q4_K.block_size(), GgmlType::Q4_K.type_size()),
+            (256, 144)
+        );
+        assert_eq!(
+            (GgmlType::Q5_K.block_size(), GgmlType::Q5_K.type_size()),
+            (256, 176)
+        );
+        assert_eq!(
+            (GgmlType::Q6_K.block_size(), GgmlType::Q6_K.type_size()),
+            (256, 210)
+        );
+        assert_eq!(
+            (GgmlType::Q2_K.block_size(), GgmlType::Q2_K.type_size()),
+            (256, 84)
+        );
+        assert_eq!(
+            (GgmlType::Q3_K.block_size(), GgmlType::Q3_K.type_size()),
+            (256, 110)
+        );
+        assert_eq!(
+            (GgmlType::Q8_K.block_size(), GgmlType::Q8_K.type_size()),
+            (256, 292)
+        );
+        assert_eq!(
+            (GgmlType::Q8_0.block_size(), GgmlType::Q8_0.type_size()),
+            (32, 34)
+        );
+        assert_eq!(
+            (GgmlType::BF16.block_size(), GgmlType::BF16.type_size()),
+            (1, 2)
+        );
     }
 
     #[test]
@@ -326,11 +375,19 @@ mod tests {
 
     #[test]
     fn tensor_info_shape() {
-        let t = TensorInfo { name: "w".into(), dims: vec![576, 1536], ggml_type: GgmlType::Q4_K, offset: 0 };
+        let t = TensorInfo {
+            name: "w".into(),
+            dims: vec![576, 1536],
+            ggml_type: GgmlType::Q4_K,
+            offset: 0,
+        };
         assert_eq!(t.shape(), vec![1536, 576]);
         assert_eq!(t.n_elements(), 576 * 1536);
         assert_eq!(t.n_bytes(), 576 * 1536 / 256 * 144);
-        let huge = TensorInfo { dims: vec![u64::MAX, 4], ..t };
+        let huge = TensorInfo {
+            dims: vec![u64::MAX, 4],
+            ..t
+        };
         assert_eq!(huge.n_elements(), usize::MAX);
     }
 }

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::ModelConfig;
 use crate::error::LoadError;
-use crate::model::WeightSource;
+use crate::model::{TensorData, WeightSource};
 
 pub struct DummyWeights {
     path: PathBuf,
@@ -52,7 +52,7 @@ impl WeightSource for DummyWeights {
         &self.path
     }
 
-    fn load(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, LoadError> {
+    fn load(&self, name: &str) -> Result<Option<TensorData>, LoadError> {
         let Some(shape) = self.shape_of(name) else {
             return Ok(None);
         };

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::LoadError;
 use crate::gguf::GgufFile;
-use crate::model::WeightSource;
+use crate::model::{TensorData, WeightSource};
 
 /// Reads a `ModelConfig` from GGUF metadata (`{arch}.embedding_length`, …).
 pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
@@ -145,7 +145,7 @@ impl WeightSource for GgufWeights<'_> {
         self.file.path()
     }
 
-    fn load(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, LoadError> {
+    fn load(&self, name: &str) -> Result<Option<TensorData>, LoadError> {
         let Some(gname) = gguf_name(name) else {
             return Ok(None);
         };

@@ -149,6 +149,9 @@ fn tokenizer_from_path(path: &Path) -> Result<Tokenizer, LoadError> {
     Tokenizer::from_hf_files(&json, cfg.is_file().then_some(cfg.as_path()))
 }
 
+/// Builds the model once the config and dtype are settled (weights are read only then).
+type BuildModel<'a> = Box<dyn FnOnce(&ModelConfig, WeightDtype, usize) -> Result<CausalLm, LoadError> + 'a>;
+
 /// Loads the model described by `opts`. `on_layer(done, total)` reports progress.
 pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<LoadedModel, LoadError> {
     let start = Instant::now();
@@ -165,7 +168,7 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         f => f,
     };
 
-    let (config, tokenizer, generation_config, model_fn): (ModelConfig, Tokenizer, Option<serde_json::Value>, Box<dyn FnOnce(&ModelConfig, WeightDtype, usize) -> Result<CausalLm, LoadError>>) = match format {
+    let (config, tokenizer, generation_config, model_fn): (ModelConfig, Tokenizer, Option<serde_json::Value>, BuildModel) = match format {
         LoadFormat::Gguf => {
             let file = GgufFile::open(path)?;
             let config = config_from_gguf(&file)?;

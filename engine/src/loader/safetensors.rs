@@ -10,7 +10,7 @@ use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 
 use crate::error::LoadError;
-use crate::model::WeightSource;
+use crate::model::{TensorData, WeightSource};
 
 struct Shard {
     path: PathBuf,
@@ -72,7 +72,7 @@ impl WeightSource for SafetensorsWeights {
         &self.dir
     }
 
-    fn load(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, LoadError> {
+    fn load(&self, name: &str) -> Result<Option<TensorData>, LoadError> {
         let Some(&si) = self.index.get(name) else {
             return Ok(None);
         };

@@ -8,13 +8,16 @@ use super::{CausalLm, Layer, RotaryTable};
 use crate::config::{Architecture, ModelConfig};
 use crate::error::LoadError;
 
+/// A tensor's row-major shape and its values.
+pub type TensorData = (Vec<usize>, Vec<f32>);
+
 /// A provider of tensors by their Hugging Face names (`model.layers.0.self_attn.q_proj.weight`),
 /// as f32 in row-major order with the Hugging Face layout (GGUF's Q/K permutation undone).
 pub trait WeightSource: Sync {
     /// The file or folder the weights come from, for error messages.
     fn path(&self) -> &Path;
     /// The tensor's row-major shape and values, or `None` when the source has no such tensor.
-    fn load(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, LoadError>;
+    fn load(&self, name: &str) -> Result<Option<TensorData>, LoadError>;
 }
 
 struct Loader<'a> {

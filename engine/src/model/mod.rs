@@ -6,10 +6,12 @@
 
 mod build;
 mod rope;
+#[cfg(test)]
+mod tests;
 
 use kernels::cpu::{self, AttentionSeq, PagedKvLayout, WeightMatrix};
 
-pub use build::WeightSource;
+pub use build::{TensorData, WeightSource};
 pub use rope::RotaryTable;
 
 use crate::config::{Architecture, ModelConfig};

@@ -65,7 +65,11 @@ impl std::fmt::Debug for ChatTemplate {
 
 impl ChatTemplate {
     /// Compiles `source` once; `bos_token`/`eos_token` become template variables of the same name.
-    pub fn new(source: &str, bos_token: Option<&str>, eos_token: Option<&str>) -> Result<Self, ChatTemplateError> {
+    pub fn new(
+        source: &str,
+        bos_token: Option<&str>,
+        eos_token: Option<&str>,
+    ) -> Result<Self, ChatTemplateError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -78,7 +82,11 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, strip_generation_tags(source))
             .map_err(|e| ChatTemplateError::Syntax(describe(&e)))?;
-        Ok(ChatTemplate { env, bos_token: bos_token.map(str::to_string), eos_token: eos_token.map(str::to_string) })
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.map(str::to_string),
+            eos_token: eos_token.map(str::to_string),
+        })
     }
 
     /// Renders `messages`. `extra` holds everything else the template may read (`tools`,
@@ -104,9 +112,15 @@ impl ChatTemplate {
             ctx.insert(key.clone(), Value::from_serialize(value));
         }
         ctx.insert("messages".into(), Value::from_serialize(messages));
-        ctx.insert("add_generation_prompt".into(), Value::from(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::from(add_generation_prompt),
+        );
 
-        let template = self.env.get_template(TEMPLATE_NAME).map_err(|e| ChatTemplateError::Render(describe(&e)))?;
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| ChatTemplateError::Render(describe(&e)))?;
         template.render(ctx).map_err(|e| match raised_message(&e) {
             Some(msg) => ChatTemplateError::Raised(msg),
             None => ChatTemplateError::Render(describe(&e)),
@@ -144,9 +158,12 @@ fn strip_generation_tags(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
-        let Some(len) = rest[start..].find("%}") else { break };
+        let Some(len) = rest[start..].find("%}") else {
+            break;
+        };
         let tag = &rest[start..start + len + 2];
-        let inner = tag[2..tag.len() - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        let inner =
+            tag[2..tag.len() - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
         out.push_str(&rest[..start]);
         match inner {
             "generation" => out.push_str(&tag.replacen("generation", "if true", 1)),
@@ -160,10 +177,16 @@ fn strip_generation_tags(source: &str) -> String {
 }
 
 /// Python's `str()` for the scalars whose Jinja2 and minijinja spellings differ.
-fn python_formatter(out: &mut minijinja::Output, state: &minijinja::State, value: &Value) -> Result<(), Error> {
+fn python_formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &Value,
+) -> Result<(), Error> {
     match value.kind() {
         ValueKind::None => out.write_str("None").map_err(Error::from),
-        ValueKind::Bool => out.write_str(if value.is_true() { "True" } else { "False" }).map_err(Error::from),
+        ValueKind::Bool => out
+            .write_str(if value.is_true() { "True" } else { "False" })
+            .map_err(Error::from),
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
@@ -184,7 +207,11 @@ fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
         Some(v) if v.is_none() => None,
         Some(v) if v.kind() == ValueKind::String => v.as_str().map(str::to_string),
         Some(v) => {
-            let n = i64::try_from(v).map_err(|e| invalid(format!("tojson: indent must be an integer or a string: {e}")))?;
+            let n = i64::try_from(v).map_err(|e| {
+                invalid(format!(
+                    "tojson: indent must be an integer or a string: {e}"
+                ))
+            })?;
             Some(" ".repeat(n.clamp(0, 64) as usize))
         }
     };
@@ -210,7 +237,8 @@ fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
         }
     }
     kwargs.assert_all_used()?;
-    let json = serde_json::to_value(value).map_err(|e| invalid(format!("tojson: value is not JSON-serializable: {e}")))?;
+    let json = serde_json::to_value(value)
+        .map_err(|e| invalid(format!("tojson: value is not JSON-serializable: {e}")))?;
     Ok(Value::from(pyjson::dumps(&json, &opts)))
 }
 
@@ -221,7 +249,10 @@ mod tests {
     #[test]
     fn generation_tags_become_plain_blocks() {
         let src = "a{% generation %}b{%- endgeneration -%}c{% if x %}{% endif %}";
-        assert_eq!(strip_generation_tags(src), "a{% if true %}b{%- endif -%}c{% if x %}{% endif %}");
+        assert_eq!(
+            strip_generation_tags(src),
+            "a{% if true %}b{%- endif -%}c{% if x %}{% endif %}"
+        );
         let t = ChatTemplate::new(src, None, None).unwrap();
         assert_eq!(t.render(&[], false, &Map::new()).unwrap(), "abc");
     }

@@ -35,8 +35,6 @@ const TYPE_NORMAL: i64 = 1;
 const TYPE_UNKNOWN: i64 = 2;
 const TYPE_CONTROL: i64 = 3;
 const TYPE_USER_DEFINED: i64 = 4;
-const TYPE_UNUSED: i64 = 5;
-const TYPE_BYTE: i64 = 6;
 
 /// Split regex of Qwen2's tokenizer.json (ByteLevel then runs without a regex of its own).
 pub(crate) const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -63,14 +61,24 @@ impl Meta<'_> {
 }
 
 fn tokenizer_error(path: &Path, msg: impl Into<String>) -> LoadError {
-    LoadError::Tokenizer { path: path.to_path_buf(), msg: msg.into() }
+    LoadError::Tokenizer {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
 }
 
 pub(super) fn build(gguf: &GgufFile) -> Result<Parts, LoadError> {
     let path = gguf.path();
     let model = match gguf.get("tokenizer.ggml.model") {
-        None => return Err(tokenizer_error(path, "no tokenizer in the file (missing `tokenizer.ggml.model`)")),
-        Some(v) => v.as_str().ok_or_else(|| tokenizer_error(path, "`tokenizer.ggml.model` is not a string"))?,
+        None => {
+            return Err(tokenizer_error(
+                path,
+                "no tokenizer in the file (missing `tokenizer.ggml.model`)",
+            ))
+        }
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| tokenizer_error(path, "`tokenizer.ggml.model` is not a string"))?,
     };
     let spm = match model {
         "gpt2" => false,
@@ -91,14 +99,16 @@ pub(super) fn build(gguf: &GgufFile) -> Result<Parts, LoadError> {
     let types = match gguf.get("tokenizer.ggml.token_type") {
         None => vec![TYPE_NORMAL; tokens.len()],
         Some(v) => {
-            let items = v
-                .as_array()
-                .ok_or_else(|| tokenizer_error(path, "`tokenizer.ggml.token_type` is not an array"))?;
+            let items = v.as_array().ok_or_else(|| {
+                tokenizer_error(path, "`tokenizer.ggml.token_type` is not an array")
+            })?;
             let types = items
                 .iter()
                 .map(MetaValue::as_i64)
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| tokenizer_error(path, "`tokenizer.ggml.token_type` holds non-integers"))?;
+                .ok_or_else(|| {
+                    tokenizer_error(path, "`tokenizer.ggml.token_type` holds non-integers")
+                })?;
             if types.len() != tokens.len() {
                 return Err(tokenizer_error(
                     path,
@@ -110,32 +120,45 @@ pub(super) fn build(gguf: &GgufFile) -> Result<Parts, LoadError> {
     };
     let id = |key: &str| -> Result<Option<u32>, LoadError> {
         let full = format!("tokenizer.ggml.{key}");
-        let Some(v) = gguf.get(&full) else { return Ok(None) };
-        let raw = v.as_i64().ok_or_else(|| tokenizer_error(path, format!("`{full}` is not an integer")))?;
+        let Some(v) = gguf.get(&full) else {
+            return Ok(None);
+        };
+        let raw = v
+            .as_i64()
+            .ok_or_else(|| tokenizer_error(path, format!("`{full}` is not an integer")))?;
         // Some converters write -1 for "none".
         if raw < 0 {
             return Ok(None);
         }
         match u32::try_from(raw) {
             Ok(id) if (id as usize) < tokens.len() => Ok(Some(id)),
-            _ => Err(tokenizer_error(path, format!("`{full}` = {raw} is outside the vocabulary of {}", tokens.len()))),
+            _ => Err(tokenizer_error(
+                path,
+                format!(
+                    "`{full}` = {raw} is outside the vocabulary of {}",
+                    tokens.len()
+                ),
+            )),
         }
     };
     let flag = |key: &str, default: bool| -> Result<bool, LoadError> {
         let full = format!("tokenizer.ggml.{key}");
         match gguf.get(&full) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| tokenizer_error(path, format!("`{full}` is not a bool"))),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| tokenizer_error(path, format!("`{full}` is not a bool"))),
         }
     };
     // llama.cpp's defaults when the keys are absent: sentencepiece vocabularies start with BOS
-    // and a space prefix, byte-level ones with neither.
+    // and a space prefix, byte-level ones with neither, except Llama 3's, which start with BOS.
+    let pre = gguf.get_str("tokenizer.ggml.pre").unwrap_or("default");
     let meta = Meta {
         path,
         bos: id("bos_token_id")?,
         eos: id("eos_token_id")?,
         unk: id("unknown_token_id")?,
-        add_bos: flag("add_bos_token", spm)?,
+        add_bos: flag("add_bos_token", spm || is_llama3(pre))?,
         add_eos: flag("add_eos_token", false)?,
         tokens,
         types,
@@ -156,14 +179,16 @@ pub(super) fn build(gguf: &GgufFile) -> Result<Parts, LoadError> {
             Some(v) => Some(
                 v.as_array()
                     .and_then(|a| a.iter().map(MetaValue::as_f64).collect::<Option<Vec<_>>>())
-                    .ok_or_else(|| meta.err("`tokenizer.ggml.scores` is not an array of numbers"))?,
+                    .ok_or_else(|| {
+                        meta.err("`tokenizer.ggml.scores` is not an array of numbers")
+                    })?,
             ),
         };
         build_spm(&meta, scores.as_deref(), add_space_prefix)?
     } else {
-        let merges = string_array(gguf, "tokenizer.ggml.merges")?
-            .ok_or_else(|| meta.err("missing `tokenizer.ggml.merges` (required for a gpt2 tokenizer)"))?;
-        let pre = gguf.get_str("tokenizer.ggml.pre").unwrap_or("default");
+        let merges = string_array(gguf, "tokenizer.ggml.merges")?.ok_or_else(|| {
+            meta.err("missing `tokenizer.ggml.merges` (required for a gpt2 tokenizer)")
+        })?;
         build_byte_level(&meta, &merges, pre)?
     };
 
@@ -184,10 +209,9 @@ pub(super) fn build(gguf: &GgufFile) -> Result<Parts, LoadError> {
 fn string_array<'a>(gguf: &'a GgufFile, key: &str) -> Result<Option<Vec<&'a str>>, LoadError> {
     match gguf.get(key) {
         None => Ok(None),
-        Some(_) => gguf
-            .get_str_array(key)
-            .map(Some)
-            .ok_or_else(|| tokenizer_error(gguf.path(), format!("`{key}` is not an array of strings"))),
+        Some(_) => gguf.get_str_array(key).map(Some).ok_or_else(|| {
+            tokenizer_error(gguf.path(), format!("`{key}` is not an array of strings"))
+        }),
     }
 }
 
@@ -209,7 +233,11 @@ fn vocab_map(meta: &Meta) -> Vocab {
     vocab
 }
 
-fn build_byte_level(meta: &Meta, merges: &[&str], pre: &str) -> Result<tokenizers::Tokenizer, LoadError> {
+fn build_byte_level(
+    meta: &Meta,
+    merges: &[&str],
+    pre: &str,
+) -> Result<tokenizers::Tokenizer, LoadError> {
     let merges = merges
         .iter()
         .enumerate()
@@ -235,24 +263,39 @@ fn build_byte_level(meta: &Meta, merges: &[&str], pre: &str) -> Result<tokenizer
     Ok(tok)
 }
 
+fn is_llama3(pre: &str) -> bool {
+    matches!(pre, "llama3" | "llama-v3" | "llama-bpe")
+}
+
 /// The pre-tokenizer of the Hugging Face tokenizer that llama.cpp's `tokenizer.ggml.pre` name
 /// stands for, and whether that tokenizer sets BPE `ignore_merges` (Llama 3 does: a word that is
 /// a whole vocabulary entry is taken as is).
 pub(crate) fn byte_level_pre_tokenizer(pre: &str) -> Result<(PreTokenizerWrapper, bool), String> {
     let split = |regex: &str| -> Result<PreTokenizerWrapper, String> {
-        let split = Split::new(SplitPattern::Regex(regex.to_string()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| format!("bad pre-tokenizer regex: {e}"))?;
+        let split = Split::new(
+            SplitPattern::Regex(regex.to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| format!("bad pre-tokenizer regex: {e}"))?;
         // The split already cut the words; ByteLevel only maps bytes to its printable alphabet.
-        Ok(PreSequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]).into())
+        Ok(PreSequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])
+        .into())
     };
     let gpt2 = || -> PreTokenizerWrapper { ByteLevel::new(false, true, true).into() };
     Ok(match pre {
         "qwen2" => (split(QWEN2_REGEX)?, false),
-        "llama3" | "llama-v3" | "llama-bpe" => (split(LLAMA3_REGEX)?, true),
+        p if is_llama3(p) => (split(LLAMA3_REGEX)?, true),
         // SmolLM's own tokenizer.json: digits one by one, then the GPT-2 regex. (transformers'
         // GGUF loader skips the digit split; with no multi-digit tokens in the vocabulary both
         // give the same ids.)
-        "smollm" => (PreSequence::new(vec![Digits::new(true).into(), gpt2()]).into(), false),
+        "smollm" => (
+            PreSequence::new(vec![Digits::new(true).into(), gpt2()]).into(),
+            false,
+        ),
         "default" | "gpt2" | "gpt-2" => (gpt2(), false),
         other => {
             tracing::warn!(pre = other, "unknown GGUF pre-tokenizer type; using the GPT-2 split regex, which may tokenize differently from the original");
@@ -261,19 +304,32 @@ pub(crate) fn byte_level_pre_tokenizer(pre: &str) -> Result<(PreTokenizerWrapper
     })
 }
 
-fn build_spm(meta: &Meta, scores: Option<&[f64]>, add_space_prefix: bool) -> Result<tokenizers::Tokenizer, LoadError> {
+fn build_spm(
+    meta: &Meta,
+    scores: Option<&[f64]>,
+    add_space_prefix: bool,
+) -> Result<tokenizers::Tokenizer, LoadError> {
     if let Some(scores) = scores {
         if scores.len() != meta.tokens.len() {
-            return Err(meta.err(format!("{} scores for {} tokens", scores.len(), meta.tokens.len())));
+            return Err(meta.err(format!(
+                "{} scores for {} tokens",
+                scores.len(),
+                meta.tokens.len()
+            )));
         }
     }
     let vocab = vocab_map(meta);
     let merges = spm_merges(meta, &vocab, scores);
-    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+    let mut builder = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(true)
+        .fuse_unk(true);
     if let Some(unk) = meta.unk {
         builder = builder.unk_token(meta.tokens[unk as usize].to_string());
     }
-    let bpe = builder.build().map_err(|e| meta.err(format!("invalid sentencepiece vocabulary: {e}")))?;
+    let bpe = builder
+        .build()
+        .map_err(|e| meta.err(format!("invalid sentencepiece vocabulary: {e}")))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
 
     // sentencepiece sees spaces as `▁` and, with add_space_prefix, a text starts with one. As in
@@ -290,7 +346,9 @@ fn build_spm(meta: &Meta, scores: Option<&[f64]>, add_space_prefix: bool) -> Res
     // Decoding undoes it: `▁` back to space, `<0xNN>` pieces back to bytes (glued into UTF-8 by
     // ByteFallback before Fuse joins everything), then the one prefix space dropped again.
     let mut decoders: Vec<DecoderWrapper> = vec![
-        Replace::new("▁", " ").map_err(|e| meta.err(e.to_string()))?.into(),
+        Replace::new("▁", " ")
+            .map_err(|e| meta.err(e.to_string()))?
+            .into(),
         ByteFallback::new().into(),
         Fuse::new().into(),
     ];
@@ -326,7 +384,10 @@ fn spm_merges(meta: &Meta, vocab: &Vocab, scores: Option<&[f64]>) -> Vec<(String
         }
     }
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    ranked.into_iter().map(|(_, _, at, piece)| (piece[..at].to_string(), piece[at..].to_string())).collect()
+    ranked
+        .into_iter()
+        .map(|(_, _, at, piece)| (piece[..at].to_string(), piece[at..].to_string()))
+        .collect()
 }
 
 /// Registers control, unknown and user-defined tokens as added tokens, so that their text in the
@@ -338,7 +399,7 @@ fn add_vocab_tokens(tok: &mut tokenizers::Tokenizer, meta: &Meta) -> Vec<u32> {
         let special = match ty {
             TYPE_CONTROL | TYPE_UNKNOWN => true,
             TYPE_USER_DEFINED => false,
-            TYPE_NORMAL | TYPE_UNUSED | TYPE_BYTE => continue,
+            // Normal, unused and byte tokens come out of the model itself.
             _ => continue,
         };
         if text.is_empty() {

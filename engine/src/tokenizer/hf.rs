@@ -13,7 +13,10 @@ use super::{added_special_ids, bos_eos_processor, Parts};
 use crate::LoadError;
 
 fn err(path: &Path, msg: impl Into<String>) -> LoadError {
-    LoadError::Tokenizer { path: path.to_path_buf(), msg: msg.into() }
+    LoadError::Tokenizer {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
 }
 
 pub(super) fn load(tokenizer_json: &Path, config_json: Option<&Path>) -> Result<Parts, LoadError> {
@@ -28,11 +31,15 @@ pub(super) fn load(tokenizer_json: &Path, config_json: Option<&Path>) -> Result<
     let config_path = config_json.unwrap_or(tokenizer_json);
 
     let token_id = |key: &str| -> Result<Option<u32>, LoadError> {
-        let Some(text) = config.get(key).and_then(token_text) else { return Ok(None) };
-        inner
-            .token_to_id(text)
-            .map(Some)
-            .ok_or_else(|| err(config_path, format!("`{key}` `{text}` is not in the tokenizer's vocabulary")))
+        let Some(text) = config.get(key).and_then(token_text) else {
+            return Ok(None);
+        };
+        inner.token_to_id(text).map(Some).ok_or_else(|| {
+            err(
+                config_path,
+                format!("`{key}` `{text}` is not in the tokenizer's vocabulary"),
+            )
+        })
     };
     let bos_id = token_id("bos_token")?;
     let eos_id = token_id("eos_token")?;
@@ -40,15 +47,23 @@ pub(super) fn load(tokenizer_json: &Path, config_json: Option<&Path>) -> Result<
     // transformers rebuilds the post-processor from these switches where the config sets them, so
     // they win over tokenizer.json. We only rebuild when they disagree with what it does now.
     let flag = |key: &str| config.get(key).and_then(Value::as_bool);
-    if let (Some(_), _) | (_, Some(_)) = (flag("add_bos_token"), flag("add_eos_token")) {
+    if flag("add_bos_token").is_some() || flag("add_eos_token").is_some() {
         let (prefix, suffix) = added_special_ids(&inner).map_err(|m| err(tokenizer_json, m))?;
         let has_bos = bos_id.is_some() && prefix.last().copied() == bos_id;
         let has_eos = eos_id.is_some() && suffix.first().copied() == eos_id;
         let want_bos = flag("add_bos_token").unwrap_or(has_bos) && bos_id.is_some();
         let want_eos = flag("add_eos_token").unwrap_or(has_eos) && eos_id.is_some();
         if want_bos != has_bos || want_eos != has_eos {
-            let bos = if want_bos { config.get("bos_token").and_then(token_text).zip(bos_id) } else { None };
-            let eos = if want_eos { config.get("eos_token").and_then(token_text).zip(eos_id) } else { None };
+            let bos = if want_bos {
+                config.get("bos_token").and_then(token_text).zip(bos_id)
+            } else {
+                None
+            };
+            let eos = if want_eos {
+                config.get("eos_token").and_then(token_text).zip(eos_id)
+            } else {
+                None
+            };
             let processor = bos_eos_processor(bos, eos).map_err(|m| err(config_path, m))?;
             inner.with_post_processor(Some(processor));
         }
@@ -70,7 +85,14 @@ pub(super) fn load(tokenizer_json: &Path, config_json: Option<&Path>) -> Result<
         None => sibling_template(config_path)?,
     };
 
-    Ok(Parts { inner, bos_id, eos_id, special_ids, chat_template, vocab_size: None })
+    Ok(Parts {
+        inner,
+        bos_id,
+        eos_id,
+        special_ids,
+        chat_template,
+        vocab_size: None,
+    })
 }
 
 fn read_json_object(path: &Path) -> Result<serde_json::Map<String, Value>, LoadError> {
@@ -117,10 +139,15 @@ fn template_from_config(v: &Value) -> Result<Option<String>, String> {
 
 /// `chat_template.jinja`, else `chat_template.json`, in the folder of `near`.
 fn sibling_template(near: &Path) -> Result<Option<String>, LoadError> {
-    let dir = near.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = near
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let jinja = dir.join("chat_template.jinja");
     if jinja.is_file() {
-        return std::fs::read_to_string(&jinja).map(Some).map_err(|e| LoadError::io(&jinja, e));
+        return std::fs::read_to_string(&jinja)
+            .map(Some)
+            .map_err(|e| LoadError::io(&jinja, e));
     }
     let json = dir.join("chat_template.json");
     if json.is_file() {

@@ -88,13 +88,23 @@ impl Tokenizer {
 
     /// Loads a Hugging Face tokenizer: `tokenizer.json`, plus `tokenizer_config.json` for the chat
     /// template, BOS/EOS and `add_bos_token`/`add_eos_token` when given.
-    pub fn from_hf_files(tokenizer_json: &Path, tokenizer_config_json: Option<&Path>) -> Result<Self, LoadError> {
+    pub fn from_hf_files(
+        tokenizer_json: &Path,
+        tokenizer_config_json: Option<&Path>,
+    ) -> Result<Self, LoadError> {
         let parts = hf::load(tokenizer_json, tokenizer_config_json)?;
         Self::assemble(parts, tokenizer_json)
     }
 
     fn assemble(parts: Parts, path: &Path) -> Result<Self, LoadError> {
-        let Parts { inner, bos_id, eos_id, mut special_ids, chat_template, vocab_size } = parts;
+        let Parts {
+            inner,
+            bos_id,
+            eos_id,
+            mut special_ids,
+            chat_template,
+            vocab_size,
+        } = parts;
         let name = |id: Option<u32>, what: &str| -> Result<Option<NamedToken>, LoadError> {
             let Some(id) = id else { return Ok(None) };
             match inner.id_to_token(id) {
@@ -108,17 +118,33 @@ impl Tokenizer {
         let bos = name(bos_id, "BOS")?;
         let eos = name(eos_id, "EOS")?;
         let vocab_size = vocab_size.unwrap_or_else(|| {
-            inner.get_vocab(true).values().map(|&id| id as usize + 1).max().unwrap_or(0)
+            inner
+                .get_vocab(true)
+                .values()
+                .map(|&id| id as usize + 1)
+                .max()
+                .unwrap_or(0)
         });
         special_ids.sort_unstable();
         special_ids.dedup();
         // Whether BOS/EOS get added is whatever the post-processor does; asking it directly keeps
         // these flags true for any tokenizer.json, not only the ones we built.
-        let (prefix, suffix) = added_special_ids(&inner)
-            .map_err(|msg| LoadError::Tokenizer { path: path.to_path_buf(), msg })?;
+        let (prefix, suffix) = added_special_ids(&inner).map_err(|msg| LoadError::Tokenizer {
+            path: path.to_path_buf(),
+            msg,
+        })?;
         let add_bos = matches!((&bos, prefix.last()), (Some(b), Some(&id)) if b.id == id);
         let add_eos = matches!((&eos, suffix.first()), (Some(e), Some(&id)) if e.id == id);
-        Ok(Tokenizer { inner, bos, eos, special_ids, chat_template, vocab_size, add_bos, add_eos })
+        Ok(Tokenizer {
+            inner,
+            bos,
+            eos,
+            special_ids,
+            chat_template,
+            vocab_size,
+            add_bos,
+            add_eos,
+        })
     }
 
     /// Token ids of `text`. Special-token text inside `text` (e.g. `<|im_start|>`) becomes that
@@ -135,7 +161,9 @@ impl Tokenizer {
     /// Text of `ids`, without clean-up of tokenization spaces. Ids the vocabulary does not know
     /// are skipped, as the `tokenizers` library does.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizerError> {
-        self.inner.decode(ids, skip_special_tokens).map_err(|e| TokenizerError::Decode(e.to_string()))
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| TokenizerError::Decode(e.to_string()))
     }
 
     /// One more than the largest known token id.
@@ -189,7 +217,11 @@ impl Tokenizer {
     /// Compiles the model's chat template with this tokenizer's BOS/EOS text.
     pub fn compile_chat_template(&self) -> Option<Result<ChatTemplate, ChatTemplateError>> {
         let source = self.chat_template.as_deref()?;
-        Some(ChatTemplate::new(source, self.bos_token(), self.eos_token()))
+        Some(ChatTemplate::new(
+            source,
+            self.bos_token(),
+            self.eos_token(),
+        ))
     }
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {
@@ -198,7 +230,9 @@ impl Tokenizer {
 
     /// The inner tokenizer as `tokenizer.json` text.
     pub fn to_hf_json(&self) -> Result<String, TokenizerError> {
-        self.inner.to_string(false).map_err(|e| TokenizerError::Serialize(e.to_string()))
+        self.inner
+            .to_string(false)
+            .map_err(|e| TokenizerError::Serialize(e.to_string()))
     }
 
     /// A `tokenizer_config.json` carrying what `tokenizer.json` cannot: BOS/EOS, the add flags and
@@ -221,25 +255,36 @@ impl Tokenizer {
 }
 
 /// The ids the post-processor puts before and after a text's own ids when special tokens are
-/// requested, found by encoding a probe text both ways.
+/// requested, found by encoding a probe text both ways. The probe must produce ids of its own,
+/// or the added ids could not be told apart into before and after; a vocabulary that encodes
+/// none of the probes is reported as adding nothing.
 fn added_special_ids(inner: &tokenizers::Tokenizer) -> Result<(Vec<u32>, Vec<u32>), String> {
-    const PROBE: &str = "a";
-    let encode = |special: bool| {
+    let encode = |text: &str, special: bool| {
         inner
-            .encode_fast(PROBE, special)
+            .encode_fast(text, special)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| format!("probe encode failed: {e}"))
     };
-    let plain = encode(false)?;
-    let full = encode(true)?;
-    let at = (0..=full.len().saturating_sub(plain.len()))
-        .find(|&i| full.get(i..i + plain.len()) == Some(plain.as_slice()))
-        .ok_or_else(|| "the post-processor changes the text's own ids".to_string())?;
-    Ok((full[..at].to_vec(), full[at + plain.len()..].to_vec()))
+    for probe in ["a", "0", "Hello", "\u{4e00}", " "] {
+        let plain = encode(probe, false)?;
+        if plain.is_empty() {
+            continue;
+        }
+        let full = encode(probe, true)?;
+        let at = (0..=full.len().saturating_sub(plain.len()))
+            .find(|&i| full.get(i..i + plain.len()) == Some(plain.as_slice()))
+            .ok_or_else(|| "the post-processor changes the text's own ids".to_string())?;
+        return Ok((full[..at].to_vec(), full[at + plain.len()..].to_vec()));
+    }
+    tracing::warn!("tokenizer encodes none of the probe texts; assuming it adds no BOS/EOS");
+    Ok((Vec::new(), Vec::new()))
 }
 
 /// A post-processor that puts `bos` before and `eos` after each sequence.
-fn bos_eos_processor(bos: Option<(&str, u32)>, eos: Option<(&str, u32)>) -> Result<tokenizers::processors::template::TemplateProcessing, String> {
+fn bos_eos_processor(
+    bos: Option<(&str, u32)>,
+    eos: Option<(&str, u32)>,
+) -> Result<tokenizers::processors::template::TemplateProcessing, String> {
     // Structured JSON rather than the "<s> $A" string syntax, which breaks on token texts with
     // spaces or colons.
     let piece = |tok: Option<(&str, u32)>, type_id: u32| {
@@ -253,7 +298,10 @@ fn bos_eos_processor(bos: Option<(&str, u32)>, eos: Option<(&str, u32)>) -> Resu
     };
     let mut special_tokens = serde_json::Map::new();
     for (t, id) in bos.iter().chain(eos.iter()) {
-        special_tokens.insert(t.to_string(), serde_json::json!({"id": t, "ids": [id], "tokens": [t]}));
+        special_tokens.insert(
+            t.to_string(),
+            serde_json::json!({"id": t, "ids": [id], "tokens": [t]}),
+        );
     }
     let pair: Vec<serde_json::Value> = seq("A", 0).into_iter().chain(seq("B", 1)).collect();
     serde_json::from_value(serde_json::json!({

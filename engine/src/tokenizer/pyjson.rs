@@ -19,7 +19,13 @@ impl DumpOptions {
     /// indenting (so lines carry no trailing space).
     pub fn new(indent: Option<String>) -> Self {
         let item_separator = if indent.is_some() { "," } else { ", " }.to_string();
-        DumpOptions { indent, item_separator, key_separator: ": ".into(), ensure_ascii: false, sort_keys: false }
+        DumpOptions {
+            indent,
+            item_separator,
+            key_separator: ": ".into(),
+            ensure_ascii: false,
+            sort_keys: false,
+        }
     }
 }
 
@@ -138,11 +144,19 @@ pub(crate) fn float_repr(f: f64) -> String {
         } else if point as usize >= digits.len() {
             format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
         } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
         };
         format!("{sign}{body}")
     } else {
-        let mantissa = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
+        let mantissa = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{mantissa}e{esign}{:02}", exp.abs())
     }
@@ -175,13 +189,25 @@ mod tests {
     #[test]
     fn dumps_like_python() {
         let v: Value = serde_json::from_str(r#"{"b": [1, 2.5, "é\n"], "a": {}, "c": []}"#).unwrap();
-        assert_eq!(dumps(&v, &DumpOptions::new(None)), r#"{"b": [1, 2.5, "é\n"], "a": {}, "c": []}"#);
+        assert_eq!(
+            dumps(&v, &DumpOptions::new(None)),
+            r#"{"b": [1, 2.5, "é\n"], "a": {}, "c": []}"#
+        );
         let indented = dumps(&v, &DumpOptions::new(Some("  ".into())));
-        assert_eq!(indented, "{\n  \"b\": [\n    1,\n    2.5,\n    \"é\\n\"\n  ],\n  \"a\": {},\n  \"c\": []\n}");
+        assert_eq!(
+            indented,
+            "{\n  \"b\": [\n    1,\n    2.5,\n    \"é\\n\"\n  ],\n  \"a\": {},\n  \"c\": []\n}"
+        );
         let mut ascii = DumpOptions::new(None);
         ascii.ensure_ascii = true;
         ascii.sort_keys = true;
-        assert_eq!(dumps(&v, &ascii), r#"{"a": {}, "b": [1, 2.5, "\u00e9\n"], "c": []}"#);
-        assert_eq!(dumps(&Value::String("😀".into()), &ascii), r#""\ud83d\ude00""#);
+        assert_eq!(
+            dumps(&v, &ascii),
+            r#"{"a": {}, "b": [1, 2.5, "\u00e9\n"], "c": []}"#
+        );
+        assert_eq!(
+            dumps(&Value::String("😀".into()), &ascii),
+            r#""\ud83d\ude00""#
+        );
     }
 }

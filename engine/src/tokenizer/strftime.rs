@@ -6,9 +6,27 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
     "December",
 ];
 
@@ -31,7 +49,9 @@ pub(crate) struct DateTime {
 
 impl DateTime {
     pub fn now_utc() -> Self {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         Self::from_unix(secs)
     }
 
@@ -93,15 +113,30 @@ pub(crate) fn format(t: &DateTime, fmt: &str) -> String {
             }
             break;
         };
-        let num = |v: i64, width: usize| if no_pad { v.to_string() } else { format!("{v:0width$}") };
-        let hour12 = if t.hour % 12 == 0 { 12 } else { t.hour % 12 };
+        let num = |v: i64, width: usize| {
+            if no_pad {
+                v.to_string()
+            } else {
+                format!("{v:0width$}")
+            }
+        };
+        let hour12 = match t.hour % 12 {
+            0 => 12,
+            h => h,
+        };
         let piece = match code {
             'a' => DAYS[t.weekday as usize][..3].to_string(),
             'A' => DAYS[t.weekday as usize].to_string(),
             'b' | 'h' => MONTHS[(t.month - 1) as usize][..3].to_string(),
             'B' => MONTHS[(t.month - 1) as usize].to_string(),
             'd' => num(t.day.into(), 2),
-            'e' => if no_pad { t.day.to_string() } else { format!("{:2}", t.day) },
+            'e' => {
+                if no_pad {
+                    t.day.to_string()
+                } else {
+                    format!("{:2}", t.day)
+                }
+            }
             'm' => num(t.month.into(), 2),
             'y' => num(t.year.rem_euclid(100), 2),
             'Y' => t.year.to_string(),
@@ -142,15 +177,41 @@ mod tests {
         let t = DateTime::from_unix(1_709_211_909);
         assert_eq!(
             t,
-            DateTime { year: 2024, month: 2, day: 29, hour: 13, minute: 5, second: 9, weekday: 4, yearday: 60 }
+            DateTime {
+                year: 2024,
+                month: 2,
+                day: 29,
+                hour: 13,
+                minute: 5,
+                second: 9,
+                weekday: 4,
+                yearday: 60
+            }
         );
         assert_eq!(format(&t, "%d %b %Y"), "29 Feb 2024");
-        assert_eq!(format(&t, "%A, %B %-d, %Y %I:%M %p"), "Thursday, February 29, 2024 01:05 PM");
-        assert_eq!(format(&t, "%F %T %j %y %% %Q"), "2024-02-29 13:05:09 060 24 % %Q");
+        assert_eq!(
+            format(&t, "%A, %B %-d, %Y %I:%M %p"),
+            "Thursday, February 29, 2024 01:05 PM"
+        );
+        assert_eq!(
+            format(&t, "%F %T %j %y %% %Q"),
+            "2024-02-29 13:05:09 060 24 % %Q"
+        );
         assert_eq!(DateTime::from_unix(0).weekday, 4);
         let end = DateTime::from_unix(1_735_689_599); // 2024-12-31 23:59:59
-        assert_eq!((end.year, end.month, end.day, end.yearday), (2024, 12, 31, 366));
+        assert_eq!(
+            (end.year, end.month, end.day, end.yearday),
+            (2024, 12, 31, 366)
+        );
         let before_epoch = DateTime::from_unix(-1); // 1969-12-31 23:59:59, a Wednesday
-        assert_eq!((before_epoch.year, before_epoch.month, before_epoch.day, before_epoch.weekday), (1969, 12, 31, 3));
+        assert_eq!(
+            (
+                before_epoch.year,
+                before_epoch.month,
+                before_epoch.day,
+                before_epoch.weekday
+            ),
+            (1969, 12, 31, 3)
+        );
     }
 }
