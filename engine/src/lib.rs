@@ -5,13 +5,21 @@
 //! writes a block-structured KV store (`kv_cache`) through per-sequence block tables, so the
 //! paged cache and scheduler drive the same model code.
 
+pub mod actor;
 pub mod config;
+pub mod detokenizer;
 pub mod error;
 pub mod gguf;
 pub mod kv_cache;
+pub mod llm_engine;
 pub mod loader;
 pub mod model;
+pub mod offline;
 pub mod paths;
+pub mod sampling;
+pub mod request;
+pub mod scheduler;
+pub mod stats;
 pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig, RopeScaling};

@@ -1,0 +1,262 @@
+//! The engine proper: one owner of the model, the KV memory, the scheduler and every request's
+//! sampling state. `step()` runs one scheduled batch; outputs leave through per-request sinks.
+//! Nothing here is shared or locked: the server drives it from one thread (see `actor`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::detokenizer::IncrementalDetokenizer;
+use crate::kv_cache::{KvCache, KvCacheManager, PrefixHashAlgo};
+use crate::loader::LoadedModel;
+use crate::model::{CausalLm, ForwardError};
+use crate::request::{EngineRequest, FinishReason, RequestId, RequestOutput, RequestTimes};
+use crate::sampling::{self, LogprobsMode, SamplingError, SamplingParams, SequenceSampler, ValidationContext};
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::stats::{EngineStats, FinishedRequestStats};
+use crate::tokenizer::Tokenizer;
+
+mod step;
+
+/// Engine settings (the CacheConfig and SchedulerConfig groups of `vllm serve`).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub block_size: usize,
+    /// `--num-gpu-blocks-override`: the number of KV blocks, whatever memory says.
+    pub num_blocks_override: Option<usize>,
+    /// KV memory on the CPU (`VLLM_CPU_KVCACHE_SPACE`, GiB; default 4).
+    pub kv_cache_bytes: usize,
+    pub enable_prefix_caching: bool,
+    pub prefix_caching_hash_algo: PrefixHashAlgo,
+    pub scheduler: SchedulerConfig,
+    pub max_logprobs: usize,
+    pub logprobs_mode: LogprobsMode,
+    /// `--seed`: seeds every request that has no seed of its own.
+    pub seed: u64,
+    /// `VLLM_ENGINE_ITERATION_TIMEOUT_S`: a step slower than this is reported.
+    pub iteration_timeout: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(max_model_len: usize) -> Self {
+        EngineConfig {
+            block_size: 16,
+            num_blocks_override: None,
+            kv_cache_bytes: 4 << 30,
+            enable_prefix_caching: true,
+            prefix_caching_hash_algo: PrefixHashAlgo::Builtin,
+            scheduler: SchedulerConfig::new(max_model_len),
+            max_logprobs: 20,
+            logprobs_mode: LogprobsMode::RawLogprobs,
+            seed: 0,
+            iteration_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    InvalidRequest(#[from] SamplingError),
+    #[error("the KV cache holds {available_tokens} tokens ({num_blocks} blocks of {block_size}) but one sequence of --max-model-len {max_model_len} needs {needed_blocks} blocks; lower --max-model-len or give the cache more memory (VLLM_CPU_KVCACHE_SPACE / --num-gpu-blocks-override)")]
+    KvCacheTooSmall { num_blocks: usize, block_size: usize, available_tokens: usize, max_model_len: usize, needed_blocks: usize },
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    #[error("model execution failed: {0}")]
+    Forward(#[from] ForwardError),
+    #[error("the engine has stopped")]
+    EngineDead,
+}
+
+/// Where a request's outputs go; returns false when nobody listens any more (the request is
+/// then aborted, so a dropped client never holds KV blocks).
+pub type OutputSink = Box<dyn FnMut(RequestOutput) -> bool + Send>;
+
+struct RequestState {
+    params: SamplingParams,
+    sampler: SequenceSampler,
+    detok: Option<IncrementalDetokenizer>,
+    sink: OutputSink,
+    times: RequestTimes,
+    num_prompt: usize,
+    max_tokens: usize,
+    num_output: usize,
+    /// Logit rows of prompt positions collected across prefill chunks (prompt logprobs only).
+    prompt_rows: Option<Vec<f32>>,
+    prompt_logprobs_sent: bool,
+}
+
+pub struct LlmEngine {
+    model: CausalLm,
+    tokenizer: Arc<Tokenizer>,
+    kv: KvCache,
+    scheduler: Scheduler,
+    config: EngineConfig,
+    max_model_len: usize,
+    eos_token_ids: Vec<u32>,
+    states: HashMap<RequestId, RequestState>,
+    next_id: RequestId,
+    stats: EngineStats,
+    /// Finished requests not yet collected by `drain_finished` (bounded).
+    finished_log: Vec<FinishedRequestStats>,
+}
+
+/// Most finished-request records kept when nobody drains them.
+const FINISHED_LOG_CAP: usize = 65_536;
+
+impl LlmEngine {
+    /// Sizes the KV cache and builds the engine around a loaded model.
+    pub fn new(loaded: LoadedModel, mut config: EngineConfig) -> Result<Self, EngineError> {
+        let LoadedModel { model, tokenizer, max_model_len, .. } = loaded;
+        config.scheduler.max_model_len = max_model_len;
+        config.scheduler.validate().map_err(EngineError::Config)?;
+        if config.block_size == 0 {
+            return Err(EngineError::Config("--block-size must be positive".into()));
+        }
+        let layout = model.kv_layout(config.block_size);
+        let per_block = KvCache::bytes_per_block(model.config().num_hidden_layers, layout);
+        let num_blocks = config.num_blocks_override.unwrap_or(config.kv_cache_bytes / per_block.max(1));
+        let needed_blocks = max_model_len.div_ceil(config.block_size);
+        if num_blocks < needed_blocks {
+            return Err(EngineError::KvCacheTooSmall {
+                num_blocks,
+                block_size: config.block_size,
+                available_tokens: num_blocks * config.block_size,
+                max_model_len,
+                needed_blocks,
+            });
+        }
+        tracing::info!(
+            num_blocks,
+            block_size = config.block_size,
+            kv_cache_mib = num_blocks * per_block / (1 << 20),
+            max_concurrency = format!("{:.2}x", num_blocks as f64 / needed_blocks as f64),
+            "KV cache sized (maximum concurrency at --max-model-len {max_model_len})"
+        );
+        let kv = KvCache::new(model.config().num_hidden_layers, num_blocks, layout);
+        let manager = KvCacheManager::new(num_blocks, config.block_size, config.enable_prefix_caching, config.prefix_caching_hash_algo);
+        let scheduler = Scheduler::new(config.scheduler.clone(), manager);
+        let mut eos_token_ids: Vec<u32> = model.config().eos_token_ids.clone();
+        if let Some(e) = tokenizer.eos_token_id() {
+            if !eos_token_ids.contains(&e) {
+                eos_token_ids.insert(0, e);
+            }
+        }
+        let stats = EngineStats { num_blocks, ..Default::default() };
+        Ok(LlmEngine { model, tokenizer: Arc::new(tokenizer), kv, scheduler, config, max_model_len, eos_token_ids, states: HashMap::new(), next_id: 0, stats, finished_log: Vec::new() })
+    }
+
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
+        &self.tokenizer
+    }
+
+    pub fn model(&self) -> &CausalLm {
+        &self.model
+    }
+
+    pub fn max_model_len(&self) -> usize {
+        self.max_model_len
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn has_work(&self) -> bool {
+        self.scheduler.has_work()
+    }
+
+    /// A snapshot of the counters and gauges.
+    pub fn stats(&self) -> EngineStats {
+        let mut s = self.stats.clone();
+        s.num_running = self.scheduler.num_running();
+        s.num_waiting = self.scheduler.num_waiting();
+        s.kv_cache_usage = self.scheduler.kv().usage();
+        s.num_preemptions = self.scheduler.num_preemptions();
+        s.prefix_cache_queries = self.scheduler.kv().prefix_cache_queries();
+        s.prefix_cache_hits = self.scheduler.kv().prefix_cache_hits();
+        s
+    }
+
+    /// Takes the records of requests finished since the last call.
+    pub fn drain_finished(&mut self) -> Vec<FinishedRequestStats> {
+        std::mem::take(&mut self.finished_log)
+    }
+
+    /// Validates and queues a request.
+    pub fn add_request(&mut self, req: EngineRequest, sink: OutputSink) -> Result<RequestId, EngineError> {
+        let mut prompt = req.prompt_token_ids;
+        if let Some(t) = req.params.truncate_prompt_tokens {
+            if t >= 1 && prompt.len() > t {
+                prompt.drain(..prompt.len() - t);
+            }
+        }
+        let ctx = ValidationContext { vocab_size: self.model.config().vocab_size, max_model_len: self.max_model_len, max_logprobs: self.config.max_logprobs, prompt_len: prompt.len() };
+        req.params.validate(&ctx)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let params = req.params;
+        let max_tokens = params.max_tokens.unwrap_or(self.max_model_len - prompt.len()).min(self.max_model_len - prompt.len());
+        // Unseeded requests draw from the engine seed and their id: reproducible per run.
+        let seed = self.config.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bad_words = sampling::bad_words_to_ids(&self.tokenizer, &params.bad_words);
+        let sampler = SequenceSampler::new(&params, &prompt, seed, bad_words, self.eos_token_ids.first().copied());
+        let detok = params.detokenize.then(|| IncrementalDetokenizer::new(self.tokenizer.clone(), &prompt, &params));
+        let wants_prompt_logprobs = params.prompt_logprobs.is_some();
+        self.scheduler.add(id, prompt.clone(), req.priority, wants_prompt_logprobs);
+        self.states.insert(
+            id,
+            RequestState {
+                sampler,
+                detok,
+                sink,
+                times: RequestTimes::new(req.arrival),
+                num_prompt: prompt.len(),
+                max_tokens,
+                num_output: 0,
+                prompt_rows: wants_prompt_logprobs.then(Vec::new),
+                prompt_logprobs_sent: false,
+                params,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Cancels a request at any point, freeing its blocks; its sink gets a final `abort` output.
+    pub fn abort(&mut self, id: RequestId) {
+        if let Some(mut st) = self.states.remove(&id) {
+            let r = self.scheduler.remove(id);
+            st.times.finished = Some(Instant::now());
+            let out = RequestOutput {
+                request_id: id,
+                new_token_ids: Vec::new(),
+                new_text: String::new(),
+                new_logprobs: Vec::new(),
+                prompt_logprobs: None,
+                finished: Some(FinishReason::Abort),
+                stop_reason: None,
+                num_prompt_tokens: st.num_prompt,
+                num_cached_tokens: r.map_or(0, |r| r.num_cached_tokens),
+                num_output_tokens: st.num_output,
+                times: Some(st.times),
+            };
+            self.record_finished(&st, FinishReason::Abort, out.num_cached_tokens);
+            let _ = (st.sink)(out);
+        }
+    }
+
+    fn record_finished(&mut self, st: &RequestState, reason: FinishReason, num_cached: usize) {
+        if self.finished_log.len() >= FINISHED_LOG_CAP {
+            self.finished_log.drain(..FINISHED_LOG_CAP / 2);
+        }
+        self.finished_log.push(FinishedRequestStats {
+            reason,
+            times: st.times,
+            num_prompt_tokens: st.num_prompt,
+            num_output_tokens: st.num_output,
+            num_cached_tokens: num_cached,
+            max_tokens: st.max_tokens,
+        });
+        *self.stats.finished_by_reason.entry(reason.as_str()).or_default() += 1;
+    }
+}
