@@ -8,12 +8,21 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::llm_engine::{EngineError, LlmEngine};
 use crate::request::{EngineRequest, RequestId, RequestOutput};
-use crate::stats::{EngineStats, FinishedRequestStats};
+use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
 
 enum Command {
     Add { req: Box<EngineRequest>, outputs: mpsc::UnboundedSender<RequestOutput>, reply: oneshot::Sender<Result<RequestId, EngineError>> },
     Abort(RequestId),
-    Stats(oneshot::Sender<(EngineStats, Vec<FinishedRequestStats>)>),
+    Stats(oneshot::Sender<StatsReport>),
+}
+
+/// What a stats poll returns: current numbers, and what finished / was measured since the
+/// previous poll.
+#[derive(Debug, Clone, Default)]
+pub struct StatsReport {
+    pub stats: EngineStats,
+    pub finished: Vec<FinishedRequestStats>,
+    pub latencies: TokenLatencyLog,
 }
 
 /// A cheap, cloneable handle to the engine thread.
@@ -73,8 +82,9 @@ impl EngineHandle {
         let _ = self.commands.send(Command::Abort(id));
     }
 
-    /// Current statistics and the requests finished since the previous call.
-    pub async fn stats(&self) -> Result<(EngineStats, Vec<FinishedRequestStats>), EngineError> {
+    /// Current statistics, and the requests finished and token latencies measured since the
+    /// previous call.
+    pub async fn stats(&self) -> Result<StatsReport, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Stats(tx)).map_err(|_| EngineError::EngineDead)?;
         rx.await.map_err(|_| EngineError::EngineDead)
@@ -89,7 +99,7 @@ fn handle(engine: &mut LlmEngine, cmd: Command) {
         }
         Command::Abort(id) => engine.abort(id),
         Command::Stats(reply) => {
-            let _ = reply.send((engine.stats(), engine.drain_finished()));
+            let _ = reply.send(StatsReport { stats: engine.stats(), finished: engine.drain_finished(), latencies: engine.drain_latencies() });
         }
     }
 }

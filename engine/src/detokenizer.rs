@@ -76,22 +76,40 @@ impl IncrementalDetokenizer {
     /// also how vLLM's fast-tokenizer path behaves by default.
     pub fn new(tokenizer: Arc<Tokenizer>, prompt_ids: &[u32], params: &SamplingParams) -> Self {
         let include = params.include_stop_str_in_output;
-        let longest = params.stop.iter().map(|s| s.chars().count()).max().unwrap_or(0);
-        let hold_chars = if include { 0 } else { longest.saturating_sub(1) };
+        let longest = params
+            .stop
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(0);
+        let hold_chars = if include {
+            0
+        } else {
+            longest.saturating_sub(1)
+        };
         let context = &prompt_ids[prompt_ids.len().saturating_sub(PROMPT_CONTEXT_TOKENS)..];
         // A prompt that ends inside a character cannot serve as context: the completed
         // character would rewrite the context's own text. Start without context then.
         let context_ok = tokenizer
             .decode(context, params.skip_special_tokens)
             .is_ok_and(|t| !t.ends_with(REPLACEMENT));
-        let ids = if context_ok { context.to_vec() } else { Vec::new() };
+        let ids = if context_ok {
+            context.to_vec()
+        } else {
+            Vec::new()
+        };
         IncrementalDetokenizer {
             tokenizer,
             read_offset: ids.len(),
             ids,
             prefix_offset: 0,
             skip_special_tokens: params.skip_special_tokens,
-            stop: params.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            stop: params
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
             include_stop_str_in_output: include,
             hold_chars,
             min_tokens: params.min_tokens,
@@ -207,7 +225,11 @@ impl IncrementalDetokenizer {
         }
         let mut best: Option<(usize, &String)> = None;
         for stop in &self.stop {
-            let from = back_chars(&self.text, new_start, stop.chars().count().saturating_sub(1));
+            let from = back_chars(
+                &self.text,
+                new_start,
+                stop.chars().count().saturating_sub(1),
+            );
             if let Some(pos) = self.text[from..].find(stop.as_str()).map(|p| p + from) {
                 if best.is_none_or(|(b, _)| pos < b) {
                     best = Some((pos, stop));
@@ -216,8 +238,15 @@ impl IncrementalDetokenizer {
         }
         let (pos, stop) = best?;
         let stop = stop.clone();
-        let cut = if self.include_stop_str_in_output { pos + stop.len() } else { pos };
+        let cut = if self.include_stop_str_in_output {
+            pos + stop.len()
+        } else {
+            pos
+        };
         self.text.truncate(cut);
+        // Held-back text guarantees the cut is never before what was released; the clamp only
+        // keeps `output_text` in bounds should that ever fail.
+        self.released = self.released.min(self.text.len());
         self.matched_stop = Some(stop.clone());
         Some(stop)
     }
@@ -269,7 +298,8 @@ mod tests {
         let mut vocab = serde_json::Map::new();
         let mut next = 256u32;
         for b in 0u32..256 {
-            let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+            let printable =
+                (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
             let c = if printable {
                 b
             } else {
@@ -318,7 +348,11 @@ mod tests {
     }
 
     fn joined(steps: &[DetokenizerStep], tail: &str) -> String {
-        steps.iter().map(|s| s.delta.as_str()).chain([tail]).collect()
+        steps
+            .iter()
+            .map(|s| s.delta.as_str())
+            .chain([tail])
+            .collect()
     }
 
     #[test]
@@ -330,7 +364,11 @@ mod tests {
         let prompt = tok.encode("Say: ", false).unwrap();
         let (steps, tail, d) = stream(&tok, &prompt, &ids, &SamplingParams::default());
         for s in &steps {
-            assert!(!s.delta.contains(REPLACEMENT), "split character in {:?}", s.delta);
+            assert!(
+                !s.delta.contains(REPLACEMENT),
+                "split character in {:?}",
+                s.delta
+            );
         }
         // The first byte of "é" alone releases nothing; its second byte releases the character.
         assert_eq!(steps[1].delta, "");
@@ -351,7 +389,11 @@ mod tests {
         let (steps, tail, d) = stream(&tok, &[], &ids, &params);
         let last = steps.last().unwrap();
         assert_eq!(last.stop.as_deref(), Some("STOP"));
-        assert_eq!(steps.len(), 8, "stops at the token completing the stop string");
+        assert_eq!(
+            steps.len(),
+            8,
+            "stops at the token completing the stop string"
+        );
         assert_eq!(joined(&steps, &tail), "abc ");
         assert!(steps.iter().all(|s| !s.delta.contains('S')));
         assert_eq!(d.matched_stop(), Some("STOP"));
@@ -381,7 +423,11 @@ mod tests {
         assert_eq!(d.output_text(), "hello");
         assert_eq!(d.finish(), " wor");
         assert_eq!(d.output_text(), "hello wor");
-        assert_eq!(d.push(b'x' as u32), DetokenizerStep::default(), "ignored after finish");
+        assert_eq!(
+            d.push(b'x' as u32),
+            DetokenizerStep::default(),
+            "ignored after finish"
+        );
     }
 
     #[test]
@@ -407,7 +453,10 @@ mod tests {
             ..Default::default()
         };
         let (_, tail, d) = stream(&tok, &[], &tok.encode("abcde", false).unwrap(), &params);
-        assert_eq!((d.output_text(), tail.as_str(), d.matched_stop()), ("a", "", Some("bcd")));
+        assert_eq!(
+            (d.output_text(), tail.as_str(), d.matched_stop()),
+            ("a", "", Some("bcd"))
+        );
 
         let params = SamplingParams {
             stop: vec!["x".into()],

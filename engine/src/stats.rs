@@ -16,6 +16,8 @@ pub struct EngineStats {
     /// Prompt tokens looked up in / found in the prefix cache.
     pub prefix_cache_queries: u64,
     pub prefix_cache_hits: u64,
+    /// Prompt tokens of requests that produced their first token (whole prompts, cached
+    /// tokens included, counted once: vLLM's `vllm:prompt_tokens`).
     pub num_prompt_tokens: u64,
     pub num_generation_tokens: u64,
     pub num_steps: u64,
@@ -41,4 +43,39 @@ pub struct FinishedRequestStats {
     pub num_output_tokens: usize,
     pub num_cached_tokens: usize,
     pub max_tokens: usize,
+}
+
+/// Per-token latencies measured since the last drain, in seconds (what vLLM observes every
+/// iteration for its TTFT and inter-token histograms).
+#[derive(Debug, Clone, Default)]
+pub struct TokenLatencyLog {
+    /// Arrival → first token, one per request that produced its first token.
+    pub time_to_first_token: Vec<f64>,
+    /// Gap between consecutive output tokens of a request, one per later token.
+    pub inter_token: Vec<f64>,
+    /// Each non-idle step's numbers.
+    pub steps: Vec<StepStats>,
+}
+
+impl TokenLatencyLog {
+    /// Most entries kept when nobody drains the log.
+    const CAP: usize = 1 << 20;
+
+    pub(crate) fn push_ttft(&mut self, v: f64) {
+        if self.time_to_first_token.len() < Self::CAP {
+            self.time_to_first_token.push(v);
+        }
+    }
+
+    pub(crate) fn push_step(&mut self, s: StepStats) {
+        if self.steps.len() < Self::CAP {
+            self.steps.push(s);
+        }
+    }
+
+    pub(crate) fn push_itl(&mut self, v: f64) {
+        if self.inter_token.len() < Self::CAP {
+            self.inter_token.push(v);
+        }
+    }
 }

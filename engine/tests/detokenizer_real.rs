@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 use engine::detokenizer::{DetokenizerStep, IncrementalDetokenizer};
 use engine::gguf::GgufFile;
 use engine::paths::{test_model, DEFAULT_MODEL_FILE, QWEN_TEST_MODEL_FILE};
-use engine::sampling::{bad_words_to_ids, try_bad_words_to_ids, LogprobsMode, SamplingParams, SequenceSampler};
+use engine::sampling::{
+    bad_words_to_ids, try_bad_words_to_ids, LogprobsMode, SamplingParams, SequenceSampler,
+};
 use engine::tokenizer::Tokenizer;
 use serde_json::Value;
 
@@ -21,7 +23,11 @@ const MODELS: [(&str, &str); 2] = [
 fn tokenizer(file: &'static str) -> Option<Arc<Tokenizer>> {
     static SMOL: OnceLock<Option<Arc<Tokenizer>>> = OnceLock::new();
     static QWEN: OnceLock<Option<Arc<Tokenizer>>> = OnceLock::new();
-    let cell = if file == DEFAULT_MODEL_FILE { &SMOL } else { &QWEN };
+    let cell = if file == DEFAULT_MODEL_FILE {
+        &SMOL
+    } else {
+        &QWEN
+    };
     cell.get_or_init(|| {
         let path = test_model(file)?;
         let gguf = GgufFile::open(&path).unwrap();
@@ -62,7 +68,11 @@ fn stream(
 }
 
 fn joined(steps: &[DetokenizerStep], tail: &str) -> String {
-    steps.iter().map(|s| s.delta.as_str()).chain([tail]).collect()
+    steps
+        .iter()
+        .map(|s| s.delta.as_str())
+        .chain([tail])
+        .collect()
 }
 
 fn encode(tok: &Tokenizer, text: &str) -> Vec<u32> {
@@ -73,10 +83,18 @@ fn encode(tok: &Tokenizer, text: &str) -> Vec<u32> {
 fn every_reference_vector_streams_to_its_full_decode() {
     for (file, reference) in MODELS {
         let Some(tok) = tokenizer(file) else { continue };
-        let prompt = encode(&tok, "<|im_start|>user\nRepeat after me.<|im_end|>\n<|im_start|>assistant\n");
+        let prompt = encode(
+            &tok,
+            "<|im_start|>user\nRepeat after me.<|im_end|>\n<|im_start|>assistant\n",
+        );
         let mut checked = 0;
         for v in vectors(reference) {
-            let ids: Vec<u32> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let ids: Vec<u32> = v["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
             for skip in [true, false] {
                 let full = tok.decode(&ids, skip).unwrap();
                 let params = SamplingParams {
@@ -86,12 +104,26 @@ fn every_reference_vector_streams_to_its_full_decode() {
                 let (steps, tail, d) = stream(&tok, &prompt, &ids, &params);
                 for s in &steps {
                     if !full.contains('\u{FFFD}') {
-                        assert!(!s.delta.contains('\u{FFFD}'), "{reference} #{}: delta {:?}", v["idx"], s.delta);
+                        assert!(
+                            !s.delta.contains('\u{FFFD}'),
+                            "{reference} #{}: delta {:?}",
+                            v["idx"],
+                            s.delta
+                        );
                     }
                 }
-                assert_eq!(joined(&steps, &tail), full, "{reference} #{} (skip={skip})", v["idx"]);
+                assert_eq!(
+                    joined(&steps, &tail),
+                    full,
+                    "{reference} #{} (skip={skip})",
+                    v["idx"]
+                );
                 assert_eq!(d.output_text(), full);
-                assert!(tail.is_empty() || full.ends_with('\u{FFFD}'), "{reference} #{}: tail {tail:?}", v["idx"]);
+                assert!(
+                    tail.is_empty() || full.ends_with('\u{FFFD}'),
+                    "{reference} #{}: tail {tail:?}",
+                    v["idx"]
+                );
                 checked += 1;
             }
         }
@@ -111,7 +143,12 @@ fn emoji_cjk_and_accents_release_whole_characters() {
         ] {
             let ids = encode(&tok, text);
             assert!(ids.len() > 10);
-            let (steps, tail, _) = stream(&tok, &encode(&tok, "Say:"), &ids, &SamplingParams::default());
+            let (steps, tail, _) = stream(
+                &tok,
+                &encode(&tok, "Say:"),
+                &ids,
+                &SamplingParams::default(),
+            );
             // Tokens that end inside a character release nothing until it is complete.
             silent += steps.iter().filter(|s| s.delta.is_empty()).count();
             for s in &steps {
@@ -119,7 +156,10 @@ fn emoji_cjk_and_accents_release_whole_characters() {
             }
             assert_eq!(joined(&steps, &tail), text);
         }
-        assert!(silent > 0, "{file}: expected some characters to span several tokens");
+        assert!(
+            silent > 0,
+            "{file}: expected some characters to span several tokens"
+        );
     }
 }
 
@@ -134,12 +174,21 @@ fn stop_strings_spanning_tokens() {
             ..Default::default()
         };
         let stop_tokens = encode(&tok, " ### Next").len();
-        assert!(stop_tokens >= 2, "{file}: the stop string must span tokens for this test");
+        assert!(
+            stop_tokens >= 2,
+            "{file}: the stop string must span tokens for this test"
+        );
         let (steps, tail, d) = stream(&tok, &[], &ids, &params);
         assert_eq!(steps.last().unwrap().stop.as_deref(), Some("### Next"));
-        assert!(steps.len() < ids.len(), "{file}: generation stops at the stop string");
+        assert!(
+            steps.len() < ids.len(),
+            "{file}: generation stops at the stop string"
+        );
         assert_eq!(joined(&steps, &tail), "The answer is 42. ");
-        assert!(steps.iter().all(|s| !s.delta.contains('#')), "{file}: stop text leaked");
+        assert!(
+            steps.iter().all(|s| !s.delta.contains('#')),
+            "{file}: stop text leaked"
+        );
         assert_eq!(d.output_text(), "The answer is 42. ");
 
         let include = SamplingParams {
@@ -157,7 +206,10 @@ fn stop_strings_spanning_tokens() {
 
         // Held back text (a possible stop-string start) comes out at finish.
         let mut d = IncrementalDetokenizer::new(tok.clone(), &[], &params);
-        let released: String = encode(&tok, "Done ###").iter().map(|&t| d.push(t).delta).collect();
+        let released: String = encode(&tok, "Done ###")
+            .iter()
+            .map(|&t| d.push(t).delta)
+            .collect();
         assert!(!released.contains('#'), "{file}: {released:?}");
         let rest = d.finish();
         assert_eq!(format!("{released}{rest}"), "Done ###");
@@ -172,7 +224,10 @@ fn bad_words_are_encoded_with_and_without_a_leading_space() {
         let ids = bad_words_to_ids(&tok, &words);
         assert!(ids.contains(&encode(&tok, "hello")), "{file}: {ids:?}");
         assert!(ids.contains(&encode(&tok, " hello")), "{file}: {ids:?}");
-        assert!(ids.contains(&encode(&tok, "world peace")), "{file}: {ids:?}");
+        assert!(
+            ids.contains(&encode(&tok, "world peace")),
+            "{file}: {ids:?}"
+        );
         assert_eq!(try_bad_words_to_ids(&tok, &words).unwrap(), ids);
 
         // The sampler can no longer complete " hello" after being steered towards it.

@@ -13,7 +13,7 @@ use crate::model::{CausalLm, ForwardError};
 use crate::request::{EngineRequest, FinishReason, RequestId, RequestOutput, RequestTimes};
 use crate::sampling::{self, LogprobsMode, SamplingError, SamplingParams, SequenceSampler, ValidationContext};
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::stats::{EngineStats, FinishedRequestStats};
+use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
 use crate::tokenizer::Tokenizer;
 
 mod step;
@@ -99,6 +99,7 @@ pub struct LlmEngine {
     stats: EngineStats,
     /// Finished requests not yet collected by `drain_finished` (bounded).
     finished_log: Vec<FinishedRequestStats>,
+    latency_log: TokenLatencyLog,
 }
 
 /// Most finished-request records kept when nobody drains them.
@@ -143,7 +144,7 @@ impl LlmEngine {
             }
         }
         let stats = EngineStats { num_blocks, ..Default::default() };
-        Ok(LlmEngine { model, tokenizer: Arc::new(tokenizer), kv, scheduler, config, max_model_len, eos_token_ids, states: HashMap::new(), next_id: 0, stats, finished_log: Vec::new() })
+        Ok(LlmEngine { model, tokenizer: Arc::new(tokenizer), kv, scheduler, config, max_model_len, eos_token_ids, states: HashMap::new(), next_id: 0, stats, finished_log: Vec::new(), latency_log: TokenLatencyLog::default() })
     }
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
@@ -181,6 +182,11 @@ impl LlmEngine {
     /// Takes the records of requests finished since the last call.
     pub fn drain_finished(&mut self) -> Vec<FinishedRequestStats> {
         std::mem::take(&mut self.finished_log)
+    }
+
+    /// Takes the per-token latencies measured since the last call.
+    pub fn drain_latencies(&mut self) -> TokenLatencyLog {
+        std::mem::take(&mut self.latency_log)
     }
 
     /// Validates and queues a request.

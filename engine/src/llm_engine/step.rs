@@ -77,9 +77,9 @@ impl LlmEngine {
         if elapsed > self.config.iteration_timeout {
             tracing::warn!("engine step took {:.1}s, over VLLM_ENGINE_ITERATION_TIMEOUT_S ({}s)", elapsed.as_secs_f64(), self.config.iteration_timeout.as_secs());
         }
-        self.stats.num_prompt_tokens += step.num_prompt_tokens as u64;
         self.stats.num_generation_tokens += step.num_generation_tokens as u64;
         self.stats.num_steps += 1;
+        self.latency_log.push_step(step);
         Ok(step)
     }
 
@@ -94,6 +94,13 @@ impl LlmEngine {
         let token = sampled.token;
         self.scheduler.append_token(id, token);
         st.num_output += 1;
+        match st.times.last_token {
+            None => {
+                self.latency_log.push_ttft(now.duration_since(st.times.arrival).as_secs_f64());
+                self.stats.num_prompt_tokens += st.num_prompt as u64;
+            }
+            Some(prev) => self.latency_log.push_itl(now.duration_since(prev).as_secs_f64()),
+        }
         st.times.first_token.get_or_insert(now);
         st.times.last_token = Some(now);
 

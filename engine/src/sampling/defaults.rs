@@ -91,12 +91,18 @@ impl SamplingDefaults {
     /// request body can be passed. The result still needs [`SamplingParams::validate`].
     pub fn params_from_json(&self, request: &Value) -> Result<SamplingParams, SamplingError> {
         let Some(fields) = request.as_object() else {
-            return Err(SamplingError::invalid("request", "the request body must be a JSON object"));
+            return Err(SamplingError::invalid(
+                "request",
+                "the request body must be a JSON object",
+            ));
         };
         let base = serde_json::to_value(self.base_params())
             .map_err(|e| SamplingError::invalid("request", e.to_string()))?;
         let Value::Object(mut merged) = base else {
-            return Err(SamplingError::invalid("request", "sampling defaults are not an object"));
+            return Err(SamplingError::invalid(
+                "request",
+                "sampling defaults are not an object",
+            ));
         };
         for (k, v) in fields {
             if merged.contains_key(k) && !v.is_null() {

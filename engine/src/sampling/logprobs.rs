@@ -5,7 +5,9 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use super::math::{clean, exp_neg, log_sum_exp};
+use rayon::prelude::*;
+
+use super::math::{clean, exp_neg, log_sum_exp, superset_of_top, Scratch};
 
 /// What the reported logprobs are computed from (vLLM's `--logprobs-mode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -38,7 +40,10 @@ impl LogprobsMode {
 
     /// Whether values are log-softmax values rather than logits.
     pub fn is_logprobs(self) -> bool {
-        matches!(self, LogprobsMode::RawLogprobs | LogprobsMode::ProcessedLogprobs)
+        matches!(
+            self,
+            LogprobsMode::RawLogprobs | LogprobsMode::ProcessedLogprobs
+        )
     }
 }
 
@@ -90,16 +95,18 @@ pub(crate) fn dense_stats(
     token: u32,
     n: usize,
     as_logprobs: bool,
-    scratch: &mut Vec<(f32, u32)>,
+    scratch: &mut Scratch,
 ) -> (f32, usize, Vec<(u32, f32)>) {
     let shift = if as_logprobs { log_sum_exp(row) } else { 0.0 };
-    let value = row.get(token as usize).map_or(f32::NEG_INFINITY, |&v| clean(v));
-    let rank = row.iter().map(|&v| (clean(v) >= value) as usize).sum::<usize>().max(1);
-    let finite = row.iter().enumerate().filter_map(|(i, &v)| {
-        let v = clean(v);
-        (v > f32::NEG_INFINITY).then_some((v, i as u32))
-    });
-    let top = top_n(finite, n, scratch);
+    let value = row
+        .get(token as usize)
+        .map_or(f32::NEG_INFINITY, |&v| clean(v));
+    let rank = row
+        .iter()
+        .map(|&v| (clean(v) >= value) as usize)
+        .sum::<usize>()
+        .max(1);
+    let top = top_n_of_row(row, n, scratch);
     finish_stats(value, rank, &top, as_logprobs, shift)
 }
 
@@ -113,7 +120,10 @@ pub(crate) fn sparse_stats(
     scratch: &mut Vec<(f32, u32)>,
 ) -> (f32, usize, Vec<(u32, f32)>) {
     let shift = if as_logprobs {
-        let max = candidates.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max);
+        let max = candidates
+            .iter()
+            .map(|c| c.0)
+            .fold(f32::NEG_INFINITY, f32::max);
         let sum: f64 = candidates.iter().map(|c| exp_neg(c.0 - max) as f64).sum();
         max as f64 + sum.ln()
     } else {
@@ -123,7 +133,11 @@ pub(crate) fn sparse_stats(
         .iter()
         .find(|(_, id)| *id == token)
         .map_or(f32::NEG_INFINITY, |(v, _)| *v);
-    let rank = candidates.iter().filter(|(v, _)| *v >= value).count().max(1);
+    let rank = candidates
+        .iter()
+        .filter(|(v, _)| *v >= value)
+        .count()
+        .max(1);
     let top = top_n(candidates.iter().copied(), n, scratch);
     finish_stats(value, rank, &top, as_logprobs, shift)
 }
@@ -142,7 +156,17 @@ fn finish_stats(
             v
         }
     };
-    (out(value), rank, top.iter().map(|&(v, id)| (id, out(v))).collect())
+    (
+        out(value),
+        rank,
+        top.iter().map(|&(v, id)| (id, out(v))).collect(),
+    )
+}
+
+/// The `n` best unmasked entries of a whole row, best first.
+pub(crate) fn top_n_of_row(row: &[f32], n: usize, scratch: &mut Scratch) -> Vec<(f32, u32)> {
+    superset_of_top(row, n, &mut scratch.pairs, &mut scratch.maxima);
+    top_n(scratch.pairs.iter().copied(), n, &mut scratch.select)
 }
 
 /// Above this many entries [`top_n`] selects instead of keeping a sorted best-list.
@@ -194,22 +218,23 @@ pub fn prompt_logprobs(
     prompt: &[u32],
     k: usize,
 ) -> Vec<Option<PromptLogprob>> {
-    let mut scratch = Vec::new();
-    let mut out = Vec::with_capacity(prompt.len());
-    for (i, &token) in prompt.iter().enumerate() {
-        let row = i
-            .checked_sub(1)
-            .filter(|_| vocab > 0)
-            .and_then(|r| logits_rows.get(r * vocab..(r + 1) * vocab));
-        out.push(row.map(|row| {
-            let (logprob, rank, top) = dense_stats(row, token, k, true, &mut scratch);
-            PromptLogprob {
+    // Each position costs a few passes over the vocabulary and they are independent: a long
+    // prompt is scored in parallel.
+    (0..prompt.len())
+        .into_par_iter()
+        .map_init(Scratch::default, |scratch, i| {
+            let token = prompt[i];
+            let row = i
+                .checked_sub(1)
+                .filter(|_| vocab > 0)
+                .and_then(|r| logits_rows.get(r * vocab..(r + 1) * vocab))?;
+            let (logprob, rank, top) = dense_stats(row, token, k, true, scratch);
+            Some(PromptLogprob {
                 token,
                 logprob,
                 rank,
                 top,
-            }
-        }));
-    }
-    out
+            })
+        })
+        .collect()
 }

@@ -26,16 +26,20 @@ pub(crate) fn exp_neg(x: f32) -> f32 {
     // Adding and removing 1.5 * 2^23 rounds to the nearest integer without a libm call.
     const ROUND: f32 = 12_582_912.0;
     let xc = x.clamp(-87.0, 0.0);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let k = xc * LOG2E + ROUND;
+    let n = k - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // `k`'s low mantissa bits hold `n` (two's complement): 2^n is built with integer ops only,
+    // since a float-to-int `as` cast saturates and keeps the loop from vectorizing.
+    let n_int = k.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_int.wrapping_add(127) << 23);
     if x < -87.0 {
         0.0
     } else {
@@ -53,20 +57,84 @@ pub(crate) fn max_clean(row: &[f32]) -> f32 {
             *l = if v > *l { v } else { *l };
         }
     }
-    let mut m = chunks.remainder().iter().map(|&v| clean(v)).fold(f32::NEG_INFINITY, f32::max);
+    let mut m = chunks
+        .remainder()
+        .iter()
+        .map(|&v| clean(v))
+        .fold(f32::NEG_INFINITY, f32::max);
     for l in lanes {
         m = m.max(l);
     }
     m
 }
 
-/// Index of the largest entry, the lowest index on ties; 0 when every entry is masked.
+/// Index of the largest entry, the lowest index on ties; 0 when every entry is masked. Two
+/// vectorized passes (the maximum, then the block holding its first occurrence) beat one
+/// scalar pass that tracks indices.
 pub(crate) fn argmax(row: &[f32]) -> u32 {
     let m = max_clean(row);
     if m == f32::NEG_INFINITY {
         return 0;
     }
-    row.iter().position(|&v| clean(v) == m).unwrap_or(0) as u32
+    const CHUNK: usize = 64;
+    for (c, chunk) in row.chunks(CHUNK).enumerate() {
+        if chunk.iter().fold(false, |hit, &v| hit | (clean(v) == m)) {
+            let i = chunk.iter().position(|&v| clean(v) == m).unwrap_or(0);
+            return (c * CHUNK + i) as u32;
+        }
+    }
+    0
+}
+
+/// Reusable buffers of one sequence's sampler, so no step allocates per vocabulary entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scratch {
+    /// Candidate `(value, id)` pairs from [`superset_of_top`].
+    pub pairs: Vec<(f32, u32)>,
+    /// Selection buffer for large top-n requests.
+    pub select: Vec<(f32, u32)>,
+    pub maxima: Vec<f32>,
+    /// `e^(v - max)` of every entry of the row.
+    pub weights: Vec<f32>,
+}
+
+/// Entries per chunk of the chunk-maximum prefilter in [`superset_of_top`].
+const CHUNK: usize = 64;
+
+/// Fills `out` with every unmasked entry that could be among the `k` best of `row`, usually a
+/// small fraction of it. The k best chunk maxima are k distinct entries, so the k-th best chunk
+/// maximum bounds the k-th best entry from below: chunks whose maximum is under it are skipped
+/// after one vectorized pass.
+pub(crate) fn superset_of_top(
+    row: &[f32],
+    k: usize,
+    out: &mut Vec<(f32, u32)>,
+    maxima: &mut Vec<f32>,
+) {
+    out.clear();
+    if k == 0 {
+        return;
+    }
+    maxima.clear();
+    maxima.extend(row.chunks(CHUNK).map(max_clean));
+    let bound = if k > maxima.len() {
+        f32::NEG_INFINITY
+    } else {
+        let mut sorted = maxima.clone();
+        sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        sorted[k - 1]
+    };
+    for (c, chunk) in row.chunks(CHUNK).enumerate() {
+        if maxima[c] < bound || maxima[c] == f32::NEG_INFINITY {
+            continue;
+        }
+        for (j, &v) in chunk.iter().enumerate() {
+            let v = clean(v);
+            if v >= bound && v > f32::NEG_INFINITY {
+                out.push((v, (c * CHUNK + j) as u32));
+            }
+        }
+    }
 }
 
 /// Sum of `values` in f64, with independent lanes so it vectorizes.
@@ -129,43 +197,35 @@ mod tests {
 
     #[test]
     fn row_kernels() {
-        let row = [1.0, f32::NAN, 3.0, f32::NEG_INFINITY, 3.0, -2.0, 0.0, 0.5, 2.5, 3.0];
+        let row = [
+            1.0,
+            f32::NAN,
+            3.0,
+            f32::NEG_INFINITY,
+            3.0,
+            -2.0,
+            0.0,
+            0.5,
+            2.5,
+            3.0,
+        ];
         assert_eq!(max_clean(&row), 3.0);
         assert_eq!(argmax(&row), 2);
         assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
         assert_eq!(argmax(&[0.0, f32::INFINITY, 1.0]), 1);
+        let mut long = vec![0.0f32; 1001];
+        long[13] = 2.0;
+        long[9] = 2.0;
+        long[1000] = 2.0;
+        assert_eq!(argmax(&long), 9);
+        long[1000] = 3.0;
+        assert_eq!(argmax(&long), 1000);
+        long[17] = f32::NAN;
+        assert_eq!(argmax(&long), 1000);
         let lse = log_sum_exp(&[0.0, 2f32.ln(), 3f32.ln(), f32::NEG_INFINITY]);
         assert!((lse - 6f64.ln()).abs() < 1e-6);
         assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 2]), f64::NEG_INFINITY);
         let v: Vec<f32> = (0..1001).map(|i| i as f32).collect();
         assert_eq!(sum_f64(&v), 500_500.0);
-    }
-}
-#[cfg(test)]
-mod tmp_bench {
-    use super::*;
-    use std::time::Instant;
-    #[test]
-    fn tmp_bench_kernels() {
-        let v = 151_936usize;
-        let row: Vec<f32> = (0..v).map(|i| ((i * 7919) % 1000) as f32 * 0.001).collect();
-        let n = 300;
-        let mut acc = 0.0f64;
-        let t = Instant::now();
-        for _ in 0..n { acc += max_clean(std::hint::black_box(&row)) as f64; }
-        println!("max_clean {:.1}", t.elapsed().as_secs_f64() * 1e6 / n as f64);
-        let t = Instant::now();
-        for _ in 0..n { acc += argmax(std::hint::black_box(&row)) as f64; }
-        println!("argmax {:.1}", t.elapsed().as_secs_f64() * 1e6 / n as f64);
-        let mut w = Vec::new();
-        let t = Instant::now();
-        for _ in 0..n { exp_weights(std::hint::black_box(&row), 1.0, &mut w); acc += w[3] as f64; }
-        println!("exp_weights {:.1}", t.elapsed().as_secs_f64() * 1e6 / n as f64);
-        let t = Instant::now();
-        for _ in 0..n { acc += sum_f64(std::hint::black_box(&w)); }
-        println!("sum_f64 {:.1}", t.elapsed().as_secs_f64() * 1e6 / n as f64);
-        let t = Instant::now();
-        for _ in 0..n { acc += log_sum_exp(std::hint::black_box(&row)); }
-        println!("lse {:.1} {acc}", t.elapsed().as_secs_f64() * 1e6 / n as f64);
     }
 }

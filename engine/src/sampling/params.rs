@@ -125,13 +125,21 @@ impl SamplingError {
     pub fn param(&self) -> &'static str {
         match self {
             SamplingError::InvalidParameter { param, .. } => param,
-            SamplingError::ContextLengthExceeded { max_tokens: Some(_), .. } => "max_tokens",
-            SamplingError::ContextLengthExceeded { max_tokens: None, .. } => "messages",
+            SamplingError::ContextLengthExceeded {
+                max_tokens: Some(_),
+                ..
+            } => "max_tokens",
+            SamplingError::ContextLengthExceeded {
+                max_tokens: None, ..
+            } => "messages",
         }
     }
 
     pub(crate) fn invalid(param: &'static str, msg: impl Into<String>) -> Self {
-        SamplingError::InvalidParameter { param, msg: msg.into() }
+        SamplingError::InvalidParameter {
+            param,
+            msg: msg.into(),
+        }
     }
 }
 
@@ -213,11 +221,17 @@ impl SamplingParams {
         }
         // NaN fails every range test below, so it is rejected along with out-of-range values.
         if !(-2.0..=2.0).contains(&self.presence_penalty) {
-            let msg = format!("presence_penalty must be in [-2, 2], got {:?}.", self.presence_penalty);
+            let msg = format!(
+                "presence_penalty must be in [-2, 2], got {:?}.",
+                self.presence_penalty
+            );
             return Err(bad("presence_penalty", msg));
         }
         if !(-2.0..=2.0).contains(&self.frequency_penalty) {
-            let msg = format!("frequency_penalty must be in [-2, 2], got {:?}.", self.frequency_penalty);
+            let msg = format!(
+                "frequency_penalty must be in [-2, 2], got {:?}.",
+                self.frequency_penalty
+            );
             return Err(bad("frequency_penalty", msg));
         }
         if !self.repetition_penalty.is_finite() {
@@ -235,22 +249,37 @@ impl SamplingParams {
             return Err(bad("repetition_penalty", msg));
         }
         if !self.temperature.is_finite() {
-            let msg = format!("temperature must be a finite number, got {:?}.", self.temperature);
+            let msg = format!(
+                "temperature must be a finite number, got {:?}.",
+                self.temperature
+            );
             return Err(bad("temperature", msg));
         }
         if self.temperature < 0.0 {
-            let msg = format!("temperature must be non-negative, got {:?}.", self.temperature);
+            let msg = format!(
+                "temperature must be non-negative, got {:?}.",
+                self.temperature
+            );
             return Err(bad("temperature", msg));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(bad("top_p", format!("top_p must be in (0, 1], got {:?}.", self.top_p)));
+            return Err(bad(
+                "top_p",
+                format!("top_p must be in (0, 1], got {:?}.", self.top_p),
+            ));
         }
         if self.top_k < -1 {
-            let msg = format!("top_k must be 0 (disable), or at least 1, got {}.", self.top_k);
+            let msg = format!(
+                "top_k must be 0 (disable), or at least 1, got {}.",
+                self.top_k
+            );
             return Err(bad("top_k", msg));
         }
         if !(0.0..=1.0).contains(&self.min_p) {
-            return Err(bad("min_p", format!("min_p must be in [0, 1], got {:?}.", self.min_p)));
+            return Err(bad(
+                "min_p",
+                format!("min_p must be in [0, 1], got {:?}.", self.min_p),
+            ));
         }
         if let Some(max_tokens) = self.max_tokens {
             if max_tokens < 1 {
@@ -287,12 +316,22 @@ impl SamplingParams {
             return Err(bad("stop", msg));
         }
         if self.bad_words.iter().any(String::is_empty) {
-            let msg = format!("bad_words cannot contain an empty string. Got bad_words={:?}", self.bad_words);
+            let msg = format!(
+                "bad_words cannot contain an empty string. Got bad_words={:?}",
+                self.bad_words
+            );
             return Err(bad("bad_words", msg));
         }
-        for (param, n) in [("logprobs", self.logprobs), ("prompt_logprobs", self.prompt_logprobs)] {
+        for (param, n) in [
+            ("logprobs", self.logprobs),
+            ("prompt_logprobs", self.prompt_logprobs),
+        ] {
             if let Some(n) = n.filter(|&n| n > ctx.max_logprobs) {
-                let what = if param == "logprobs" { "sample logprobs" } else { "prompt logprobs" };
+                let what = if param == "logprobs" {
+                    "sample logprobs"
+                } else {
+                    "prompt logprobs"
+                };
                 let msg = format!(
                     "Requested {what} of {n}, which is greater than max allowed: {}",
                     ctx.max_logprobs
@@ -327,10 +366,16 @@ impl SamplingParams {
         }
         if let Some(allowed) = &self.allowed_token_ids {
             if allowed.is_empty() {
-                return Err(bad("allowed_token_ids", "allowed_token_ids is not None and empty!"));
+                return Err(bad(
+                    "allowed_token_ids",
+                    "allowed_token_ids is not None and empty!",
+                ));
             }
             if !out_of_vocab(&mut allowed.iter().copied()).is_empty() {
-                return Err(bad("allowed_token_ids", "allowed_token_ids contains out-of-vocab token id!"));
+                return Err(bad(
+                    "allowed_token_ids",
+                    "allowed_token_ids contains out-of-vocab token id!",
+                ));
             }
         }
         Ok(())
@@ -338,9 +383,15 @@ impl SamplingParams {
 
     fn validate_lengths(&self, ctx: &ValidationContext) -> Result<(), SamplingError> {
         if ctx.prompt_len == 0 {
-            return Err(SamplingError::invalid("prompt", "The decoder prompt cannot be empty"));
+            return Err(SamplingError::invalid(
+                "prompt",
+                "The decoder prompt cannot be empty",
+            ));
         }
-        if let Some(t) = self.truncate_prompt_tokens.filter(|&t| t > ctx.max_model_len) {
+        if let Some(t) = self
+            .truncate_prompt_tokens
+            .filter(|&t| t > ctx.max_model_len)
+        {
             let msg = format!(
                 "truncate_prompt_tokens value ({t}) is greater than max_model_len ({}). Please, \
                  select a smaller truncation size.",

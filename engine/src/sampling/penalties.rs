@@ -135,5 +135,9 @@ fn word_ids(tokenizer: &Tokenizer, word: &str) -> Result<Vec<Vec<u32>>, Sampling
     }
     let spaced = encode(&format!(" {word}"))?;
     let distinct = spaced.first() != plain.first() && spaced.len() == plain.len();
-    Ok(if distinct { vec![plain, spaced] } else { vec![plain] })
+    Ok(if distinct {
+        vec![plain, spaced]
+    } else {
+        vec![plain]
+    })
 }

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::filters::{apply_min_p, draw_dense, draw_sparse, top_k_top_p};
 use super::logprobs::{dense_stats, sparse_stats, LogprobsMode};
-use super::math::{argmax, clean};
+use super::math::{argmax, clean, Scratch};
 use super::params::SamplingParams;
 use super::penalties::{
     apply_allowed, apply_bad_words, apply_bias, apply_frequency_presence, apply_repetition, ban,
@@ -29,8 +29,10 @@ pub struct SampledToken {
 }
 
 /// Sampling state of one sequence: its parameters prepared for the hot path, its random
-/// stream, and the token counts the penalties need.
-#[derive(Debug, Clone)]
+/// stream, and the token counts the penalties need. A clone continues the same random stream;
+/// parallel samples of one request each need their own sampler (see
+/// [`SamplingParams::for_child`]).
+#[derive(Clone)]
 pub struct SequenceSampler {
     greedy: bool,
     temperature: f32,
@@ -57,9 +59,28 @@ pub struct SequenceSampler {
     track_output: bool,
     rng: ChaCha8Rng,
     work: Vec<f32>,
-    scratch: Vec<(f32, u32)>,
+    scratch: Scratch,
     cands: Vec<(f32, u32)>,
-    weights: Vec<f32>,
+}
+
+impl std::fmt::Debug for SequenceSampler {
+    // The work buffers hold a whole vocabulary row each; printing them would flood any log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequenceSampler")
+            .field("greedy", &self.greedy)
+            .field("temperature", &self.temperature)
+            .field("top_k", &self.top_k)
+            .field("top_p", &self.top_p)
+            .field("min_p", &self.min_p)
+            .field("num_logprobs", &self.num_logprobs)
+            .field("min_tokens", &self.min_tokens)
+            .field("repetition_penalty", &self.repetition_penalty)
+            .field("frequency_penalty", &self.frequency_penalty)
+            .field("presence_penalty", &self.presence_penalty)
+            .field("bad_words", &self.bad_words.len())
+            .field("generated_counted", &self.counted.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SequenceSampler {
@@ -120,9 +141,8 @@ impl SequenceSampler {
             track_output,
             rng: ChaCha8Rng::seed_from_u64(params.seed.unwrap_or(engine_rng_seed)),
             work: Vec::new(),
-            scratch: Vec::new(),
+            scratch: Scratch::default(),
             cands: Vec::new(),
-            weights: Vec::new(),
         }
     }
 
@@ -132,7 +152,12 @@ impl SequenceSampler {
 
     /// Picks the next token. `logits` is the model's raw row (length = model vocabulary, which
     /// may exceed the tokenizer's); `generated` is every token this sequence produced so far.
-    pub fn sample(&mut self, logits: &[f32], generated: &[u32], mode: LogprobsMode) -> SampledToken {
+    pub fn sample(
+        &mut self,
+        logits: &[f32],
+        generated: &[u32],
+        mode: LogprobsMode,
+    ) -> SampledToken {
         let mut out = SampledToken {
             token: 0,
             logprob: f32::NAN,
@@ -162,7 +187,7 @@ impl SequenceSampler {
             let (value, rank, top) = if mode.is_raw() || !copy {
                 dense_stats(logits, out.token, n, as_logprobs, scratch)
             } else if sparse {
-                sparse_stats(&self.cands, out.token, n, as_logprobs, scratch)
+                sparse_stats(&self.cands, out.token, n, as_logprobs, &mut scratch.select)
             } else {
                 dense_stats(&work, out.token, n, as_logprobs, scratch)
             };
@@ -223,7 +248,8 @@ impl SequenceSampler {
         for &id in &generated[self.counted.len()..] {
             *self.output_counts.entry(id).or_insert(0) += 1;
         }
-        self.counted.extend_from_slice(&generated[self.counted.len()..]);
+        self.counted
+            .extend_from_slice(&generated[self.counted.len()..]);
     }
 
     /// Temperature, min-p, top-k, top-p, then the draw. Returns the token and whether top-k or
@@ -239,11 +265,17 @@ impl SequenceSampler {
             apply_min_p(work, min_p);
         }
         if self.top_k.is_none() && self.top_p.is_none() {
-            let token = draw_dense(work, &mut self.rng, &mut self.weights);
+            let token = draw_dense(work, &mut self.rng, &mut self.scratch.weights);
             // Every token masked (e.g. allowed ids all banned): fall back to the argmax.
             return (token.unwrap_or_else(|| argmax(work)), false);
         }
-        top_k_top_p(work, self.top_k, self.top_p, &mut self.cands, &mut self.scratch);
+        top_k_top_p(
+            work,
+            self.top_k,
+            self.top_p,
+            &mut self.cands,
+            &mut self.scratch,
+        );
         let token = draw_sparse(&self.cands, &mut self.rng).unwrap_or_else(|| argmax(work));
         (token, true)
     }

@@ -40,11 +40,24 @@ fn with(f: impl FnOnce(&mut SamplingParams)) -> SamplingParams {
 #[test]
 fn defaults_are_vllms_and_valid() {
     let p = SamplingParams::default();
-    assert_eq!((p.n, p.temperature, p.top_p, p.top_k, p.min_p), (1, 1.0, 1.0, 0, 0.0));
-    assert_eq!((p.repetition_penalty, p.presence_penalty, p.frequency_penalty), (1.0, 0.0, 0.0));
+    assert_eq!(
+        (p.n, p.temperature, p.top_p, p.top_k, p.min_p),
+        (1, 1.0, 1.0, 0, 0.0)
+    );
+    assert_eq!(
+        (
+            p.repetition_penalty,
+            p.presence_penalty,
+            p.frequency_penalty
+        ),
+        (1.0, 0.0, 0.0)
+    );
     assert!(p.skip_special_tokens && p.spaces_between_special_tokens && p.detokenize);
     assert!(!p.ignore_eos && !p.include_stop_str_in_output);
-    assert_eq!((p.max_tokens, p.min_tokens, p.logprobs, p.seed), (None, 0, None, None));
+    assert_eq!(
+        (p.max_tokens, p.min_tokens, p.logprobs, p.seed),
+        (None, 0, None, None)
+    );
     p.validate(&ctx()).unwrap();
 }
 
@@ -105,34 +118,74 @@ fn n_and_best_of() {
 
 #[test]
 fn penalties() {
-    rejects(with(|p| p.presence_penalty = 2.5), "presence_penalty", "must be in [-2, 2], got 2.5.");
-    rejects(with(|p| p.presence_penalty = f32::NAN), "presence_penalty", "[-2, 2]");
-    rejects(with(|p| p.frequency_penalty = -2.1), "frequency_penalty", "must be in [-2, 2]");
+    rejects(
+        with(|p| p.presence_penalty = 2.5),
+        "presence_penalty",
+        "must be in [-2, 2], got 2.5.",
+    );
+    rejects(
+        with(|p| p.presence_penalty = f32::NAN),
+        "presence_penalty",
+        "[-2, 2]",
+    );
+    rejects(
+        with(|p| p.frequency_penalty = -2.1),
+        "frequency_penalty",
+        "must be in [-2, 2]",
+    );
     rejects(
         with(|p| p.repetition_penalty = 0.0),
         "repetition_penalty",
         "repetition_penalty must be greater than zero, got 0.0.",
     );
-    rejects(with(|p| p.repetition_penalty = -1.0), "repetition_penalty", "greater than zero");
-    rejects(with(|p| p.repetition_penalty = f32::INFINITY), "repetition_penalty", "finite");
+    rejects(
+        with(|p| p.repetition_penalty = -1.0),
+        "repetition_penalty",
+        "greater than zero",
+    );
+    rejects(
+        with(|p| p.repetition_penalty = f32::INFINITY),
+        "repetition_penalty",
+        "finite",
+    );
 }
 
 #[test]
 fn temperature_and_filters() {
-    rejects(with(|p| p.temperature = -1.0), "temperature", "temperature must be non-negative, got -1.0.");
+    rejects(
+        with(|p| p.temperature = -1.0),
+        "temperature",
+        "temperature must be non-negative, got -1.0.",
+    );
     rejects(with(|p| p.temperature = f32::NAN), "temperature", "finite");
-    rejects(with(|p| p.temperature = f32::INFINITY), "temperature", "finite");
-    rejects(with(|p| p.top_p = 0.0), "top_p", "top_p must be in (0, 1], got 0.0.");
+    rejects(
+        with(|p| p.temperature = f32::INFINITY),
+        "temperature",
+        "finite",
+    );
+    rejects(
+        with(|p| p.top_p = 0.0),
+        "top_p",
+        "top_p must be in (0, 1], got 0.0.",
+    );
     rejects(with(|p| p.top_p = 1.01), "top_p", "(0, 1]");
     rejects(with(|p| p.top_p = f32::NAN), "top_p", "(0, 1]");
-    rejects(with(|p| p.top_k = -2), "top_k", "top_k must be 0 (disable), or at least 1, got -2.");
+    rejects(
+        with(|p| p.top_k = -2),
+        "top_k",
+        "top_k must be 0 (disable), or at least 1, got -2.",
+    );
     rejects(with(|p| p.min_p = -0.1), "min_p", "min_p must be in [0, 1]");
     rejects(with(|p| p.min_p = 1.5), "min_p", "got 1.5.");
 }
 
 #[test]
 fn token_counts() {
-    rejects(with(|p| p.max_tokens = Some(0)), "max_tokens", "max_tokens must be at least 1, got 0.");
+    rejects(
+        with(|p| p.max_tokens = Some(0)),
+        "max_tokens",
+        "max_tokens must be at least 1, got 0.",
+    );
     rejects(
         with(|p| {
             p.max_tokens = Some(4);
@@ -141,8 +194,16 @@ fn token_counts() {
         "min_tokens",
         "min_tokens must be less than or equal to max_tokens=4, got 5.",
     );
-    rejects(with(|p| p.truncate_prompt_tokens = Some(0)), "truncate_prompt_tokens", ">= 1");
-    rejects(with(|p| p.truncate_prompt_tokens = Some(65)), "truncate_prompt_tokens", "max_model_len (64)");
+    rejects(
+        with(|p| p.truncate_prompt_tokens = Some(0)),
+        "truncate_prompt_tokens",
+        ">= 1",
+    );
+    rejects(
+        with(|p| p.truncate_prompt_tokens = Some(65)),
+        "truncate_prompt_tokens",
+        "max_model_len (64)",
+    );
 }
 
 #[test]
@@ -175,14 +236,30 @@ fn token_ids_must_be_in_vocab() {
         "logit_bias",
         "finite",
     );
-    rejects(with(|p| p.stop_token_ids = vec![5, 100, 7]), "stop_token_ids", "[100]");
-    rejects(with(|p| p.allowed_token_ids = Some(vec![])), "allowed_token_ids", "empty");
-    rejects(with(|p| p.allowed_token_ids = Some(vec![1, 100])), "allowed_token_ids", "out-of-vocab");
+    rejects(
+        with(|p| p.stop_token_ids = vec![5, 100, 7]),
+        "stop_token_ids",
+        "[100]",
+    );
+    rejects(
+        with(|p| p.allowed_token_ids = Some(vec![])),
+        "allowed_token_ids",
+        "empty",
+    );
+    rejects(
+        with(|p| p.allowed_token_ids = Some(vec![1, 100])),
+        "allowed_token_ids",
+        "out-of-vocab",
+    );
 }
 
 #[test]
 fn strings() {
-    rejects(with(|p| p.stop = vec!["a".into(), String::new()]), "stop", "stop cannot contain an empty string.");
+    rejects(
+        with(|p| p.stop = vec!["a".into(), String::new()]),
+        "stop",
+        "stop cannot contain an empty string.",
+    );
     rejects(
         with(|p| {
             p.stop = vec!["x".into()];
@@ -191,12 +268,19 @@ fn strings() {
         "stop",
         "detokenize",
     );
-    rejects(with(|p| p.bad_words = vec![String::new()]), "bad_words", "empty string");
+    rejects(
+        with(|p| p.bad_words = vec![String::new()]),
+        "bad_words",
+        "empty string",
+    );
 }
 
 #[test]
 fn context_length() {
-    let full = ValidationContext { prompt_len: 60, ..ctx() };
+    let full = ValidationContext {
+        prompt_len: 60,
+        ..ctx()
+    };
     let too_long = with(|p| p.max_tokens = Some(5));
     let err = too_long.validate(&full).unwrap_err();
     assert_eq!(err.param(), "max_tokens");
@@ -208,10 +292,26 @@ fn context_length() {
     );
     with(|p| p.max_tokens = Some(4)).validate(&full).unwrap();
     // Without max_tokens the prompt must leave room for one token.
-    let exact = ValidationContext { prompt_len: 64, ..ctx() };
-    rejects_in(SamplingParams::default(), &exact, "messages", "you requested 64 tokens in the messages");
-    let empty = ValidationContext { prompt_len: 0, ..ctx() };
-    rejects_in(SamplingParams::default(), &empty, "prompt", "cannot be empty");
+    let exact = ValidationContext {
+        prompt_len: 64,
+        ..ctx()
+    };
+    rejects_in(
+        SamplingParams::default(),
+        &exact,
+        "messages",
+        "you requested 64 tokens in the messages",
+    );
+    let empty = ValidationContext {
+        prompt_len: 0,
+        ..ctx()
+    };
+    rejects_in(
+        SamplingParams::default(),
+        &empty,
+        "prompt",
+        "cannot be empty",
+    );
 }
 
 #[test]
@@ -219,8 +319,14 @@ fn effective_values() {
     let p = with(|p| p.max_tokens = Some(100));
     assert_eq!(p.effective_max_tokens(64, 10), 54);
     assert_eq!(SamplingParams::default().effective_max_tokens(64, 10), 54);
-    assert_eq!(with(|p| p.max_tokens = Some(3)).effective_max_tokens(64, 10), 3);
-    assert_eq!(with(|p| p.temperature = 0.001).effective_temperature(), MIN_RANDOM_TEMPERATURE);
+    assert_eq!(
+        with(|p| p.max_tokens = Some(3)).effective_max_tokens(64, 10),
+        3
+    );
+    assert_eq!(
+        with(|p| p.temperature = 0.001).effective_temperature(),
+        MIN_RANDOM_TEMPERATURE
+    );
     assert_eq!(with(|p| p.top_k = -1).top_k_limit(), None);
     assert_eq!(with(|p| p.top_k = 0).top_k_limit(), None);
     assert_eq!(with(|p| p.top_k = 7).top_k_limit(), Some(7));
@@ -284,7 +390,10 @@ fn generation_config_defaults() {
     assert_eq!(d.max_tokens, Some(2048));
     assert!(!d.is_empty());
     assert!(SamplingDefaults::from_generation_config(None, None).is_empty());
-    assert!(SamplingDefaults::from_generation_config(Some(&json!({"temperature": "hot"})), None).is_empty());
+    assert!(
+        SamplingDefaults::from_generation_config(Some(&json!({"temperature": "hot"})), None)
+            .is_empty()
+    );
 
     // A request starts from the defaults; its explicit values win, nulls count as unset.
     let p = d
@@ -295,14 +404,18 @@ fn generation_config_defaults() {
     let p = d.params_from_json(&json!({})).unwrap();
     assert_eq!(p, d.base_params());
     assert_eq!(p.max_tokens, Some(2048));
-    let p = d.params_from_json(&json!({"logit_bias": {"5": 1.5}, "seed": 3})).unwrap();
+    let p = d
+        .params_from_json(&json!({"logit_bias": {"5": 1.5}, "seed": 3}))
+        .unwrap();
     assert_eq!((p.logit_bias.get(&5), p.seed), (Some(&1.5), Some(3)));
 }
 
 #[test]
 fn json_type_errors_name_the_parameter() {
     let d = SamplingDefaults::default();
-    let err = d.params_from_json(&json!({"n": -1, "temperature": 0.5})).unwrap_err();
+    let err = d
+        .params_from_json(&json!({"n": -1, "temperature": 0.5}))
+        .unwrap_err();
     assert_eq!(err.param(), "n");
     let err = d.params_from_json(&json!({"top_p": "high"})).unwrap_err();
     assert_eq!(err.param(), "top_p");

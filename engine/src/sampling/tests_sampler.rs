@@ -47,24 +47,42 @@ fn greedy() -> SamplingParams {
 }
 
 fn finite_ids(row: &[f32]) -> Vec<u32> {
-    (0..row.len() as u32).filter(|&i| row[i as usize].is_finite()).collect()
+    (0..row.len() as u32)
+        .filter(|&i| row[i as usize].is_finite())
+        .collect()
 }
 
 #[test]
 fn greedy_takes_the_argmax_and_the_lowest_id_on_ties() {
     let mut s = sampler(&greedy());
-    assert_eq!(s.sample(&[1.0, 3.0, 3.0, 2.0], &[], LogprobsMode::RawLogprobs).token, 1);
-    assert_eq!(s.sample(&[-5.0, -1.0, -3.0], &[], LogprobsMode::RawLogprobs).token, 1);
+    assert_eq!(
+        s.sample(&[1.0, 3.0, 3.0, 2.0], &[], LogprobsMode::RawLogprobs)
+            .token,
+        1
+    );
+    assert_eq!(
+        s.sample(&[-5.0, -1.0, -3.0], &[], LogprobsMode::RawLogprobs)
+            .token,
+        1
+    );
     assert!(s.is_greedy());
 }
 
 #[test]
 fn nan_logits_are_never_chosen() {
     let mut s = sampler(&greedy());
-    assert_eq!(s.sample(&[f32::NAN, 1.0, 0.5], &[], LogprobsMode::RawLogprobs).token, 1);
+    assert_eq!(
+        s.sample(&[f32::NAN, 1.0, 0.5], &[], LogprobsMode::RawLogprobs)
+            .token,
+        1
+    );
     let mut s = sampler(&params(|p| p.seed = Some(1)));
     for _ in 0..200 {
-        assert_ne!(s.sample(&[f32::NAN, 0.0, 0.0], &[], LogprobsMode::RawLogprobs).token, 0);
+        assert_ne!(
+            s.sample(&[f32::NAN, 0.0, 0.0], &[], LogprobsMode::RawLogprobs)
+                .token,
+            0
+        );
     }
 }
 
@@ -76,7 +94,12 @@ fn allowed_token_ids_mask_everything_else() {
     });
     let row = processed_row(&p, &[5.0, 1.0, 3.0, 4.0], &[], &[], Vec::new(), None);
     assert_eq!(row, [NEG, 1.0, NEG, 4.0]);
-    assert_eq!(sampler(&p).sample(&[5.0, 1.0, 3.0, 4.0], &[], LogprobsMode::RawLogprobs).token, 3);
+    assert_eq!(
+        sampler(&p)
+            .sample(&[5.0, 1.0, 3.0, 4.0], &[], LogprobsMode::RawLogprobs)
+            .token,
+        3
+    );
 }
 
 #[test]
@@ -88,7 +111,12 @@ fn logit_bias_is_added() {
     });
     let row = processed_row(&p, &[0.0, 0.0, 0.0], &[], &[], Vec::new(), None);
     assert_eq!(row, [0.0, 2.5, -1.0]);
-    assert_eq!(sampler(&p).sample(&[1.0, 0.0, 0.0], &[], LogprobsMode::RawLogprobs).token, 1);
+    assert_eq!(
+        sampler(&p)
+            .sample(&[1.0, 0.0, 0.0], &[], LogprobsMode::RawLogprobs)
+            .token,
+        1
+    );
 }
 
 #[test]
@@ -121,7 +149,10 @@ fn min_tokens_bans_eos_and_stop_ids_until_reached() {
     let mut s = SequenceSampler::new(&p, &[], 0, Vec::new(), Some(2));
     assert_eq!(s.sample(&logits, &[], LogprobsMode::RawLogprobs).token, 1);
     assert_eq!(s.sample(&logits, &[1], LogprobsMode::RawLogprobs).token, 1);
-    assert_eq!(s.sample(&logits, &[1, 1], LogprobsMode::RawLogprobs).token, 2);
+    assert_eq!(
+        s.sample(&logits, &[1, 1], LogprobsMode::RawLogprobs).token,
+        2
+    );
     // ignore_eos does not lift the ban (vLLM bans all stop ids during min_tokens).
     let p = params(|q| {
         *q = p.clone();
@@ -159,10 +190,16 @@ fn penalty_counts_follow_the_generated_list() {
         p.temperature = 0.0;
         p.frequency_penalty = 1.0;
     });
-    let mut s = SequenceSampler::new(&params(|q| {
-        *q = p.clone();
-        q.logprobs = Some(3);
-    }), &[], 0, Vec::new(), None);
+    let mut s = SequenceSampler::new(
+        &params(|q| {
+            *q = p.clone();
+            q.logprobs = Some(3);
+        }),
+        &[],
+        0,
+        Vec::new(),
+        None,
+    );
     let logits = [3.0, 2.5, 0.0];
     let mode = LogprobsMode::ProcessedLogits;
     assert_eq!(s.sample(&logits, &[0], mode).token, 1);
@@ -215,7 +252,11 @@ fn top_k_keeps_the_k_best_and_their_ties() {
     assert_eq!(kept(2, &[1.0, 5.0, 3.0, 5.0, 2.0]), [1, 3]);
     assert_eq!(kept(3, &[1.0, 5.0, 3.0, 5.0, 2.0]), [1, 2, 3]);
     assert_eq!(kept(1, &[1.0, 5.0, 3.0, 4.0, 2.0]), [1]);
-    assert_eq!(kept(2, &[1.0, 3.0, 3.0, 3.0, 0.0]), [1, 2, 3], "ties with the k-th stay");
+    assert_eq!(
+        kept(2, &[1.0, 3.0, 3.0, 3.0, 0.0]),
+        [1, 2, 3],
+        "ties with the k-th stay"
+    );
     assert_eq!(kept(10, &[1.0, 2.0]), [0, 1]);
     assert_eq!(kept(-1, &[1.0, 2.0, 0.0]), [0, 1, 2]);
 }
@@ -243,6 +284,28 @@ fn top_p_over_a_large_flat_vocabulary() {
 }
 
 #[test]
+fn top_p_cuts_where_the_mass_above_reaches_p_exactly() {
+    // Equal tokens: with p = 0.5 the third token has exactly half the mass above it and is
+    // cut (vLLM masks where the ascending cumulative sum is <= 1 - p).
+    for vocab in [4usize, 40, 1000] {
+        let p = params(|p| p.top_p = 0.5);
+        let row = processed_row(&p, &vec![1.5; vocab], &[], &[], Vec::new(), None);
+        assert_eq!(
+            finite_ids(&row),
+            (0..vocab as u32 / 2).collect::<Vec<_>>(),
+            "vocab {vocab}"
+        );
+    }
+    let both = params(|p| {
+        p.top_p = 0.5;
+        p.top_k = 4;
+    });
+    let logits = [0.0, 0.0, 0.0, 0.0, -1.0, -1.0, -1.0];
+    let row = processed_row(&both, &logits, &[], &[], Vec::new(), None);
+    assert_eq!(finite_ids(&row), [0, 1]);
+}
+
+#[test]
 fn top_k_is_applied_before_top_p() {
     // Top-2 of [0.4, 0.3, 0.2, 0.1] renormalizes to [4/7, 3/7]; then p = 0.5 keeps one token.
     // Without top-k, p = 0.5 would keep two (0.4 < 0.5).
@@ -251,14 +314,22 @@ fn top_k_is_applied_before_top_p() {
         p.top_k = 2;
         p.top_p = 0.5;
     });
-    assert_eq!(finite_ids(&processed_row(&both, &logits, &[], &[], Vec::new(), None)), [0]);
+    assert_eq!(
+        finite_ids(&processed_row(&both, &logits, &[], &[], Vec::new(), None)),
+        [0]
+    );
     let only_p = params(|p| p.top_p = 0.5);
-    assert_eq!(finite_ids(&processed_row(&only_p, &logits, &[], &[], Vec::new(), None)), [0, 1]);
+    assert_eq!(
+        finite_ids(&processed_row(&only_p, &logits, &[], &[], Vec::new(), None)),
+        [0, 1]
+    );
 }
 
 fn draws(p: &SamplingParams, engine_seed: u64, logits: &[f32], n: usize) -> Vec<u32> {
     let mut s = SequenceSampler::new(p, &[], engine_seed, Vec::new(), None);
-    (0..n).map(|_| s.sample(logits, &[], LogprobsMode::RawLogprobs).token).collect()
+    (0..n)
+        .map(|_| s.sample(logits, &[], LogprobsMode::RawLogprobs).token)
+        .collect()
 }
 
 #[test]
@@ -266,12 +337,22 @@ fn seeded_sampling_is_reproducible_and_seed_dependent() {
     let flat = vec![0.0f32; 100];
     let seeded = |seed| params(|p| p.seed = Some(seed));
     let a = draws(&seeded(42), 0, &flat, 50);
-    assert_eq!(a, draws(&seeded(42), 999, &flat, 50), "the request seed beats the engine seed");
+    assert_eq!(
+        a,
+        draws(&seeded(42), 999, &flat, 50),
+        "the request seed beats the engine seed"
+    );
     assert_ne!(a, draws(&seeded(43), 0, &flat, 50));
     // Unseeded sequences follow the engine-provided seed.
     let unseeded = SamplingParams::default();
-    assert_eq!(draws(&unseeded, 7, &flat, 50), draws(&unseeded, 7, &flat, 50));
-    assert_ne!(draws(&unseeded, 7, &flat, 50), draws(&unseeded, 8, &flat, 50));
+    assert_eq!(
+        draws(&unseeded, 7, &flat, 50),
+        draws(&unseeded, 7, &flat, 50)
+    );
+    assert_ne!(
+        draws(&unseeded, 7, &flat, 50),
+        draws(&unseeded, 8, &flat, 50)
+    );
     // Each sequence owns its stream: interleaving with another sequence changes nothing.
     let mut x = SequenceSampler::new(&seeded(42), &[], 0, Vec::new(), None);
     let mut y = SequenceSampler::new(&seeded(5), &[], 0, Vec::new(), None);
@@ -290,10 +371,13 @@ fn sampled_frequencies_match_the_softmax() {
     let logits = [0.0, 2f32.ln(), 3f32.ln()];
     let expect = [1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0];
     // The dense path and the candidate-list path (top-k keeping everything) must agree.
-    for p in [params(|p| p.seed = Some(11)), params(|p| {
-        p.seed = Some(12);
-        p.top_k = 3;
-    })] {
+    for p in [
+        params(|p| p.seed = Some(11)),
+        params(|p| {
+            p.seed = Some(12);
+            p.top_k = 3;
+        }),
+    ] {
         let n = 20_000;
         let mut counts = [0usize; 3];
         for t in draws(&p, 0, &logits, n) {
@@ -301,7 +385,11 @@ fn sampled_frequencies_match_the_softmax() {
         }
         for i in 0..3 {
             let f = counts[i] as f64 / n as f64;
-            assert!((f - expect[i]).abs() < 0.02, "token {i}: {f} vs {} ({p:?})", expect[i]);
+            assert!(
+                (f - expect[i]).abs() < 0.02,
+                "token {i}: {f} vs {} ({p:?})",
+                expect[i]
+            );
         }
     }
 }
@@ -314,7 +402,10 @@ fn temperature_sharpens_the_distribution() {
         p.temperature = 0.5;
         p.seed = Some(9);
     });
-    let ones = draws(&p, 0, &logits, 20_000).iter().filter(|&&t| t == 1).count();
+    let ones = draws(&p, 0, &logits, 20_000)
+        .iter()
+        .filter(|&&t| t == 1)
+        .count();
     assert!((ones as f64 / 20_000.0 - 0.8).abs() < 0.02, "{ones}");
 }
 
@@ -363,10 +454,18 @@ fn processed_logprobs_renormalize_over_the_filtered_candidates() {
     let out = sampler(&p).sample(&logits, &[], LogprobsMode::ProcessedLogprobs);
     assert!(out.token == 1 || out.token == 2);
     let top = &out.top_logprobs;
-    assert_eq!(top.len(), 2, "the masked token has no finite logprob: {top:?}");
+    assert_eq!(
+        top.len(),
+        2,
+        "the masked token has no finite logprob: {top:?}"
+    );
     assert_eq!((top[0].0, top[1].0), (2, 1));
     assert!((top[0].1 - 0.6f32.ln()).abs() < 1e-6 && (top[1].1 - 0.4f32.ln()).abs() < 1e-6);
-    let expect = if out.token == 2 { (0.6f32.ln(), 1) } else { (0.4f32.ln(), 2) };
+    let expect = if out.token == 2 {
+        (0.6f32.ln(), 1)
+    } else {
+        (0.4f32.ln(), 2)
+    };
     assert!((out.logprob - expect.0).abs() < 1e-6);
     assert_eq!(out.rank, expect.1);
 }
@@ -407,6 +506,67 @@ fn everything_banned_still_returns_a_token() {
         p.seed = Some(0);
     });
     let mut s = SequenceSampler::new(&p, &[], 0, Vec::new(), Some(1));
-    let t = s.sample(&[0.0, 1.0, 2.0], &[], LogprobsMode::RawLogprobs).token;
+    let t = s
+        .sample(&[0.0, 1.0, 2.0], &[], LogprobsMode::RawLogprobs)
+        .token;
     assert!(t < 3);
+}
+
+/// The top-k/top-p survivors computed the obvious way: sort everything best first, keep the
+/// k best (and ties), renormalize, keep while the mass ranked above is below p.
+fn reference_survivors(row: &[f32], top_k: usize, top_p: f64) -> Vec<u32> {
+    let mut sorted: Vec<(f32, u32)> = (0..row.len() as u32)
+        .map(|i| (row[i as usize], i))
+        .collect();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    if top_k > 0 && top_k < sorted.len() {
+        let kth = sorted[top_k - 1].0;
+        sorted.retain(|c| c.0 >= kth);
+    }
+    let max = sorted[0].0 as f64;
+    let total: f64 = sorted.iter().map(|c| (c.0 as f64 - max).exp()).sum();
+    let mut above = 0.0;
+    let mut kept = Vec::new();
+    for c in sorted {
+        if above >= top_p * total {
+            break;
+        }
+        above += (c.0 as f64 - max).exp();
+        kept.push(c.1);
+    }
+    kept.sort_unstable();
+    kept
+}
+
+#[test]
+fn top_k_top_p_match_a_full_sort_on_random_rows() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for case in 0..60 {
+        let vocab = [50, 700, 5000, 20000][case % 4];
+        // Logits from flat to very peaked, with coarse values so ties occur.
+        let spread = [0.5f32, 2.0, 6.0][case % 3];
+        let row: Vec<f32> = (0..vocab)
+            .map(|_| {
+                (rng.random::<f32>() * spread * 8.0).round() / 8.0
+                    + if rng.random::<f32>() < 0.001 {
+                        8.0
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        let top_k = [0usize, 1, 7, 40, 300][case % 5];
+        let top_p = [1.0f32, 0.3, 0.8, 0.95, 0.999][(case / 5) % 5];
+        let p = params(|p| {
+            p.top_k = top_k as i32;
+            p.top_p = top_p;
+        });
+        let got = finite_ids(&processed_row(&p, &row, &[], &[], Vec::new(), None));
+        let want = reference_survivors(&row, top_k, top_p as f64);
+        assert_eq!(
+            got, want,
+            "case {case}: vocab {vocab}, top_k {top_k}, top_p {top_p}"
+        );
+    }
 }

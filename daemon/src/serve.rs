@@ -1,0 +1,303 @@
+//! Start-up and shutdown of the server: configuration → model → engine thread → HTTP.
+//! Shared by `vllmd` and `vllm serve`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::actor::{EngineHandle, StatsReport};
+use engine::kv_cache::PrefixHashAlgo;
+use engine::llm_engine::{EngineConfig, LlmEngine};
+use engine::loader::{self, LoadOptions};
+use engine::sampling::{LogprobsMode, SamplingDefaults};
+use engine::scheduler::SchedulingPolicy;
+use engine::tokenizer::ChatTemplate;
+
+use crate::config::{EnvSettings, ServeConfig};
+use crate::metrics::{CacheConfigInfo, Metrics, TokenLatencies};
+use crate::server::{self, ApiOptions, AppState, CorsSettings};
+
+/// Why the server could not start (or stopped badly). One line each, for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(String),
+    #[error("the default model {0} is missing; fetch it with `scripts/fetch-models.sh` (or pass --model PATH)")]
+    DefaultModelMissing(PathBuf),
+    #[error(transparent)]
+    Load(#[from] engine::LoadError),
+    #[error(transparent)]
+    Engine(#[from] engine::llm_engine::EngineError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ServeError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| ServeError::Config(format!("--{flag}: {e}")))
+}
+
+/// Everything before the HTTP listener: the model, the engine thread and the shared state.
+pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>, ServeError> {
+    cfg.check_supported().map_err(|e| ServeError::Config(e.to_string()))?;
+    // TLS is not built yet: serving plain HTTP when a user asked for TLS would be worse than refusing.
+    for (flag, set) in [("--ssl-keyfile", cfg.frontend.ssl_keyfile.is_some()), ("--ssl-certfile", cfg.frontend.ssl_certfile.is_some()), ("--ssl-ca-certs", cfg.frontend.ssl_ca_certs.is_some())] {
+        if set {
+            return Err(ServeError::Config(format!("not supported yet: {flag}")));
+        }
+    }
+    if cfg.scheduler.preemption_mode.as_deref().is_some_and(|m| m != "recompute") {
+        return Err(ServeError::Config("not supported yet: --preemption-mode swap (only recompute)".into()));
+    }
+    let model_path = match cfg.model_config.model.clone().or_else(|| cfg.model_tag.clone()) {
+        Some(p) => p,
+        None => {
+            let p = engine::paths::default_model_path();
+            if !p.is_file() {
+                return Err(ServeError::DefaultModelMissing(p));
+            }
+            p
+        }
+    };
+    let opts = LoadOptions {
+        model: model_path.clone(),
+        load_format: parse("load-format", &cfg.load.load_format)?,
+        dtype: parse("dtype", &cfg.model_config.dtype)?,
+        tokenizer: cfg.model_config.tokenizer.clone(),
+        hf_config_path: cfg.model_config.hf_config_path.clone(),
+        max_model_len: cfg.model_config.max_model_len,
+        allow_long_max_model_len: env.allow_long_max_model_len,
+        seed: cfg.model_config.seed.unwrap_or(0),
+    };
+    tracing::info!(model = %model_path.display(), "loading model");
+    let on_terminal = std::io::stderr().is_terminal();
+    let progress = move |done: usize, total: usize| {
+        if on_terminal {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\rLoading model layers: {done}/{total}");
+            if done == total {
+                let _ = writeln!(err);
+            }
+            let _ = err.flush();
+        } else if done == total || (done * 4 / total.max(1)) != ((done - 1) * 4 / total.max(1)) {
+            tracing::info!("loading model layers: {done}/{total}");
+        }
+    };
+    let loaded = loader::load(&opts, &progress)?;
+    let mc = loaded.model.config();
+    tracing::info!(
+        architecture = mc.architecture.hf_name(),
+        layers = mc.num_hidden_layers,
+        weights_mib = loaded.model.weight_bytes() / (1 << 20),
+        dtype = ?loaded.weight_dtype,
+        max_model_len = loaded.max_model_len,
+        "model loaded in {:.2}s",
+        loaded.load_time.as_secs_f64()
+    );
+    let max_model_len = loaded.max_model_len;
+    let generation_config = match cfg.model_config.generation_config.as_str() {
+        "auto" => loaded.generation_config.clone(),
+        "vllm" => None,
+        path => {
+            let p = PathBuf::from(path);
+            let file = if p.is_dir() { p.join("generation_config.json") } else { p };
+            let text = std::fs::read_to_string(&file).map_err(|e| ServeError::Io { what: format!("--generation-config {}", file.display()), source: e })?;
+            Some(serde_json::from_str(&text).map_err(|e| ServeError::Config(format!("--generation-config {}: {e}", file.display())))?)
+        }
+    };
+    let overrides = cfg.model_config.override_generation_config.as_object().filter(|o| !o.is_empty()).map(|_| &cfg.model_config.override_generation_config);
+    let defaults = SamplingDefaults::from_generation_config(generation_config.as_ref(), overrides);
+
+    let chat_source = match &cfg.frontend.chat_template {
+        Some(t) if std::path::Path::new(t).is_file() => Some(std::fs::read_to_string(t).map_err(|e| ServeError::Io { what: format!("--chat-template {t}"), source: e })?),
+        Some(t) => Some(t.clone()),
+        None => loaded.tokenizer.chat_template().map(str::to_string),
+    };
+    let tokenizer_bos = loaded.tokenizer.bos_token().map(str::to_string);
+    let tokenizer_eos = loaded.tokenizer.eos_token().map(str::to_string);
+    let chat_template = match chat_source {
+        Some(src) => Some(ChatTemplate::new(&src, tokenizer_bos.as_deref(), tokenizer_eos.as_deref()).map_err(|e| ServeError::Config(format!("chat template: {e}")))?),
+        None => None,
+    };
+
+    let mut ec = EngineConfig::new(max_model_len);
+    ec.block_size = cfg.cache.block_size.unwrap_or(16);
+    ec.num_blocks_override = cfg.cache.num_gpu_blocks_override;
+    ec.kv_cache_bytes = (env.cpu_kvcache_space_gib as usize) << 30;
+    ec.enable_prefix_caching = cfg.cache.enable_prefix_caching.unwrap_or(true);
+    ec.prefix_caching_hash_algo = parse::<PrefixHashAlgo>("prefix-caching-hash-algo", &cfg.cache.prefix_caching_hash_algo)?;
+    ec.max_logprobs = cfg.model_config.max_logprobs;
+    ec.logprobs_mode = parse::<LogprobsMode>("logprobs-mode", &cfg.model_config.logprobs_mode)?;
+    ec.seed = cfg.model_config.seed.unwrap_or(0);
+    ec.iteration_timeout = Duration::from_secs(env.engine_iteration_timeout_s);
+    let s = &mut ec.scheduler;
+    s.enable_chunked_prefill = cfg.scheduler.enable_chunked_prefill.unwrap_or(true);
+    // vLLM's defaults: a 2048-token budget with chunked prefill, else room for a whole prompt.
+    s.max_num_batched_tokens = cfg.scheduler.max_num_batched_tokens.unwrap_or(if s.enable_chunked_prefill { 2048 } else { max_model_len.max(2048) });
+    s.max_num_seqs = cfg.scheduler.max_num_seqs.unwrap_or(256);
+    s.max_num_partial_prefills = cfg.scheduler.max_num_partial_prefills;
+    s.max_long_partial_prefills = cfg.scheduler.max_long_partial_prefills;
+    s.long_prefill_token_threshold = cfg.scheduler.long_prefill_token_threshold;
+    s.policy = parse::<SchedulingPolicy>("scheduling-policy", &cfg.scheduler.scheduling_policy)?;
+    let cache_info = CacheConfigInfo {
+        block_size: ec.block_size,
+        num_gpu_blocks_override: cfg.cache.num_gpu_blocks_override,
+        enable_prefix_caching: ec.enable_prefix_caching,
+        prefix_caching_hash_algo: cfg.cache.prefix_caching_hash_algo.clone(),
+        gpu_memory_utilization: cfg.cache.gpu_memory_utilization,
+        cache_dtype: cfg.cache.kv_cache_dtype.clone(),
+        swap_space: cfg.cache.swap_space,
+        ..CacheConfigInfo::default()
+    };
+    let model_root = model_path.display().to_string();
+    let engine = LlmEngine::new(loaded, ec)?;
+    let tokenizer = engine.tokenizer().clone();
+    let num_blocks = engine.stats().num_blocks;
+    let handle = EngineHandle::spawn(engine);
+
+    let model_names = if cfg.model_config.served_model_name.is_empty() {
+        vec![model_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| model_root.clone())]
+    } else {
+        cfg.model_config.served_model_name.clone()
+    };
+    let metrics = Arc::new(Metrics::new(&model_names[0], max_model_len, CacheConfigInfo { num_gpu_blocks: num_blocks, ..cache_info }));
+    let opts = ApiOptions {
+        api_keys: cfg.frontend.api_key.clone(),
+        response_role: cfg.frontend.response_role.clone(),
+        enable_prompt_tokens_details: cfg.frontend.enable_prompt_tokens_details,
+        enable_force_include_usage: cfg.frontend.enable_force_include_usage,
+        return_tokens_as_token_ids: cfg.frontend.return_tokens_as_token_ids,
+        enable_request_id_headers: cfg.frontend.enable_request_id_headers,
+        disable_fastapi_docs: cfg.frontend.disable_fastapi_docs,
+        enable_server_load_tracking: cfg.frontend.enable_server_load_tracking,
+        enable_tokenizer_info_endpoint: cfg.frontend.enable_tokenizer_info_endpoint,
+        enable_log_requests: cfg.enable_log_requests,
+        enable_log_outputs: cfg.frontend.enable_log_outputs,
+        max_log_len: cfg.frontend.max_log_len,
+        max_body_bytes: 4 << 20,
+    };
+    Ok(Arc::new(AppState {
+        engine: handle,
+        tokenizer,
+        chat_template,
+        model_names,
+        model_root,
+        max_model_len,
+        defaults,
+        opts,
+        metrics,
+        started: Instant::now(),
+        server_load: AtomicI64::new(0),
+    }))
+}
+
+/// One engine report into the metrics (the only place that does it).
+pub fn feed_metrics(metrics: &Metrics, report: &StatsReport) {
+    let latencies = TokenLatencies { time_to_first_token: &report.latencies.time_to_first_token, inter_token: &report.latencies.inter_token };
+    metrics.observe_engine_with_latencies(&report.stats, &report.finished, latencies);
+    for step in &report.latencies.steps {
+        metrics.observe_step(step);
+    }
+}
+
+/// Feeds the metrics from the engine and, unless disabled, logs vLLM's periodic stats line.
+async fn poll_stats(state: Arc<AppState>, log_every: Option<Duration>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_log = Instant::now();
+    let mut last = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        tick.tick().await;
+        let Ok(report) = state.engine.stats().await else { return };
+        feed_metrics(&state.metrics, &report);
+        let stats = report.stats;
+        if let Some(every) = log_every {
+            let dt = last_log.elapsed();
+            if dt >= every {
+                let secs = dt.as_secs_f64();
+                let (p, g, q, h) = (stats.num_prompt_tokens, stats.num_generation_tokens, stats.prefix_cache_queries, stats.prefix_cache_hits);
+                let hit_rate = if q > last.2 { 100.0 * (h - last.3) as f64 / (q - last.2) as f64 } else { 0.0 };
+                tracing::info!(
+                    "Avg prompt throughput: {:.1} tokens/s, Avg generation throughput: {:.1} tokens/s, Running: {} reqs, Waiting: {} reqs, GPU KV cache usage: {:.1}%, Prefix cache hit rate: {:.1}%",
+                    (p - last.0) as f64 / secs,
+                    (g - last.1) as f64 / secs,
+                    stats.num_running,
+                    stats.num_waiting,
+                    stats.kv_cache_usage * 100.0,
+                    hit_rate
+                );
+                last = (p, g, q, h);
+                last_log = Instant::now();
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: draining in-flight requests (up to 30 s)");
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
+    let state = build_state(&cfg, &env)?;
+    let cors = CorsSettings {
+        allowed_origins: cfg.frontend.allowed_origins.clone(),
+        allowed_methods: cfg.frontend.allowed_methods.clone(),
+        allowed_headers: cfg.frontend.allowed_headers.clone(),
+        allow_credentials: cfg.frontend.allow_credentials,
+    };
+    let app = server::router(state.clone(), &cors);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| ServeError::Io { what: "starting the async runtime".into(), source: e })?;
+    rt.block_on(async move {
+        let log_every = (!cfg.disable_log_stats).then_some(Duration::from_secs(10));
+        tokio::spawn(poll_stats(state.clone(), log_every));
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let graceful = async move {
+            shutdown_signal().await;
+            let _ = done_tx.send(());
+        };
+        // Draining is bounded: after the signal, give in-flight requests 30 s.
+        let deadline = async move {
+            let _ = done_rx.await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        };
+        let served = if let Some(path) = &cfg.frontend.uds {
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Io { what: format!("binding {}", path.display()), source: e })?;
+            tracing::info!("ready: listening on unix:{}", path.display());
+            tokio::select! {
+                r = axum::serve(listener, app).with_graceful_shutdown(graceful) => r,
+                _ = deadline => Ok(()),
+            }
+        } else {
+            let host = cfg.frontend.host.clone().unwrap_or_else(|| "0.0.0.0".into());
+            let addr = format!("{host}:{}", cfg.frontend.port);
+            let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
+            let shown = if host == "0.0.0.0" { format!("localhost:{}", cfg.frontend.port) } else { addr.clone() };
+            tracing::info!("ready: serving {} on http://{shown}/v1", state.model_name());
+            tokio::select! {
+                r = axum::serve(listener, app).with_graceful_shutdown(graceful) => r,
+                _ = deadline => Ok(()),
+            }
+        };
+        served.map_err(|e| ServeError::Io { what: "serving HTTP".into(), source: e })
+    })
+}
