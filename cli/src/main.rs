@@ -1,1 +1,86 @@
-fn main() {}
+//! `vllm`: the companion CLI. Each subcommand lives in its own module; this file only dispatches.
+
+mod chat;
+mod complete;
+mod logging;
+mod openai_client;
+mod repl;
+mod run_batch;
+
+use clap::{Parser, Subcommand};
+use daemon::config::{EnvSettings, ServeConfig};
+
+#[derive(Parser)]
+#[command(name = "vllm", version, about = "vllm-rs command line: serve models, chat with them, run batches", max_term_width = 110)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the OpenAI-compatible API server (exactly `vllmd`; `vllm serve --help` lists the flags).
+    #[command(disable_help_flag = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Chat with a running API server.
+    Chat(chat::ChatArgs),
+    /// Complete text with a running API server.
+    Complete(complete::CompleteArgs),
+    /// Run a file of OpenAI batch requests through an in-process engine (`vllm run-batch --help`).
+    #[command(disable_help_flag = true)]
+    RunBatch {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Print the system, build, GPU and environment details to paste into a bug report.
+    CollectEnv {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn env_settings() -> EnvSettings {
+    EnvSettings::from_env().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    })
+}
+
+fn serve(args: Vec<String>) -> ! {
+    let env = env_settings();
+    let argv = std::iter::once("vllm serve".to_string()).chain(args).collect();
+    let cfg = ServeConfig::load(argv, &env).unwrap_or_else(|e| e.exit());
+    logging::init(&env, None);
+    if let Err(e) = daemon::serve::run(cfg, env) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { args } => serve(args),
+        Command::Chat(a) => chat::run(a),
+        Command::Complete(a) => complete::run(a),
+        Command::RunBatch { args } => run_batch::main(args),
+        Command::CollectEnv { json } => {
+            let r = collect_env::report();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r.to_json()).unwrap_or_default());
+            } else {
+                print!("{}", r.to_text());
+            }
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

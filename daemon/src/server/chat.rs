@@ -20,7 +20,7 @@ use super::completions::{prompt_logprobs_json, usage};
 use super::error::ApiError;
 use super::generate::{collect, stop_reason_json, submit, ChoiceResult};
 use super::protocol::{ChatChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta, ChatLogprobEntry, ChatLogprobs, ChatMessage, ChatStreamChoice, TopLogprob};
-use super::state::{body_bytes, parse_body, random_id, unix_now, AppState};
+use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
 use super::stream::{receiver_stream, sse_response};
 
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
@@ -99,7 +99,7 @@ fn render_prompt(state: &AppState, req: &ChatCompletionRequest, messages: &[Valu
 fn chat_logprobs(state: &AppState, tokens: &[SampledToken], as_ids: bool) -> ChatLogprobs {
     let entry = |id: u32, lp: f32| {
         let token = state.token_text(id, as_ids);
-        TopLogprob { bytes: token.as_bytes().to_vec(), token, logprob: lp }
+        TopLogprob { bytes: token.as_bytes().to_vec(), token, logprob: finite_logprob(lp) }
     };
     ChatLogprobs {
         content: tokens

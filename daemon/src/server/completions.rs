@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::error::ApiError;
 use super::generate::{collect, stop_reason_json, submit, ChoiceResult};
 use super::protocol::{CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, Prompt, PromptTokensDetails, Usage};
-use super::state::{body_bytes, parse_body, random_id, unix_now, AppState};
+use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
 use super::stream::sse_response;
 
 /// Column-wise logprobs of some tokens, with text offsets starting at `offset`.
@@ -27,10 +27,10 @@ pub fn completion_logprobs(state: &AppState, tokens: &[SampledToken], mut offset
         lp.text_offset.push(offset);
         offset += text.len();
         lp.tokens.push(text);
-        lp.token_logprobs.push(Some(t.logprob));
+        lp.token_logprobs.push(Some(finite_logprob(t.logprob)));
         let mut top = Map::new();
         for (id, v) in &t.top_logprobs {
-            top.insert(state.token_text(*id, as_ids), json!(v));
+            top.insert(state.token_text(*id, as_ids), json!(finite_logprob(*v)));
         }
         lp.top_logprobs.push(Some(top));
     }

@@ -144,3 +144,12 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(Value
 pub fn body_bytes(body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
     body.map_err(|e| ApiError::new(e.status(), e.body_text()))
 }
+
+/// vLLM reports impossible tokens with -9999.0: JSON has no -inf.
+pub fn finite_logprob(v: f32) -> f32 {
+    if v.is_finite() {
+        v
+    } else {
+        -9999.0
+    }
+}

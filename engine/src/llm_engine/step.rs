@@ -107,22 +107,23 @@ impl LlmEngine {
         let mut finish = None;
         let mut stop_reason = None;
         let mut text = String::new();
-        if let Some(d) = st.detok.as_mut() {
-            let step = d.push(token);
-            text = step.delta;
-            if let Some(s) = step.stop {
-                finish = Some(FinishReason::Stop);
-                stop_reason = Some(StopReason::String(s));
-            }
-        }
-        let min_ok = st.num_output >= st.params.min_tokens;
-        if finish.is_none() && min_ok {
+        if st.num_output >= st.params.min_tokens {
             if !st.params.ignore_eos && self.eos_token_ids.contains(&token) {
                 finish = Some(FinishReason::Stop);
                 stop_reason = Some(StopReason::Eos);
             } else if st.params.stop_token_ids.contains(&token) {
                 finish = Some(FinishReason::Stop);
                 stop_reason = Some(StopReason::TokenId(token));
+            }
+        }
+        // A stop token's own text is not part of the answer (as in vLLM), unless asked for.
+        let show_token = finish.is_none() || st.params.include_stop_str_in_output;
+        if let Some(d) = st.detok.as_mut().filter(|_| show_token) {
+            let step = d.push(token);
+            text = step.delta;
+            if let Some(s) = step.stop {
+                finish = Some(FinishReason::Stop);
+                stop_reason = Some(StopReason::String(s));
             }
         }
         if finish.is_none() && (st.num_output >= st.max_tokens || st.num_prompt + st.num_output >= self.max_model_len) {

@@ -1,0 +1,134 @@
+//! What `vllm chat` and `vllm complete` share: the connection flags, streaming an answer to the
+//! terminal (stoppable with Ctrl-C), and the line-editing loop.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use rustyline::error::ReadlineError;
+use serde_json::Value;
+
+use crate::openai_client::{self, Event, EventStream, Next, Url};
+
+/// The flags of `vllm chat` and `vllm complete` that say where the server is and how to sample.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// URL of the running OpenAI-compatible API server.
+    #[arg(long, default_value = "http://localhost:8000/v1")]
+    pub url: String,
+    /// Model name used in prompt completion (default: the first model the server lists).
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// API key for OpenAI services (default: $OPENAI_API_KEY).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Sampling temperature (default: the server's).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Most tokens per answer (default: the server's).
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+}
+
+/// A resolved connection: base URL, key and model.
+pub struct Client {
+    pub base: Url,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u64>,
+}
+
+impl Client {
+    pub fn connect(args: &ConnectArgs) -> Result<Client> {
+        let base = Url::parse(&args.url)?;
+        let api_key = args.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty());
+        let model = match &args.model_name {
+            Some(m) => m.clone(),
+            None => openai_client::first_model(&base, api_key.as_deref())?,
+        };
+        Ok(Client { base, api_key, model, temperature: args.temperature, max_tokens: args.max_tokens })
+    }
+
+    /// The request body's common part.
+    pub fn body(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("model".into(), Value::String(self.model.clone()));
+        m.insert("stream".into(), Value::Bool(true));
+        if let Some(t) = self.temperature {
+            m.insert("temperature".into(), t.into());
+        }
+        if let Some(n) = self.max_tokens {
+            m.insert("max_tokens".into(), n.into());
+        }
+        m
+    }
+}
+
+/// How an answer ended.
+pub enum Outcome {
+    Finished,
+    Interrupted,
+}
+
+/// Streams the answer of `path` for `body` to stdout; returns the text printed.
+/// `piece` takes the text out of one event. `stop` is set by Ctrl-C (interactive mode only).
+pub fn stream_answer(client: &Client, path: &str, body: Value, piece: fn(&Value) -> Option<&str>, stop: Option<&AtomicBool>) -> Result<(String, Outcome)> {
+    let stream = EventStream::open(&client.base.join(path), client.api_key.as_deref(), &body)?;
+    let mut text = String::new();
+    let mut out = std::io::stdout();
+    loop {
+        if stop.is_some_and(|s| s.swap(false, Ordering::SeqCst)) {
+            return Ok((text, Outcome::Interrupted));
+        }
+        match stream.next(Duration::from_millis(50)) {
+            Next::Event(Event::Data(v)) => {
+                if let Some(p) = piece(&v) {
+                    text.push_str(p);
+                    let _ = out.write_all(p.as_bytes());
+                    let _ = out.flush();
+                }
+            }
+            Next::Event(Event::Done) | Next::Closed => return Ok((text, Outcome::Finished)),
+            Next::Error(e) => bail!("{e}"),
+            Next::Pending => {}
+        }
+    }
+}
+
+/// Runs `turn` for each line the user types until Ctrl-D. Ctrl-C during an answer stops that
+/// answer only; at the prompt it clears the line.
+pub fn run_loop(mut turn: impl FnMut(&str, &AtomicBool) -> Result<()>) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // While an answer streams the terminal is in cooked mode and Ctrl-C arrives as SIGINT:
+    // catch it instead of dying (rustyline reads it as a key while editing).
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+    let mut editor = rustyline::DefaultEditor::new()?;
+    loop {
+        match editor.readline("> ") {
+            Ok(line) => {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(line.as_str());
+                stop.store(false, Ordering::SeqCst);
+                if let Err(e) = turn(&line, &stop) {
+                    eprintln!("error: {e:#}");
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return Ok(()),
+            Err(e) => bail!("reading input: {e}"),
+        }
+    }
+}
+
+/// Ends an answer on the terminal, noting an interruption.
+pub fn finish_line(outcome: &Outcome) {
+    match outcome {
+        Outcome::Finished => println!(),
+        Outcome::Interrupted => println!("\n[stopped]"),
+    }
+}
