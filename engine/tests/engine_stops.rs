@@ -103,3 +103,34 @@ fn streamed_japanese_text_never_splits_a_character() {
     // A multi-token character really did arrive in pieces: some step emitted no text.
     assert!(deltas.iter().any(|d| d.is_empty()), "{deltas:?}");
 }
+
+#[test]
+fn prompt_and_sample_logprobs_match_the_reference() {
+    let Some(mut e) = engine() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference/smollm2-135m-q4_1.dev.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let p = &v["prompts"][0];
+    let g = golden(0);
+    let out = run(&mut e, &g.prompt, SamplingParams { prompt_logprobs: Some(5), logprobs: Some(5), max_tokens: Some(4), ..greedy() });
+    let prompt_lp = out.prompt_logprobs.expect("prompt logprobs were asked for");
+    assert_eq!(prompt_lp.len(), g.prompt.len());
+    assert!(prompt_lp[0].is_none(), "position 0 has no distribution");
+    // Same tolerance as golden_models.rs: float32 on both sides, different reduction orders.
+    for entry in p["prompt_logprobs_top5"].as_array().unwrap() {
+        let i = entry["i"].as_u64().unwrap() as usize;
+        let got = prompt_lp[i].as_ref().unwrap();
+        assert_eq!(got.token as u64, entry["token_id"].as_u64().unwrap());
+        assert!((got.logprob as f64 - entry["logprob"].as_f64().unwrap()).abs() < 1e-3, "position {i}");
+        assert_eq!(got.rank as u64, entry["rank"].as_u64().unwrap(), "position {i}");
+        let want_top: Vec<u64> = entry["top5"].as_array().unwrap().iter().map(|t| t[0].as_u64().unwrap()).collect();
+        let got_top: Vec<u64> = got.top.iter().map(|t| t.0 as u64).collect();
+        assert_eq!(got_top, want_top, "position {i}");
+    }
+    for (s, step) in out.logprobs.iter().enumerate() {
+        let want = &p["greedy_top5"][s];
+        assert_eq!(step.token as u64, want["token_id"].as_u64().unwrap());
+        assert!((step.logprob as f64 - want["logprob"].as_f64().unwrap()).abs() < 1e-3);
+        assert_eq!(step.rank, 1);
+        assert_eq!(step.top_logprobs.len(), 5);
+    }
+}

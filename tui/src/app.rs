@@ -339,11 +339,7 @@ impl App {
             }
             KeyCode::Esc => c.notice = None,
             KeyCode::Char('?') if c.input.is_empty() => self.help = true,
-            KeyCode::Char('p') if ctrl => {
-                if !c.models.is_empty() {
-                    c.model = (c.model + 1) % c.models.len();
-                }
-            }
+            KeyCode::Char('p') if ctrl && !c.models.is_empty() => c.model = (c.model + 1) % c.models.len(),
             KeyCode::Char('j') if ctrl => c.input.push('\n'),
             KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => c.input.push('\n'),
             KeyCode::Enter => return self.submit(),

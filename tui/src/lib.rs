@@ -61,7 +61,14 @@ pub fn run(args: TuiArgs) -> Result<()> {
     let mut app = App::new(&args.url, args.interval, ConfigState::load(args.config.as_deref()));
 
     // Installs a panic hook that restores the terminal before the panic message is printed.
-    let mut terminal = ratatui::try_init().context("set up the terminal")?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            // Raw mode may already be on when entering the alternate screen failed.
+            let _ = ratatui::try_restore();
+            return Err(e).context("set up the terminal (vllm tui needs an interactive terminal)");
+        }
+    };
     let mut chat: Option<JoinHandle<()>> = None;
     let result = (|| -> Result<()> {
         loop {

@@ -134,8 +134,9 @@ pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Re
         _ => String::new(),
     };
     let n = params.n.max(1);
-    let stream = submit(&state.engine, vec![prompt], &params, req.common.priority.unwrap_or(0)).await?;
     let id = req.common.request_id.clone().map(|r| format!("chatcmpl-{r}")).unwrap_or_else(|| random_id("chatcmpl"));
+    state.log_request(&id, &prompt_text, &prompt, &params);
+    let stream = submit(&state.engine, vec![prompt], &params, req.common.priority.unwrap_or(0)).await?;
     let created = unix_now();
     let model = state.model_name().to_string();
 
@@ -170,6 +171,7 @@ pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Re
                     return; // client gone: dropping `stream` aborts the rest
                 }
             }
+            st.log_output(&id, &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>());
             if include_usage {
                 send(chunk(Vec::new(), Some(usage(&st, &results, n))));
             }
@@ -179,6 +181,7 @@ pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Re
     }
 
     let results = collect(stream).await?;
+    state.log_output(&id, &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>());
     let prompt_logprobs = results.first().and_then(|r| prompt_logprobs_json(&state, r, as_ids));
     let choices = results
         .iter()

@@ -88,8 +88,11 @@ pub async fn create_completion(State(state): State<Arc<AppState>>, body: Result<
     state.metrics.observe_request_params(params.n, params.max_tokens);
     let echo = req.common.echo.unwrap_or(false);
     let as_ids = req.common.return_tokens_as_token_ids.unwrap_or(false);
-    let stream = submit(&state.engine, prompts, &params, req.common.priority.unwrap_or(0)).await?;
     let id = req.common.request_id.clone().map(|r| format!("cmpl-{r}")).unwrap_or_else(|| random_id("cmpl"));
+    for (ids, text) in prompts.iter().zip(&prompt_texts) {
+        state.log_request(&id, text, ids, &params);
+    }
+    let stream = submit(&state.engine, prompts, &params, req.common.priority.unwrap_or(0)).await?;
     let created = unix_now();
     let n = params.n.max(1);
 
@@ -129,6 +132,7 @@ pub async fn create_completion(State(state): State<Arc<AppState>>, body: Result<
                     return; // client gone: dropping `stream` aborts the rest
                 }
             }
+            st.log_output(&id, &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>());
             if include_usage {
                 let chunk = json!({"id": id, "object": "text_completion", "created": created, "model": model, "choices": [], "usage": usage(&st, &results, n)});
                 let _ = tx.send(Ok(Event::default().data(chunk.to_string())));
@@ -139,6 +143,7 @@ pub async fn create_completion(State(state): State<Arc<AppState>>, body: Result<
     }
 
     let results = collect(stream).await?;
+    state.log_output(&id, &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>());
     let choices = results
         .iter()
         .enumerate()

@@ -80,6 +80,27 @@ impl AppState {
         self.tokenizer.decode(&[id], false).unwrap_or_default()
     }
 
+    /// `--enable-log-requests`: one line per request, prompt cut at `--max-log-len`.
+    pub fn log_request(&self, id: &str, prompt: &str, ids: &[u32], params: &SamplingParams) {
+        if !self.opts.enable_log_requests {
+            return;
+        }
+        let max = self.opts.max_log_len.unwrap_or(usize::MAX);
+        let text: String = prompt.chars().take(max).collect();
+        let ids = &ids[..ids.len().min(max)];
+        tracing::info!("Received request {id}: prompt: {text:?}, params: {params:?}, prompt_token_ids: {ids:?}");
+    }
+
+    /// `--enable-log-outputs`: the generated text of a finished request.
+    pub fn log_output(&self, id: &str, outputs: &[&str]) {
+        if !self.opts.enable_log_outputs {
+            return;
+        }
+        let max = self.opts.max_log_len.unwrap_or(usize::MAX);
+        let cut: Vec<String> = outputs.iter().map(|t| t.chars().take(max).collect()).collect();
+        tracing::info!("Generated response {id}: outputs: {cut:?}");
+    }
+
     /// Sampling parameters of a request body: the model's defaults, then the request's fields.
     /// `logprobs`, `stop` and the chat-only spellings are normalised to the engine's fields.
     pub fn sampling_params(&self, raw: &Value, logprobs: Option<usize>) -> Result<SamplingParams, ApiError> {

@@ -37,7 +37,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         settings,
     );
 
-    let block = Block::default().borders(Borders::ALL).title(" History ");
+    let block = Block::default().borders(Borders::ALL);
     let inner = block.inner(history);
     let width = inner.width.max(1) as usize;
     let mut lines: Vec<Line> = Vec::new();
@@ -52,15 +52,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(format!("{who}:"), Style::new().fg(color).add_modifier(Modifier::BOLD)));
         let streaming = c.streaming.is_some() && i + 1 == c.messages.len();
         let text = if streaming && m.text.is_empty() { "…" } else { m.text.as_str() };
-        for l in wrap(text, width) {
-            lines.push(Line::raw(l));
+        if !(text.is_empty() && m.error.is_some()) {
+            for l in wrap(text, width) {
+                lines.push(Line::raw(l));
+            }
         }
         if let Some(e) = &m.error {
             for l in wrap(&format!("error: {e}"), width) {
                 lines.push(Line::styled(l, Style::new().fg(Color::Red)));
             }
         }
-        if let (Some(s), false) = (&m.stats, streaming) {
+        if let (Some(s), false, None) = (&m.stats, streaming, &m.error) {
             let mut stat = format!(
                 "TTFT {}  {} tokens  {}",
                 secs(s.ttft),

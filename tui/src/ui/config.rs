@@ -38,8 +38,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
         lines.push(Line::styled(text, Style::new().fg(Color::Red)));
     }
-    let wanted = lines.len() as u16 + 2;
-    let max_top = (area.height / 2).max(3);
+    let inner_w = area.width.saturating_sub(2).max(1) as usize;
+    let wanted = lines.iter().map(|l| l.width().div_ceil(inner_w).max(1) as u16).sum::<u16>() + 2;
+    // With no settings to show (the file does not load), the problems get all the room.
+    let max_top = if c.settings.is_empty() { area.height.saturating_sub(3) } else { (area.height / 2).max(3) };
     let [top, table] = Layout::vertical([Constraint::Length(wanted.min(max_top)), Constraint::Min(3)]).areas(area);
     let title = format!(" {} - {} problem(s) ", path.display(), c.problems.len());
     frame.render_widget(
@@ -51,7 +53,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let style = if *source == "default" { Style::new() } else { Style::new().fg(Color::Yellow) };
         Row::new(vec![flag.clone(), value.clone(), source.to_string()]).style(style)
     });
-    let shown = if c.settings.is_empty() { "no effective settings (the file does not load)".to_string() } else {
+    let shown = if c.settings.is_empty() { " No effective settings: the file does not load ".to_string() } else {
         format!(" Effective settings ({}-{} of {}) ", (c.scroll as usize + 1).min(c.settings.len()), c.settings.len(), c.settings.len())
     };
     frame.render_widget(

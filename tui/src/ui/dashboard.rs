@@ -19,7 +19,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Layout::vertical([Constraint::Length(3), Constraint::Min(6), Constraint::Length(6), Constraint::Length(1)])
             .areas(area);
 
-    let [counts, kv] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
+    let [counts, kv] = Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).areas(top);
     let s = d.latest.clone().unwrap_or_default();
     let hit = if s.prefix_queries > 0.0 { format!("{:.1}%", 100.0 * s.prefix_hits / s.prefix_queries) } else { "-".into() };
     let key = Style::new().fg(Color::DarkGray);
@@ -31,7 +31,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(num(s.running), Style::new().add_modifier(Modifier::BOLD)),
             Span::styled("  waiting ", key),
             Span::styled(num(s.waiting), Style::new().add_modifier(Modifier::BOLD)),
-            Span::styled("  preempted ", key),
+            Span::styled("  preempt ", key),
             Span::raw(num(s.preemptions)),
             Span::styled("  prefix hit ", key),
             Span::raw(hit),
@@ -65,7 +65,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         lat,
     );
-    let total: f64 = s.success.values().sum();
+    let total = s.success.values().fold(0.0, |a, b| a + b);
     let mut lines: Vec<Line> = s
         .success
         .iter()
