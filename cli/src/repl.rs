@@ -102,10 +102,11 @@ pub fn stream_answer(client: &Client, path: &str, body: Value, piece: fn(&Value)
 /// answer only; at the prompt it clears the line.
 pub fn run_loop(mut turn: impl FnMut(&str, &AtomicBool) -> Result<()>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    // While an answer streams the terminal is in cooked mode and Ctrl-C arrives as SIGINT:
-    // catch it instead of dying (rustyline reads it as a key while editing).
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     let mut editor = rustyline::DefaultEditor::new()?;
+    // While an answer streams the terminal is in cooked mode and Ctrl-C arrives as SIGINT:
+    // catch it instead of dying (rustyline reads it as a key while editing). Registered after
+    // the editor, which installs its own SIGINT handler for its lifetime; ours chains to it.
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     loop {
         match editor.readline("> ") {
             Ok(line) => {

@@ -27,7 +27,7 @@ impl Tmux {
     }
 
     fn alive(&self) -> bool {
-        Command::new("tmux").args(["has-session", "-t", &self.session]).status().is_ok_and(|s| s.success())
+        Command::new("tmux").args(["has-session", "-t", &self.session]).output().is_ok_and(|o| o.status.success())
     }
 
     /// Waits until `cond` holds for the pane text; panics with the pane after `secs`.
@@ -46,7 +46,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).output();
     }
 }
 
