@@ -201,7 +201,7 @@ async fn progress(done: Arc<AtomicUsize>, total: usize) {
         let mut err = std::io::stderr();
         if tty {
             let width = 30;
-            let filled = if total == 0 { width } else { n * width / total };
+            let filled = (n * width).checked_div(total).unwrap_or(width).min(width);
             let _ = write!(err, "\rRunning batch [{}{}] {n}/{total}", "#".repeat(filled), " ".repeat(width - filled));
         } else if n * 10 / total.max(1) != last_tenth {
             last_tenth = n * 10 / total.max(1);

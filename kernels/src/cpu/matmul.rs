@@ -151,40 +151,8 @@ pub fn matmul(x: &[f32], m: usize, w: &WeightMatrix, out: &mut [f32]) {
     if m == 0 || n == 0 {
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
-    if m > SMALL_M {
-        if let WeightStorage::F32(wd) = &*w.data {
-            // f32 weights need no conversion: one gemm call with its own cache blocking and
-            // threading beats thin per-tile calls that repack the activations every time.
-            // SAFETY: out is m × n (row stride n), x is m × k (row stride k), W is n × k read
-            // transposed (element (kk, j) at j*k + kk); lengths were asserted above.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    wd.as_ptr(),
-                    k as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(threads),
-                );
-            }
-            return;
-        }
-    }
     // Tiles small enough to spread over the threads, large enough to amortise the dispatch.
+    let threads = rayon::current_num_threads().max(1);
     let tile = if m <= SMALL_M { 16 } else { 64 }.min(n.div_ceil(threads)).max(1);
     let out_ptr = OutPtr(out.as_mut_ptr());
     let n_tiles = n.div_ceil(tile);
