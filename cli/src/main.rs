@@ -35,11 +35,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
         args: Vec<String>,
     },
+    /// Terminal UI next to a running server: chat, live metrics dashboard, config check.
+    Tui(tui::TuiArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the system, build, GPU and environment details to paste into a bug report.
     CollectEnv {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a `--config` YAML file with vllmd's own schema: exit 0 when valid, 1 otherwise.
+    Validate {
+        /// The YAML file.
+        file: std::path::PathBuf,
     },
 }
 
@@ -69,6 +83,8 @@ fn main() {
         Command::Chat(a) => chat::run(a),
         Command::Complete(a) => complete::run(a),
         Command::RunBatch { args } => run_batch::main(args),
+        Command::Tui(a) => tui::run(a),
+        Command::Config(ConfigCommand::Validate { file }) => std::process::exit(tui::validate_config_file(&file)),
         Command::CollectEnv { json } => {
             let r = collect_env::report();
             if json {
