@@ -2,7 +2,6 @@
 
 mod chat;
 mod complete;
-mod logging;
 mod openai_client;
 mod repl;
 mod run_batch;
@@ -68,7 +67,7 @@ fn serve(args: Vec<String>) -> ! {
     let env = env_settings();
     let argv = std::iter::once("vllm serve".to_string()).chain(args).collect();
     let cfg = ServeConfig::load(argv, &env).unwrap_or_else(|e| e.exit());
-    logging::init(&env, None);
+    daemon::logging::init(&env, None);
     if let Err(e) = daemon::serve::run(cfg, env) {
         eprintln!("error: {e}");
         std::process::exit(1);

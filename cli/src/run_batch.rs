@@ -254,7 +254,7 @@ pub fn main(args: Vec<String>) -> Result<()> {
     cfg.disable_log_stats = true;
     // Quiet by default: the progress bar is the output; VLLM_LOGGING_LEVEL still wins.
     let level = std::env::var_os("VLLM_LOGGING_LEVEL").is_none().then_some("warn");
-    crate::logging::init(&env, level);
+    daemon::logging::init(&env, level);
     let text = read_input(input)?;
     let lines: Vec<Line> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| prepare(i + 1, l)).collect();
     let state = daemon::serve::build_state(&cfg, &env)?;

@@ -2,6 +2,7 @@
 //! API and start-up, so that `vllm serve` runs exactly the same server.
 
 pub mod config;
+pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod server;

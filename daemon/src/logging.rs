@@ -1,7 +1,7 @@
-//! Logging set up as `vllmd` does it (`VLLM_LOGGING_LEVEL`, `VLLM_LOGGING_PREFIX`,
-//! `VLLM_CONFIGURE_LOGGING`), so `vllm serve` logs exactly like `vllmd`.
+//! Logging as `vllmd` sets it up (`VLLM_LOGGING_LEVEL`, `VLLM_LOGGING_PREFIX`,
+//! `VLLM_CONFIGURE_LOGGING`); shared so `vllm serve` and `vllm run-batch` log exactly alike.
 
-use daemon::config::EnvSettings;
+use crate::config::EnvSettings;
 
 /// `level` overrides `VLLM_LOGGING_LEVEL` (run-batch is quiet unless asked otherwise).
 pub fn init(env: &EnvSettings, level: Option<&str>) {
