@@ -30,9 +30,9 @@ of the difference to transformers' own dynamic behaviour is recorded in expected
 
 Rerun (outside the repository's own environment; only PyPI is needed, any CPU works):
 
-    python3 -m venv /tmp/tinyvenv
-    /tmp/tinyvenv/bin/pip install torch transformers safetensors tokenizers
-    /tmp/tinyvenv/bin/python scripts/make-tiny-models.py
+    python3 -m venv .venv
+    .venv/bin/pip install torch transformers safetensors tokenizers
+    .venv/bin/python scripts/make-tiny-models.py
 
 It overwrites engine/tests/fixtures/tiny/<case>/ for every case (or only the cases named on
 the command line). Versions used for the checked-in fixtures: torch 2.15.0, transformers 5.24.0,
