@@ -97,9 +97,7 @@ pub async fn create_completion(State(state): State<Arc<AppState>>, body: Result<
     let n = params.n.max(1);
 
     if req.common.stream.unwrap_or(false) {
-        let opts = req.common.stream_options.clone().unwrap_or_default();
-        let include_usage = opts.include_usage.unwrap_or(false) || state.opts.enable_force_include_usage;
-        let continuous = opts.continuous_usage_stats.unwrap_or(false);
+        let (include_usage, continuous) = req.common.usage_flags(state.opts.enable_force_include_usage);
         let (tx, rx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
         let st = state.clone();
         tokio::spawn(async move {

@@ -56,6 +56,15 @@ pub struct CommonRequest {
     pub stop: Option<StopField>,
 }
 
+impl CommonRequest {
+    /// (final usage chunk, usage in every chunk) of a streamed response;
+    /// `--enable-force-include-usage` forces the first.
+    pub fn usage_flags(&self, force_include_usage: bool) -> (bool, bool) {
+        let opts = self.stream_options.clone().unwrap_or_default();
+        (opts.include_usage.unwrap_or(false) || force_include_usage, opts.continuous_usage_stats.unwrap_or(false))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct CompletionRequest {
     #[serde(flatten)]
