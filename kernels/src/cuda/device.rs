@@ -1,0 +1,127 @@
+//! One GPU: its context, stream, cuBLAS handle and loaded kernels.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{result, CudaContext, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+
+use super::error::CudaError;
+use super::nvrtc::Arch;
+use super::registry::Kernels;
+
+/// Whether libcuda can be loaded. cudarc panics on first use of a library it cannot find, so
+/// every entry point checks this first.
+pub fn driver_available() -> bool {
+    // SAFETY: only tries to dlopen the candidate library names.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// What `vllmd` logs at start-up.
+#[derive(Debug, Clone)]
+pub struct GpuInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub arch: Arch,
+    pub total_bytes: usize,
+    pub free_bytes: usize,
+    pub kernels_compile_ms: f64,
+    pub kernels_from_cache: usize,
+    pub kernel_warnings: Vec<String>,
+}
+
+pub struct GpuDevice {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub blas: CudaBlas,
+    pub kernels: Kernels,
+    pub info: GpuInfo,
+}
+
+impl GpuDevice {
+    /// Opens device `ordinal`, compiling the kernels (or reading them from `kernel_cache`).
+    pub fn open(ordinal: usize, kernel_cache: Option<&Path>) -> Result<GpuDevice, CudaError> {
+        if !driver_available() {
+            return Err(CudaError::NoDriver);
+        }
+        result::init().map_err(CudaError::driver("cuInit"))?;
+        let count = result::device::get_count().map_err(CudaError::driver("counting devices"))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(CudaError::NoDevice { ordinal, count });
+        }
+        let ctx = CudaContext::new(ordinal).map_err(CudaError::driver("creating the context"))?;
+        // One stream does all the work, in order: cudarc's per-buffer event tracking (for
+        // multi-stream safety) would only add an event record per launch.
+        // SAFETY: called before any buffer exists, and the backend never uses a second stream.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone()).map_err(CudaError::cublas("creating the cuBLAS handle"))?;
+        let (major, minor) = ctx.compute_capability().map_err(CudaError::driver("reading the compute capability"))?;
+        let arch = Arch { major: major as u32, minor: minor as u32 };
+        let kernels = Kernels::load(&ctx, arch, kernel_cache)?;
+        let name = ctx.name().map_err(CudaError::driver("reading the device name"))?;
+        let (free_bytes, total_bytes) = ctx.mem_get_info().map_err(CudaError::driver("reading memory info"))?;
+        let info = GpuInfo {
+            ordinal,
+            name,
+            arch,
+            total_bytes,
+            free_bytes,
+            kernels_compile_ms: kernels.compile_ms,
+            kernels_from_cache: kernels.from_cache,
+            kernel_warnings: kernels.warnings.clone(),
+        };
+        Ok(GpuDevice { ctx, stream, blas, kernels, info })
+    }
+
+    /// (free, total) device memory in bytes, now.
+    pub fn mem_info(&self) -> Result<(usize, usize), CudaError> {
+        self.ctx.mem_get_info().map_err(CudaError::driver("reading memory info"))
+    }
+
+    pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>, CudaError> {
+        self.stream.alloc_zeros(len.max(1)).map_err(CudaError::driver("allocating device memory"))
+    }
+
+    pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>, CudaError> {
+        if data.is_empty() {
+            // SAFETY: one uninitialised element that nothing reads; keeps pointers non-null.
+            return unsafe { self.stream.alloc(1) }.map_err(CudaError::driver("allocating device memory"));
+        }
+        self.stream.clone_htod(data).map_err(CudaError::driver("copying to the device"))
+    }
+
+    /// Copies `data` into the start of an existing buffer (which must be at least as long).
+    pub fn upload_into<T: DeviceRepr>(&self, data: &[T], dst: &mut CudaSlice<T>) -> Result<(), CudaError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data.len() > dst.len() {
+            return Err(CudaError::Invalid { what: "upload", detail: format!("{} elements into a buffer of {}", data.len(), dst.len()) });
+        }
+        let mut view = dst.slice_mut(..data.len());
+        self.stream.memcpy_htod(data, &mut view).map_err(CudaError::driver("copying to the device"))
+    }
+
+    pub fn download<T: DeviceRepr + Default + Clone>(&self, src: &CudaSlice<T>, len: usize) -> Result<Vec<T>, CudaError> {
+        let mut out = vec![T::default(); len];
+        if len == 0 {
+            return Ok(out);
+        }
+        let view = src.slice(..len);
+        self.stream.memcpy_dtoh(&view, &mut out).map_err(CudaError::driver("copying to the host"))?;
+        Ok(out)
+    }
+
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().map_err(CudaError::driver("synchronizing the stream"))
+    }
+
+    /// The raw device address of a buffer, for kernel arguments. Safe to take because event
+    /// tracking is off (no sync guard to keep alive) and the buffer outlives the launches that
+    /// use it on the single stream.
+    pub fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
+        let (p, _guard) = s.device_ptr(&self.stream);
+        p
+    }
+}
