@@ -34,6 +34,9 @@ pub enum LoadError {
     Tokenizer { path: PathBuf, msg: String },
     #[error("{path}: {msg}")]
     Other { path: PathBuf, msg: String },
+    /// `--device` cannot be honoured, or the GPU failed while the model was moved there.
+    #[error("{0}")]
+    Device(String),
 }
 
 impl LoadError {

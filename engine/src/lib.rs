@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod config;
 pub mod detokenizer;
+pub mod device;
 pub mod error;
 pub mod gguf;
 pub mod kv_cache;

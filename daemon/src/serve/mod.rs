@@ -72,6 +72,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         max_model_len: cfg.model_config.max_model_len,
         allow_long_max_model_len: env.allow_long_max_model_len,
         seed: cfg.model_config.seed.unwrap_or(0),
+        device: parse("device", &cfg.device)?,
     };
     tracing::info!(model = %model_path.display(), "loading model");
     let on_terminal = std::io::stderr().is_terminal();
@@ -128,6 +129,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     ec.block_size = cfg.cache.block_size.unwrap_or(16);
     ec.num_blocks_override = cfg.cache.num_gpu_blocks_override;
     ec.kv_cache_bytes = (env.cpu_kvcache_space_gib as usize) << 30;
+    ec.gpu_memory_utilization = cfg.cache.gpu_memory_utilization;
     ec.enable_prefix_caching = cfg.cache.enable_prefix_caching.unwrap_or(true);
     ec.prefix_caching_hash_algo = parse::<PrefixHashAlgo>("prefix-caching-hash-algo", &cfg.cache.prefix_caching_hash_algo)?;
     ec.max_logprobs = cfg.model_config.max_logprobs;

@@ -8,13 +8,34 @@ pub struct KvCache {
     layout: PagedKvLayout,
     num_blocks: usize,
     layers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The cache in GPU memory when the model runs there (the host layers are then empty).
+    #[cfg(feature = "cuda")]
+    gpu: Option<crate::model::cuda::GpuKvCache>,
 }
 
 impl KvCache {
     pub fn new(num_layers: usize, num_blocks: usize, layout: PagedKvLayout) -> Self {
         let len = num_blocks * layout.block_len();
         let layers = (0..num_layers).map(|_| (vec![0.0; len], vec![0.0; len])).collect();
-        KvCache { layout, num_blocks, layers }
+        KvCache {
+            layout,
+            num_blocks,
+            layers,
+            #[cfg(feature = "cuda")]
+            gpu: None,
+        }
+    }
+
+    /// A cache whose memory is on the GPU (`GpuModel::alloc_kv`); no host memory is used.
+    #[cfg(feature = "cuda")]
+    pub fn on_gpu(num_layers: usize, num_blocks: usize, layout: PagedKvLayout, gpu: crate::model::cuda::GpuKvCache) -> Self {
+        let layers = (0..num_layers).map(|_| (Vec::new(), Vec::new())).collect();
+        KvCache { layout, num_blocks, layers, gpu: Some(gpu) }
+    }
+
+    #[cfg(feature = "cuda")]
+    pub(crate) fn gpu_mut(&mut self) -> Option<&mut crate::model::cuda::GpuKvCache> {
+        self.gpu.as_mut()
     }
 
     /// Bytes of K and V for one block across all layers (f32 elements).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::detokenizer::IncrementalDetokenizer;
+use crate::device::Backend;
 use crate::kv_cache::{KvCache, KvCacheManager, PrefixHashAlgo};
 use crate::loader::LoadedModel;
 use crate::model::{CausalLm, ForwardError};
@@ -26,6 +27,8 @@ pub struct EngineConfig {
     pub num_blocks_override: Option<usize>,
     /// KV memory on the CPU (`VLLM_CPU_KVCACHE_SPACE`, GiB; default 4).
     pub kv_cache_bytes: usize,
+    /// `--gpu-memory-utilization`: the share of GPU memory for weights, activations and KV.
+    pub gpu_memory_utilization: f64,
     pub enable_prefix_caching: bool,
     pub prefix_caching_hash_algo: PrefixHashAlgo,
     pub scheduler: SchedulerConfig,
@@ -43,6 +46,7 @@ impl EngineConfig {
             block_size: 16,
             num_blocks_override: None,
             kv_cache_bytes: 4 << 30,
+            gpu_memory_utilization: 0.9,
             enable_prefix_caching: true,
             prefix_caching_hash_algo: PrefixHashAlgo::Builtin,
             scheduler: SchedulerConfig::new(max_model_len),
@@ -102,6 +106,50 @@ pub struct LlmEngine {
     latency_log: TokenLatencyLog,
 }
 
+/// (blocks, bytes per block) of the GPU KV cache: `--num-gpu-blocks-override`, else what a
+/// profiling forward pass at `--max-num-batched-tokens` leaves of `--gpu-memory-utilization`.
+#[cfg(feature = "cuda")]
+fn gpu_kv_blocks(model: &CausalLm, config: &EngineConfig, layout: kernels::cpu::PagedKvLayout) -> Result<(usize, usize), EngineError> {
+    let gpu = model.gpu().ok_or_else(|| EngineError::Config("the model is not on the GPU".into()))?;
+    let per_block = gpu.kv_bytes_per_block(layout);
+    if let Some(n) = config.num_blocks_override {
+        return Ok((n, per_block));
+    }
+    let plan = gpu
+        .plan_kv(layout, config.scheduler.max_num_batched_tokens, config.gpu_memory_utilization)
+        .map_err(|e| EngineError::Config(format!("sizing the GPU KV cache: {e}")))?;
+    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    tracing::info!(
+        "GPU memory: {:.2} GiB total, {:.2} GiB in use after loading, {:.2} GiB peak activations at --max-num-batched-tokens {}; --gpu-memory-utilization {} leaves {:.2} GiB for the KV cache",
+        gib(plan.total_bytes),
+        gib(plan.used_before_kv),
+        gib(plan.activation_bytes),
+        config.scheduler.max_num_batched_tokens,
+        config.gpu_memory_utilization,
+        gib(plan.num_blocks * per_block)
+    );
+    Ok((plan.num_blocks, per_block))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_kv_blocks(_: &CausalLm, _: &EngineConfig, _: kernels::cpu::PagedKvLayout) -> Result<(usize, usize), EngineError> {
+    Err(EngineError::Config("this build has no CUDA backend".into()))
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_kv_cache(model: &CausalLm, num_blocks: usize, layout: kernels::cpu::PagedKvLayout) -> Result<KvCache, EngineError> {
+    let gpu = model.gpu().ok_or_else(|| EngineError::Config("the model is not on the GPU".into()))?;
+    let store = gpu.alloc_kv(num_blocks, layout).map_err(|e| EngineError::Config(format!("allocating the GPU KV cache ({num_blocks} blocks): {e}")))?;
+    let gib = (num_blocks * gpu.kv_bytes_per_block(layout)) as f64 / (1u64 << 30) as f64;
+    tracing::info!("GPU KV cache: {num_blocks} blocks of {} tokens ({gib:.2} GiB, bf16)", layout.block_size);
+    Ok(KvCache::on_gpu(model.config().num_hidden_layers, num_blocks, layout, store))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_kv_cache(_: &CausalLm, _: usize, _: kernels::cpu::PagedKvLayout) -> Result<KvCache, EngineError> {
+    Err(EngineError::Config("this build has no CUDA backend".into()))
+}
+
 /// Most finished-request records kept when nobody drains them.
 const FINISHED_LOG_CAP: usize = 65_536;
 
@@ -115,8 +163,13 @@ impl LlmEngine {
             return Err(EngineError::Config("--block-size must be positive".into()));
         }
         let layout = model.kv_layout(config.block_size);
-        let per_block = KvCache::bytes_per_block(model.config().num_hidden_layers, layout);
-        let num_blocks = config.num_blocks_override.unwrap_or(config.kv_cache_bytes / per_block.max(1));
+        let (num_blocks, per_block) = match model.backend() {
+            Backend::Cpu => {
+                let per_block = KvCache::bytes_per_block(model.config().num_hidden_layers, layout);
+                (config.num_blocks_override.unwrap_or(config.kv_cache_bytes / per_block.max(1)), per_block)
+            }
+            Backend::Cuda => gpu_kv_blocks(&model, &config, layout)?,
+        };
         let needed_blocks = max_model_len.div_ceil(config.block_size);
         if num_blocks < needed_blocks {
             return Err(EngineError::KvCacheTooSmall {
@@ -134,7 +187,10 @@ impl LlmEngine {
             max_concurrency = format!("{:.2}x", num_blocks as f64 / needed_blocks as f64),
             "KV cache sized (maximum concurrency at --max-model-len {max_model_len})"
         );
-        let kv = KvCache::new(model.config().num_hidden_layers, num_blocks, layout);
+        let kv = match model.backend() {
+            Backend::Cpu => KvCache::new(model.config().num_hidden_layers, num_blocks, layout),
+            Backend::Cuda => gpu_kv_cache(&model, num_blocks, layout)?,
+        };
         let manager = KvCacheManager::new(num_blocks, config.block_size, config.enable_prefix_caching, config.prefix_caching_hash_algo);
         let scheduler = Scheduler::new(config.scheduler.clone(), manager);
         let mut eos_token_ids: Vec<u32> = model.config().eos_token_ids.clone();

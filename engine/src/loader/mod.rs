@@ -19,6 +19,7 @@ use kernels::cpu::WeightDtype;
 use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::gguf::GgufFile;
+use crate::device::Backend;
 use crate::model::{CausalLm, WeightSource};
 use crate::tokenizer::Tokenizer;
 
@@ -102,6 +103,8 @@ pub struct LoadOptions {
     pub allow_long_max_model_len: bool,
     /// Seed of `dummy` weights.
     pub seed: u64,
+    /// `--device`: CPU, GPU, or the GPU when there is one.
+    pub device: crate::device::Device,
 }
 
 /// A model ready to serve.
@@ -110,6 +113,8 @@ pub struct LoadedModel {
     pub tokenizer: Tokenizer,
     pub max_model_len: usize,
     pub weight_dtype: WeightDtype,
+    /// Where the model runs (`--device` resolved).
+    pub backend: crate::device::Backend,
     /// Contents of `generation_config.json`, when the folder has one.
     pub generation_config: Option<serde_json::Value>,
     pub load_time: Duration,
@@ -226,7 +231,41 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         }
         Some(n) => n,
     };
-    let weight_dtype = opts.dtype.resolve(config.checkpoint_dtype.as_deref());
-    let model = model_fn(&config, weight_dtype, max_model_len)?;
-    Ok(LoadedModel { model, tokenizer, max_model_len, weight_dtype, generation_config, load_time: start.elapsed() })
+    let backend = opts.device.resolve().map_err(LoadError::Device)?;
+    let weight_dtype = match backend {
+        Backend::Cpu => opts.dtype.resolve(config.checkpoint_dtype.as_deref()),
+        // The CUDA kernels compute in bf16 (f32 accumulation): every half or auto dtype maps
+        // to bf16 weights; float32 compute on the GPU does not exist yet, so asking for it is
+        // refused rather than silently downgraded.
+        Backend::Cuda if opts.dtype == ModelDtype::Float32 => {
+            return Err(LoadError::Device("not supported yet: --dtype float32 with --device cuda (the CUDA backend computes in bfloat16)".into()));
+        }
+        Backend::Cuda => WeightDtype::Bf16,
+    };
+    #[allow(unused_mut)]
+    let mut model = model_fn(&config, weight_dtype, max_model_len)?;
+    #[cfg(feature = "cuda")]
+    if backend == Backend::Cuda {
+        model.attach_cuda(0).map_err(|e| LoadError::Device(format!("moving the model to the GPU: {e}")))?;
+        if let Some(g) = model.gpu() {
+            let i = g.info();
+            let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+            tracing::info!(
+                "GPU {}: {} ({}), {:.1} GiB total, {:.1} GiB free before loading; kernels: {} of {} modules from the cache, {:.0} ms compiling; weights {:.2} GiB bf16",
+                i.ordinal,
+                i.name,
+                i.arch,
+                gib(i.total_bytes),
+                gib(i.free_bytes),
+                i.kernels_from_cache,
+                kernels::cuda::KernelModule::ALL.len(),
+                i.kernels_compile_ms,
+                gib(g.weight_bytes())
+            );
+            for w in &i.kernel_warnings {
+                tracing::warn!("NVRTC warning: {w}");
+            }
+        }
+    }
+    Ok(LoadedModel { model, tokenizer, max_model_len, weight_dtype, backend, generation_config, load_time: start.elapsed() })
 }

@@ -126,6 +126,15 @@ impl CausalLm {
             }
         };
         let rotary = RotaryTable::new(hd, c.rope_theta, c.rope_scaling.as_ref(), max_positions);
-        Ok(CausalLm { config, embed, layers, final_norm, lm_head, rotary })
+        Ok(CausalLm {
+            config,
+            embed,
+            layers,
+            final_norm,
+            lm_head,
+            rotary,
+            #[cfg(feature = "cuda")]
+            gpu: None,
+        })
     }
 }

@@ -5,6 +5,8 @@
 //! token at once, and attention reads each sequence's history through its block table.
 
 mod build;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod rope;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,9 @@ pub enum ForwardError {
     BlockOutOfRange { block: u32, num_blocks: usize },
     #[error("KV cache geometry does not match the model")]
     KvCacheMismatch,
+    /// The GPU failed (a driver, cuBLAS or launch error); the message carries the context.
+    #[error("GPU: {0}")]
+    Device(String),
 }
 
 /// The new tokens of one sequence in a forward call.
@@ -91,6 +96,9 @@ pub struct CausalLm {
     final_norm: Vec<f32>,
     lm_head: WeightMatrix,
     rotary: RotaryTable,
+    /// Set by `attach_cuda`: the model then runs on the GPU and the host weights are dropped.
+    #[cfg(feature = "cuda")]
+    gpu: Option<Box<cuda::GpuModel>>,
 }
 
 impl CausalLm {
@@ -103,8 +111,42 @@ impl CausalLm {
         self.rotary.max_positions()
     }
 
+    /// Which backend runs `forward`.
+    pub fn backend(&self) -> crate::device::Backend {
+        #[cfg(feature = "cuda")]
+        if self.gpu.is_some() {
+            return crate::device::Backend::Cuda;
+        }
+        crate::device::Backend::Cpu
+    }
+
+    /// The GPU model, once attached.
+    #[cfg(feature = "cuda")]
+    pub fn gpu(&self) -> Option<&cuda::GpuModel> {
+        self.gpu.as_deref()
+    }
+
+    /// Moves the model to GPU `ordinal` (bf16 weights) and frees the host copies: from here
+    /// on `forward` runs on the GPU and needs a KV cache made by `KvCache::on_gpu`.
+    #[cfg(feature = "cuda")]
+    pub fn attach_cuda(&mut self, ordinal: usize) -> Result<(), kernels::cuda::CudaError> {
+        let gpu = cuda::GpuModel::upload(self, ordinal)?;
+        let empty = || WeightMatrix::new(0, 0, kernels::cpu::WeightStorage::F32(Vec::new()));
+        if let Ok(e) = empty() {
+            self.embed = e.clone();
+            self.lm_head = e;
+        }
+        self.layers = Vec::new();
+        self.gpu = Some(Box::new(gpu));
+        Ok(())
+    }
+
     /// Bytes of weight storage (tied embeddings counted once).
     pub fn weight_bytes(&self) -> usize {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            return g.weight_bytes();
+        }
         let mut total = self.embed.storage().size_bytes() + self.final_norm.len() * 4;
         if !self.config.tie_word_embeddings {
             total += self.lm_head.storage().size_bytes();
@@ -150,6 +192,12 @@ impl CausalLm {
     /// and returns the requested logits.
     pub fn forward(&self, seqs: &[SequenceInput<'_>], kv: &mut KvCache) -> Result<Logits, ForwardError> {
         self.validate(seqs, kv)?;
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            let (layout, num_blocks) = (kv.layout(), kv.num_blocks());
+            let gkv = kv.gpu_mut().ok_or(ForwardError::KvCacheMismatch)?;
+            return g.forward_on(seqs, gkv, layout, num_blocks).map(|(logits, _)| logits).map_err(|e| ForwardError::Device(e.to_string()));
+        }
         let c = &self.config;
         let (d, hd) = (c.hidden_size, c.head_dim);
         let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);

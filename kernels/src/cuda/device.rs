@@ -110,6 +110,8 @@ impl GpuDevice {
         }
         let view = src.slice(..len);
         self.stream.memcpy_dtoh(&view, &mut out).map_err(CudaError::driver("copying to the host"))?;
+        // The copy is queued on the stream; the host buffer is only valid once it ran.
+        self.synchronize()?;
         Ok(out)
     }
 
