@@ -1,140 +1,78 @@
-//! A small blocking HTTP/1.1 client for the OpenAI API and plain file transfer: list models,
-//! JSON requests, and Server-Sent-Event streams that the caller can stop at any moment.
-//! Plain `http://` only (servers started by `vllm serve` speak plain HTTP).
+//! A small blocking client for the OpenAI API and plain file transfer: list models, JSON
+//! requests, and Server-Sent-Event streams that the caller can stop at any moment.
+//!
+//! The transport is reqwest with rustls, over `http://` and `https://`. Server certificates are
+//! checked against the system's roots and Mozilla's; a private CA is added with
+//! `SSL_CERT_FILE=ca.pem` (read by the system-roots loader).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-/// `http://host[:port]/path`, split for the request line.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An `http://` or `https://` URL.
 #[derive(Debug, Clone)]
-pub struct Url {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
+pub struct Url(reqwest::Url);
 
 impl Url {
     pub fn parse(s: &str) -> Result<Url> {
-        let rest = if let Some(r) = s.strip_prefix("http://") {
-            r
-        } else if s.starts_with("https://") {
-            bail!("{s}: https URLs are not supported yet (use http://)");
-        } else {
-            bail!("{s}: not an http:// URL");
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                (h.to_string(), p.parse::<u16>().map_err(|_| anyhow!("{s}: bad port {p:?}"))?)
-            }
-            _ => (authority.to_string(), 80),
-        };
-        if host.is_empty() {
+        let url = reqwest::Url::parse(s).map_err(|e| anyhow!("{s}: not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("{s}: not an http:// or https:// URL");
+        }
+        if url.host_str().is_none_or(str::is_empty) {
             bail!("{s}: no host");
         }
-        Ok(Url { host: host.trim_start_matches('[').trim_end_matches(']').to_string(), port, path: path.to_string() })
+        Ok(Url(url))
     }
 
     /// This URL with `suffix` appended to its path (`/v1` + `/models`).
     pub fn join(&self, suffix: &str) -> Url {
-        Url { path: format!("{}{}", self.path.trim_end_matches('/'), suffix), ..self.clone() }
-    }
-
-    fn display(&self) -> String {
-        format!("http://{}:{}{}", self.host, self.port, self.path)
+        let mut url = self.0.clone();
+        let path = format!("{}{}", url.path().trim_end_matches('/'), suffix);
+        url.set_path(&path);
+        Url(url)
     }
 }
 
-struct Head {
-    status: u16,
-    chunked: bool,
-    length: Option<usize>,
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
 }
 
-fn connect(url: &Url) -> Result<TcpStream> {
-    let addrs: Vec<_> = (url.host.as_str(), url.port).to_socket_addrs().with_context(|| format!("cannot resolve {}", url.host))?.collect();
-    let mut last = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
+fn blocking_client() -> Result<&'static reqwest::blocking::Client> {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
     }
-    let e = last.map(|e| e.to_string()).unwrap_or_else(|| "no address".into());
-    bail!("cannot connect to {}: {e}", url.display())
+    // No overall timeout: a long generation is not a hung server.
+    let c = reqwest::blocking::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(None).build().context("setting up the HTTP client")?;
+    Ok(CLIENT.get_or_init(|| c))
 }
 
-fn send(url: &Url, method: &str, api_key: Option<&str>, content_type: &str, body: &[u8]) -> Result<(TcpStream, BufReader<TcpStream>, Head)> {
-    let mut stream = connect(url)?;
-    let mut req = format!("{method} {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nAccept: */*\r\n", url.path, url.host, url.port);
-    if let Some(k) = api_key {
-        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
-    }
-    if method != "GET" {
-        req.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).and_then(|_| stream.write_all(body)).with_context(|| format!("sending to {}", url.display()))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).with_context(|| format!("reading the answer of {}", url.display()))?;
-    let status = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("{}: not an HTTP answer: {:?}", url.display(), line.trim()))?;
-    let mut head = Head { status, chunked: false, length: None };
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
+/// One line for a transport error, with its causes (a TLS failure says why) and, for
+/// certificate problems, how to trust a private CA.
+fn describe(url: &Url, e: &reqwest::Error) -> anyhow::Error {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !causes.contains(&text) {
+            causes.push(text);
         }
-        if let Some((k, v)) = line.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                head.chunked = true;
-            } else if k == "content-length" {
-                head.length = v.parse().ok();
-            }
-        }
+        source = s.source();
     }
-    Ok((stream, reader, head))
-}
-
-/// Feeds the decoded body to `sink` piece by piece; `sink` returns false to stop early.
-fn read_body(reader: &mut BufReader<TcpStream>, head: &Head, mut sink: impl FnMut(&[u8]) -> bool) -> Result<()> {
-    if head.chunked {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            let size_text = line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| anyhow!("bad chunk size {size_text:?}"))?;
-            if size == 0 {
-                return Ok(());
-            }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            if !sink(&chunk[..size]) {
-                return Ok(());
-            }
-        }
-    } else if let Some(n) = head.length {
-        let mut body = vec![0; n];
-        reader.read_exact(&mut body)?;
-        sink(&body);
-        Ok(())
+    let detail = if causes.is_empty() { e.to_string() } else { causes.join(": ") };
+    let hint = if detail.contains("certificate") { " (for a private CA, set SSL_CERT_FILE=ca.pem)" } else { "" };
+    if e.is_connect() || e.is_timeout() {
+        anyhow!("cannot connect to {url}: {detail}{hint}")
     } else {
-        let mut body = Vec::new();
-        reader.read_to_end(&mut body)?;
-        sink(&body);
-        Ok(())
+        anyhow!("{url}: {detail}{hint}")
     }
 }
 
@@ -148,15 +86,20 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     format!("server answered {status}: {msg}")
 }
 
-/// One request; the whole answer body.
+/// One request; the status and the whole answer body.
 pub fn request(url: &Url, method: &str, api_key: Option<&str>, body: &[u8]) -> Result<(u16, Vec<u8>)> {
-    let (_stream, mut reader, head) = send(url, method, api_key, "application/json", body)?;
-    let mut out = Vec::new();
-    read_body(&mut reader, &head, |b| {
-        out.extend_from_slice(b);
-        true
-    })?;
-    Ok((head.status, out))
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| anyhow!("bad HTTP method {method:?}"))?;
+    let mut req = blocking_client()?.request(method.clone(), url.0.clone());
+    if let Some(k) = api_key {
+        req = req.bearer_auth(k);
+    }
+    if method != reqwest::Method::GET {
+        req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_vec());
+    }
+    let resp = req.send().map_err(|e| describe(url, &e))?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().map_err(|e| describe(url, &e))?;
+    Ok((status, bytes.to_vec()))
 }
 
 /// A JSON request that must succeed (2xx); its JSON answer.
@@ -166,7 +109,7 @@ pub fn json(url: &Url, method: &str, api_key: Option<&str>, body: Option<&Value>
     if !(200..300).contains(&status) {
         bail!("{}", error_message(status, &answer));
     }
-    serde_json::from_slice(&answer).with_context(|| format!("{}: answer is not JSON", url.display()))
+    serde_json::from_slice(&answer).with_context(|| format!("{url}: answer is not JSON"))
 }
 
 /// The id of the first model the server lists.
@@ -183,52 +126,105 @@ pub enum Event {
 /// An SSE answer being read on a background thread, so that the caller can give up on it.
 pub struct EventStream {
     rx: Receiver<Result<Event, String>>,
-    socket: TcpStream,
+    /// Dropping it (with the stream) ends the reader at once, which closes the connection.
+    _cancel: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Splits the buffered bytes into complete lines and turns `data:` lines into events; false
+/// when the receiver is gone.
+fn drain_events(pending: &mut Vec<u8>, status: u16, tx: &mpsc::Sender<Result<Event, String>>) -> bool {
+    while let Some(i) = pending.iter().position(|&c| c == b'\n') {
+        let line: Vec<u8> = pending.drain(..=i).collect();
+        let line = String::from_utf8_lossy(&line);
+        let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
+        let data = data.trim();
+        let event = if data == "[DONE]" {
+            Ok(Event::Done)
+        } else {
+            match serde_json::from_str::<Value>(data) {
+                Ok(v) if v.get("error").is_some() => Err(error_message(status, data.as_bytes())),
+                Ok(v) => Ok(Event::Data(v)),
+                Err(e) => Err(format!("bad event from the server: {e}")),
+            }
+        };
+        if tx.send(event).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs on the reader thread: sends the request, reports the outcome of the connection on
+/// `head`, then streams events until the body ends or `cancel` fires.
+async fn read_events(url: Url, api_key: Option<String>, body: String, head: mpsc::Sender<Result<()>>, tx: mpsc::Sender<Result<Event, String>>, mut cancel: tokio::sync::oneshot::Receiver<()>) {
+    let client = match reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = head.send(Err(anyhow!("setting up the HTTP client: {e}")));
+            return;
+        }
+    };
+    let mut req = client.post(url.0.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+    if let Some(k) = &api_key {
+        req = req.bearer_auth(k);
+    }
+    let sent = tokio::select! {
+        r = req.send() => r,
+        _ = &mut cancel => return,
+    };
+    let mut resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = head.send(Err(describe(&url, &e)));
+            return;
+        }
+    };
+    let _ = head.send(Ok(()));
+    let status = resp.status().as_u16();
+    if !resp.status().is_success() {
+        let answer = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        let _ = tx.send(Err(error_message(status, &answer)));
+        return;
+    }
+    let mut pending = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            c = resp.chunk() => c,
+            _ = &mut cancel => return,
+        };
+        match chunk {
+            Ok(Some(bytes)) => {
+                pending.extend_from_slice(&bytes);
+                if !drain_events(&mut pending, status, &tx) {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = tx.send(Err(format!("connection lost: {}", describe(&url, &e))));
+                return;
+            }
+        }
+    }
 }
 
 impl EventStream {
     /// POSTs `body` (with `"stream": true`) and starts reading the events.
     pub fn open(url: &Url, api_key: Option<&str>, body: &Value) -> Result<EventStream> {
-        let (socket, mut reader, head) = send(url, "POST", api_key, "application/json", body.to_string().as_bytes())?;
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            if !(200..300).contains(&head.status) {
-                let mut answer = Vec::new();
-                let _ = read_body(&mut reader, &head, |b| {
-                    answer.extend_from_slice(b);
-                    true
-                });
-                let _ = tx.send(Err(error_message(head.status, &answer)));
-                return;
-            }
-            let mut pending = Vec::new();
-            let result = read_body(&mut reader, &head, |b| {
-                pending.extend_from_slice(b);
-                while let Some(i) = pending.iter().position(|&c| c == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=i).collect();
-                    let line = String::from_utf8_lossy(&line);
-                    let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
-                    let data = data.trim();
-                    let event = if data == "[DONE]" {
-                        Ok(Event::Done)
-                    } else {
-                        match serde_json::from_str::<Value>(data) {
-                            Ok(v) if v.get("error").is_some() => Err(error_message(head.status, data.as_bytes())),
-                            Ok(v) => Ok(Event::Data(v)),
-                            Err(e) => Err(format!("bad event from the server: {e}")),
-                        }
-                    };
-                    if tx.send(event).is_err() {
-                        return false;
-                    }
-                }
-                true
-            });
-            if let Err(e) = result {
-                let _ = tx.send(Err(format!("connection lost: {e}")));
-            }
-        });
-        Ok(EventStream { rx, socket })
+        let (head_tx, head_rx) = mpsc::channel();
+        let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the HTTP reader")?;
+        let (url, key, body) = (url.clone(), api_key.map(str::to_string), body.to_string());
+        std::thread::Builder::new()
+            .name("sse-reader".into())
+            .spawn(move || rt.block_on(read_events(url, key, body, head_tx, tx, cancel_rx)))
+            .context("starting the HTTP reader")?;
+        match head_rx.recv() {
+            Ok(Ok(())) => Ok(EventStream { rx, _cancel: cancel_tx }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => bail!("the HTTP reader stopped before the answer"),
+        }
     }
 
     /// The next event, waiting at most `tick` so that the caller can check for Ctrl-C between.
@@ -249,13 +245,6 @@ pub enum Next {
     Closed,
 }
 
-impl Drop for EventStream {
-    fn drop(&mut self) {
-        // Closing the connection is how a client cancels: the server aborts the request.
-        let _ = self.socket.shutdown(Shutdown::Both);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,18 +252,27 @@ mod tests {
     #[test]
     fn urls_parse() {
         let u = Url::parse("http://localhost:8000/v1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("localhost", 8000, "/v1"));
-        assert_eq!(u.join("/models").path, "/v1/models");
-        let u = Url::parse("http://example.org").unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(Url::parse("https://x/").is_err());
+        assert_eq!(u.join("/models").to_string(), "http://localhost:8000/v1/models");
+        assert_eq!(Url::parse("https://example.org/v1/").unwrap().join("/models").to_string(), "https://example.org/v1/models");
         assert!(Url::parse("ftp://x/").is_err());
         assert!(Url::parse("http://x:notaport/").is_err());
+        assert!(Url::parse("not a url").is_err());
     }
 
     #[test]
     fn error_bodies_give_their_message() {
         let m = error_message(404, br#"{"error": {"message": "no such model", "type": "NotFoundError"}}"#);
         assert_eq!(m, "server answered 404: no such model");
+    }
+
+    #[test]
+    fn events_split_on_lines() {
+        let (tx, rx) = mpsc::channel();
+        let mut pending = b"data: {\"a\": 1}\n\ndata: [DO".to_vec();
+        assert!(drain_events(&mut pending, 200, &tx));
+        assert!(matches!(rx.try_recv(), Ok(Ok(Event::Data(_)))));
+        pending.extend_from_slice(b"NE]\n");
+        assert!(drain_events(&mut pending, 200, &tx));
+        assert!(matches!(rx.try_recv(), Ok(Ok(Event::Done))));
     }
 }

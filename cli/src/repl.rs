@@ -15,7 +15,8 @@ use crate::openai_client::{self, Event, EventStream, Next, Url};
 /// The flags of `vllm chat` and `vllm complete` that say where the server is and how to sample.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// URL of the running OpenAI-compatible API server.
+    /// URL of the running OpenAI-compatible API server (http:// or https://). For an https server
+    /// whose certificate comes from a private CA, point SSL_CERT_FILE at that CA's PEM file.
     #[arg(long, default_value = "http://localhost:8000/v1")]
     pub url: String,
     /// Model name used in prompt completion (default: the first model the server lists).

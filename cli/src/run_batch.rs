@@ -25,14 +25,15 @@ Run a file of OpenAI batch requests (JSONL) through an in-process engine.
 Usage: vllm run-batch -i INPUT -o OUTPUT [OPTIONS] [SERVE FLAGS...]
 
 Options:
-  -i, --input-file FILE      Input JSONL: a local path or an http:// URL (read with GET)
-  -o, --output-file FILE     Output JSONL: a local path or an http:// URL (written with PUT)
+  -i, --input-file FILE      Input JSONL: a local path or an http(s):// URL (read with GET)
+  -o, --output-file FILE     Output JSONL: a local path or an http(s):// URL (written with PUT)
       --output-tmp-dir DIR   Write the output here first, then move or upload it
       --enable-metrics       Serve Prometheus metrics on /metrics while the batch runs
       --url HOST             Address of the metrics server [default: 0.0.0.0]
       --port PORT            Port of the metrics server [default: 8000]
   -h, --help                 Print help
 
+https URLs are checked against the system's CA certificates; SSL_CERT_FILE=ca.pem adds a private CA.
 Every `vllm serve` flag (model, engine, sampling defaults) is accepted too: see `vllm serve --help`.
 Each input line: {\"custom_id\": ..., \"method\": \"POST\", \"url\": \"/v1/chat/completions\" or \"/v1/completions\", \"body\": {...}}.
 ";

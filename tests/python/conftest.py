@@ -3,6 +3,7 @@ serving the default model on a free loopback port, and the golden reference data
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -24,9 +25,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, *args: str, env: dict | None = None):
+    """`ssl_context`: the server speaks TLS (pass --ssl-* in args); health checks use this context."""
+
+    def __init__(self, *args: str, env: dict | None = None, ssl_context=None):
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.ssl_context = ssl_context
+        scheme = "https" if ssl_context is not None else "http"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
         full_env = dict(os.environ)
         full_env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         full_env.update(env or {})
@@ -40,7 +45,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vllmd exited with {self.proc.returncode} during start-up")
             try:
-                with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
+                with urllib.request.urlopen(self.base + "/health", timeout=2, context=ssl_context) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -51,7 +56,7 @@ class Server:
             time.sleep(0.2)
 
     def get(self, path: str) -> str:
-        with urllib.request.urlopen(self.base + path, timeout=30) as r:
+        with urllib.request.urlopen(self.base + path, timeout=30, context=self.ssl_context) as r:
             return r.read().decode()
 
     def stop(self):
@@ -83,3 +88,39 @@ def client(server):
 @pytest.fixture(scope="session")
 def reference():
     return json.loads(REFERENCE.read_text())["prompts"]
+
+
+# TLS test certificates (a CA, a server and a client certificate, and a stranger's), made with
+# the `openssl` command at test time.
+def openssl(*args: str, cwd: Path):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def issue(dir: Path, name: str, cn: str, usage: str):
+    """A P-256 key and a certificate for it, signed by the test CA in `dir`."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=dir)
+    (dir / f"{name}.ext").write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        f"extendedKeyUsage={usage}\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext", cwd=dir)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificates")
+    d = tmp_path_factory.mktemp("tls")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=vllm-rs test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    issue(d, "server", "localhost", "serverAuth")
+    issue(d, "client", "test client", "clientAuth")
+    # A second CA whose client certificate the server must refuse.
+    other = d / "other"
+    other.mkdir()
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=other CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=other)
+    issue(other, "client", "stranger", "clientAuth")
+    return d

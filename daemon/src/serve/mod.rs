@@ -15,6 +15,12 @@ use engine::sampling::{LogprobsMode, SamplingDefaults};
 use engine::scheduler::SchedulingPolicy;
 use engine::tokenizer::ChatTemplate;
 
+mod listener;
+pub mod tls;
+
+use listener::{HttpLimits, Listener};
+use tls::TlsSettings;
+
 use crate::config::{EnvSettings, ServeConfig};
 use crate::metrics::{CacheConfigInfo, Metrics, TokenLatencies};
 use crate::server::{self, ApiOptions, AppState, CorsSettings};
@@ -32,6 +38,8 @@ pub enum ServeError {
     Engine(#[from] engine::llm_engine::EngineError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error("the engine died: {0}")]
+    EngineDied(String),
 }
 
 fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ServeError>
@@ -44,12 +52,6 @@ where
 /// Everything before the HTTP listener: the model, the engine thread and the shared state.
 pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>, ServeError> {
     cfg.check_supported().map_err(|e| ServeError::Config(e.to_string()))?;
-    // TLS is not built yet: serving plain HTTP when a user asked for TLS would be worse than refusing.
-    for (flag, set) in [("--ssl-keyfile", cfg.frontend.ssl_keyfile.is_some()), ("--ssl-certfile", cfg.frontend.ssl_certfile.is_some()), ("--ssl-ca-certs", cfg.frontend.ssl_ca_certs.is_some())] {
-        if set {
-            return Err(ServeError::Config(format!("not supported yet: {flag}")));
-        }
-    }
     if cfg.scheduler.preemption_mode.as_deref().is_some_and(|m| m != "recompute") {
         return Err(ServeError::Config("not supported yet: --preemption-mode swap (only recompute)".into()));
     }
@@ -120,6 +122,8 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     };
     let tokenizer_bos = loaded.tokenizer.bos_token().map(str::to_string);
     let tokenizer_eos = loaded.tokenizer.eos_token().map(str::to_string);
+    let content_format = server::content_format::resolve(&cfg.frontend.chat_template_content_format, chat_source.as_deref());
+    tracing::info!("chat template content format: {} (--chat-template-content-format {})", content_format.as_str(), cfg.frontend.chat_template_content_format);
     let chat_template = match chat_source {
         Some(src) => Some(ChatTemplate::new(&src, tokenizer_bos.as_deref(), tokenizer_eos.as_deref()).map_err(|e| ServeError::Config(format!("chat template: {e}")))?),
         None => None,
@@ -181,11 +185,15 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         enable_log_outputs: cfg.frontend.enable_log_outputs,
         max_log_len: cfg.frontend.max_log_len,
         max_body_bytes: 4 << 20,
+        chat_template_content_format: cfg.frontend.chat_template_content_format.clone(),
+        dev_mode: env.server_dev_mode,
     };
     Ok(Arc::new(AppState {
         engine: handle,
         tokenizer,
         chat_template,
+        content_format,
+        server_info: server_info(cfg),
         model_names,
         model_root,
         max_model_len,
@@ -195,6 +203,17 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         started: Instant::now(),
         server_load: AtomicI64::new(0),
     }))
+}
+
+/// `GET /server_info` (dev mode): the effective configuration, secrets replaced.
+fn server_info(cfg: &ServeConfig) -> serde_json::Value {
+    let mut config = serde_json::to_value(cfg).unwrap_or_default();
+    for secret in ["api_key", "hf_token"] {
+        if let Some(v) = config.get_mut(secret).filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())) {
+            *v = serde_json::Value::String("<redacted>".into());
+        }
+    }
+    serde_json::json!({"vllm_config": config, "version": env!("CARGO_PKG_VERSION")})
 }
 
 /// One engine report into the metrics (the only place that does it).
@@ -254,11 +273,48 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: draining in-flight requests (up to 30 s)");
+    tracing::info!("shutting down: draining in-flight requests (up to {} s)", DRAIN.as_secs());
 }
 
-/// Runs the server until SIGINT/SIGTERM.
+/// How long in-flight requests may finish after SIGINT/SIGTERM.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Watches the engine thread. Without `VLLM_KEEP_ALIVE_ON_ENGINE_DEATH` a dead engine stops the
+/// server (as vLLM terminates its API server), so an orchestrator restarts it; with it, the
+/// server stays up and answers 503 (inference routes and /health) until stopped.
+async fn watch_engine(state: Arc<AppState>, keep_alive: bool, died: tokio::sync::oneshot::Sender<String>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        if let Some(reason) = state.engine.dead_reason() {
+            if keep_alive {
+                tracing::error!("the engine died ({reason}); VLLM_KEEP_ALIVE_ON_ENGINE_DEATH is set, so the server stays up and answers 503");
+            } else {
+                tracing::error!("the engine died ({reason}): shutting the server down");
+                let _ = died.send(reason);
+            }
+            return;
+        }
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM (or until the engine dies, see [`watch_engine`]).
 pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
+    let tls_settings = TlsSettings {
+        keyfile: cfg.frontend.ssl_keyfile.clone(),
+        certfile: cfg.frontend.ssl_certfile.clone(),
+        ca_certs: cfg.frontend.ssl_ca_certs.clone(),
+        cert_reqs: cfg.frontend.ssl_cert_reqs,
+    };
+    // Certificates are checked before the model loads: a typo should not cost a model load.
+    let tls = if tls_settings.enabled() {
+        if cfg.frontend.uds.is_some() {
+            return Err(ServeError::Config("--uds serves plain HTTP on a local socket; drop --ssl-* or --uds".into()));
+        }
+        Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&tls_settings).map_err(|e| ServeError::Config(e.to_string()))?))
+    } else {
+        None
+    };
     let state = build_state(&cfg, &env)?;
     let cors = CorsSettings {
         allowed_origins: cfg.frontend.allowed_origins.clone(),
@@ -267,39 +323,39 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
         allow_credentials: cfg.frontend.allow_credentials,
     };
     let app = server::router(state.clone(), &cors);
+    let limits = HttpLimits { max_header_count: cfg.frontend.h11_max_header_count, max_incomplete_event_size: cfg.frontend.h11_max_incomplete_event_size };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| ServeError::Io { what: "starting the async runtime".into(), source: e })?;
     rt.block_on(async move {
         let log_every = (!cfg.disable_log_stats).then_some(Duration::from_secs(10));
         tokio::spawn(poll_stats(state.clone(), log_every));
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let graceful = async move {
-            shutdown_signal().await;
-            let _ = done_tx.send(());
-        };
-        // Draining is bounded: after the signal, give in-flight requests 30 s.
-        let deadline = async move {
-            let _ = done_rx.await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        };
-        let served = if let Some(path) = &cfg.frontend.uds {
-            let _ = std::fs::remove_file(path);
-            let listener = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Io { what: format!("binding {}", path.display()), source: e })?;
-            tracing::info!("ready: listening on unix:{}", path.display());
+        let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
+        tokio::spawn(watch_engine(state.clone(), env.keep_alive_on_engine_death, died_tx));
+        let (death_tx, mut death_rx) = tokio::sync::watch::channel(None::<String>);
+        let stop = async move {
             tokio::select! {
-                r = axum::serve(listener, app).with_graceful_shutdown(graceful) => r,
-                _ = deadline => Ok(()),
+                _ = shutdown_signal() => {}
+                Ok(reason) = died_rx => { let _ = death_tx.send(Some(reason)); }
             }
+        };
+        let listener = if let Some(path) = &cfg.frontend.uds {
+            let _ = std::fs::remove_file(path);
+            let l = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Io { what: format!("binding {}", path.display()), source: e })?;
+            tracing::info!("ready: listening on unix:{}", path.display());
+            Listener::Unix(l)
         } else {
             let host = cfg.frontend.host.clone().unwrap_or_else(|| "0.0.0.0".into());
             let addr = format!("{host}:{}", cfg.frontend.port);
-            let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
+            let l = tokio::net::TcpListener::bind(&addr).await.map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
             let shown = if host == "0.0.0.0" { format!("localhost:{}", cfg.frontend.port) } else { addr.clone() };
-            tracing::info!("ready: serving {} on http://{shown}/v1", state.model_name());
-            tokio::select! {
-                r = axum::serve(listener, app).with_graceful_shutdown(graceful) => r,
-                _ = deadline => Ok(()),
-            }
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!("ready: serving {} on {scheme}://{shown}/v1", state.model_name());
+            Listener::Tcp(l)
         };
-        served.map_err(|e| ServeError::Io { what: "serving HTTP".into(), source: e })
+        listener::serve(listener, tls, app, limits, DRAIN, stop).await;
+        let died = death_rx.borrow_and_update().clone();
+        match died {
+            Some(reason) => Err(ServeError::EngineDied(reason)),
+            None => Ok(()),
+        }
     })
 }

@@ -11,12 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::sampling::SampledToken;
 use engine::tokenizer::ChatTemplate;
-use serde_json::Value;
-#[cfg(test)]
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::completions::{prompt_logprobs_json, usage};
+use super::content_format::{self, ContentFormat};
 use super::error::ApiError;
 use super::generate::{collect, stop_reason_json, submit, ChoiceResult};
 use super::protocol::{ChatChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta, ChatLogprobEntry, ChatLogprobs, ChatMessage, ChatStreamChoice, TopLogprob};
@@ -25,12 +24,14 @@ use super::stream::{receiver_stream, sse_response};
 
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
 
-/// Checks the messages and flattens content parts (`[{"type": "text", "text": ...}]`) into
-/// strings, which is what the templates of the models we serve expect.
-fn normalise_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
+/// Checks the messages and shapes their content for the template: one string (text parts
+/// joined by newlines, as vLLM joins them) or, for templates that iterate over parts, the list
+/// of text parts, a plain string becoming a one-part list.
+pub(super) fn normalise_messages(messages: &[Value], format: ContentFormat) -> Result<Vec<Value>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::bad_param("messages", "messages must not be empty"));
     }
+    let text_part = |t: &str| json!({"type": "text", "text": t});
     messages
         .iter()
         .enumerate()
@@ -43,8 +44,14 @@ fn normalise_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
                 return Err(ApiError::bad_param("messages", format!("messages[{i}].role `{role}` is not one of {ROLES:?}")));
             }
             let mut out = obj.clone();
-            match obj.get("content") {
-                None | Some(Value::Null) | Some(Value::String(_)) => {}
+            let texts: Vec<String> = match obj.get("content") {
+                None | Some(Value::Null) => {
+                    if format == ContentFormat::OpenAi {
+                        out.insert("content".into(), Value::Array(Vec::new()));
+                    }
+                    return Ok(Value::Object(out));
+                }
+                Some(Value::String(s)) => vec![s.clone()],
                 Some(Value::Array(parts)) => {
                     let mut texts = Vec::new();
                     for p in parts {
@@ -55,24 +62,55 @@ fn normalise_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
                             }
                         }
                     }
-                    out.insert("content".into(), Value::String(texts.join("\n")));
+                    texts
                 }
                 Some(_) => return Err(ApiError::bad_param("messages", format!("messages[{i}].content must be a string or a list of parts"))),
-            }
+            };
+            let content = match format {
+                ContentFormat::String => Value::String(texts.join("\n")),
+                ContentFormat::OpenAi => Value::Array(texts.iter().map(|t| text_part(t)).collect()),
+            };
+            out.insert("content".into(), content);
             Ok(Value::Object(out))
         })
         .collect()
 }
 
-fn render_prompt(state: &AppState, req: &ChatCompletionRequest, messages: &[Value]) -> Result<String, ApiError> {
-    let owned;
-    let template = match &req.chat_template {
+/// The text of a normalised message, whichever shape its content has.
+fn message_text(m: &Value) -> String {
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// The template a request uses (its own `chat_template`, else the server's) and the content
+/// format that goes with it.
+fn pick_template<'a>(state: &'a AppState, req_template: Option<&str>, owned: &'a mut Option<ChatTemplate>) -> Result<(&'a ChatTemplate, ContentFormat), ApiError> {
+    match req_template {
         Some(src) => {
-            owned = ChatTemplate::new(src, state.tokenizer.bos_token(), state.tokenizer.eos_token()).map_err(|e| ApiError::bad_param("chat_template", e.to_string()))?;
-            &owned
+            let t = ChatTemplate::new(src, state.tokenizer.bos_token(), state.tokenizer.eos_token()).map_err(|e| ApiError::bad_param("chat_template", e.to_string()))?;
+            let format = content_format::resolve(&state.opts.chat_template_content_format, Some(src));
+            Ok((owned.insert(t), format))
         }
-        None => state.chat_template.as_ref().ok_or_else(|| ApiError::bad_request("the model has no chat template; pass --chat-template or use /v1/completions"))?,
-    };
+        None => {
+            let t = state.chat_template.as_ref().ok_or_else(|| ApiError::bad_request("the model has no chat template; pass --chat-template or use /v1/completions"))?;
+            Ok((t, state.content_format))
+        }
+    }
+}
+
+/// Renders `messages` (as the request gave them) with the chosen template.
+pub(super) fn render_messages(state: &AppState, req_template: Option<&str>, raw_messages: &[Value], add_generation_prompt: bool, extra: &serde_json::Map<String, Value>) -> Result<(String, Vec<Value>), ApiError> {
+    let mut owned = None;
+    let (template, format) = pick_template(state, req_template, &mut owned)?;
+    let messages = normalise_messages(raw_messages, format)?;
+    let text = template.render(&messages, add_generation_prompt, extra).map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
+    Ok((text, messages))
+}
+
+fn render_prompt(state: &AppState, req: &ChatCompletionRequest) -> Result<(String, Vec<Value>), ApiError> {
     let continue_final = req.continue_final_message.unwrap_or(false);
     let add_generation_prompt = req.add_generation_prompt.unwrap_or(!continue_final);
     if continue_final && add_generation_prompt {
@@ -85,15 +123,15 @@ fn render_prompt(state: &AppState, req: &ChatCompletionRequest, messages: &[Valu
     if let Some(d) = &req.documents {
         extra.insert("documents".into(), d.clone());
     }
-    let mut text = template.render(messages, add_generation_prompt, &extra).map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
+    let (mut text, messages) = render_messages(state, req.chat_template.as_deref(), &req.messages, add_generation_prompt, &extra)?;
     if continue_final {
         // Keep the final message open: cut everything the template wrote after its content.
-        let last = messages.last().and_then(|m| m.get("content")).and_then(Value::as_str).unwrap_or("");
-        if let Some(pos) = text.rfind(last) {
+        let last = messages.last().map(message_text).unwrap_or_default();
+        if let Some(pos) = text.rfind(&last) {
             text.truncate(pos + last.len());
         }
     }
-    Ok(text)
+    Ok((text, messages))
 }
 
 fn chat_logprobs(state: &AppState, tokens: &[SampledToken], as_ids: bool) -> ChatLogprobs {
@@ -117,20 +155,19 @@ pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Re
     let body = body_bytes(body)?;
     let (raw, req): (Value, ChatCompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
-    let messages = normalise_messages(&req.messages)?;
     let top = if req.logprobs.unwrap_or(false) { Some(req.top_logprobs.unwrap_or(0)) } else { None };
     if req.top_logprobs.is_some() && top.is_none() {
         return Err(ApiError::bad_param("top_logprobs", "top_logprobs requires logprobs to be true"));
     }
     let params = state.sampling_params(&raw, top)?;
-    let prompt_text = render_prompt(&state, &req, &messages)?;
+    let (prompt_text, messages) = render_prompt(&state, &req)?;
     let prompt = state.tokenizer.encode(&prompt_text, req.common.add_special_tokens.unwrap_or(false)).map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
     state.metrics.observe_request_params(params.n, params.max_tokens);
     let as_ids = req.common.return_tokens_as_token_ids.unwrap_or(false);
     let role = state.opts.response_role.clone();
     // `echo` repeats the final message when it is the assistant's own, unfinished turn.
     let echo_text = match (req.common.echo.unwrap_or(false), messages.last()) {
-        (true, Some(m)) if m.get("role").and_then(Value::as_str) == Some(role.as_str()) => m.get("content").and_then(Value::as_str).unwrap_or("").to_string(),
+        (true, Some(m)) if m.get("role").and_then(Value::as_str) == Some(role.as_str()) => message_text(m),
         _ => String::new(),
     };
     let n = params.n.max(1);
@@ -202,11 +239,22 @@ mod tests {
 
     #[test]
     fn content_parts_flatten_and_bad_messages_are_400() {
-        let m = normalise_messages(&[json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})]).unwrap();
+        let s = ContentFormat::String;
+        let m = normalise_messages(&[json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})], s).unwrap();
         assert_eq!(m[0]["content"], "a\nb");
-        assert_eq!(normalise_messages(&[]).unwrap_err().param.as_deref(), Some("messages"));
-        assert!(normalise_messages(&[json!({"role": "robot", "content": "x"})]).is_err());
-        assert!(normalise_messages(&[json!({"role": "user", "content": [{"type": "image_url"}]})]).is_err());
-        assert!(normalise_messages(&[json!("hi")]).is_err());
+        assert_eq!(normalise_messages(&[], s).unwrap_err().param.as_deref(), Some("messages"));
+        assert!(normalise_messages(&[json!({"role": "robot", "content": "x"})], s).is_err());
+        assert!(normalise_messages(&[json!({"role": "user", "content": [{"type": "image_url"}]})], s).is_err());
+        assert!(normalise_messages(&[json!("hi")], s).is_err());
+    }
+
+    #[test]
+    fn openai_format_keeps_parts_and_wraps_strings() {
+        let o = ContentFormat::OpenAi;
+        let m = normalise_messages(&[json!({"role": "system", "content": "sys"}), json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})], o).unwrap();
+        assert_eq!(m[0]["content"], json!([{"type": "text", "text": "sys"}]));
+        assert_eq!(m[1]["content"], json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]));
+        assert_eq!(message_text(&m[1]), "a\nb");
+        assert!(normalise_messages(&[json!({"role": "user", "content": [{"type": "image_url"}]})], o).is_err());
     }
 }

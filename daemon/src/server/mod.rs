@@ -2,6 +2,7 @@
 
 mod chat;
 mod completions;
+pub mod content_format;
 pub mod error;
 mod generate;
 pub mod protocol;
@@ -116,6 +117,10 @@ pub fn router(state: Arc<AppState>, cors: &CorsSettings) -> Router {
     }
     if state.opts.enable_tokenizer_info_endpoint {
         app = app.route("/get_tokenizer_info", get(routes::tokenizer_info));
+    }
+    if state.opts.dev_mode {
+        tracing::warn!("VLLM_SERVER_DEV_MODE: development endpoints are enabled (GET /server_info); do not use this in production");
+        app = app.route("/server_info", get(routes::server_info));
     }
     if !state.opts.disable_fastapi_docs {
         app = app.route("/openapi.json", get(routes::openapi)).route("/docs", get(routes::docs));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -68,8 +68,7 @@ pub async fn tokenize(State(state): State<Arc<AppState>>, body: Result<Bytes, By
     let (text, default_special) = match (req.prompt, req.messages) {
         (Some(p), None) => (p, true),
         (None, Some(messages)) => {
-            let template = state.chat_template.as_ref().ok_or_else(|| ApiError::bad_request("the model has no chat template"))?;
-            let text = template.render(&messages, req.add_generation_prompt.unwrap_or(true), &Default::default()).map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
+            let (text, _) = super::chat::render_messages(&state, None, &messages, req.add_generation_prompt.unwrap_or(true), &Default::default())?;
             (text, false)
         }
         _ => return Err(ApiError::bad_request("give exactly one of `prompt` and `messages`")),
@@ -111,6 +110,18 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         crate::serve::feed_metrics(&state.metrics, &report);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+}
+
+/// `GET /server_info` (`VLLM_SERVER_DEV_MODE`): the configuration, as vLLM's dev endpoint
+/// reports it: `?config_format=text` (default) as one string, `json` as an object.
+pub async fn server_info(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let format = query.as_deref().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("config_format=")).unwrap_or("text");
+    let config = &state.server_info["vllm_config"];
+    match format {
+        "json" => Json(state.server_info.clone()).into_response(),
+        "text" => Json(json!({"vllm_config": config.to_string(), "version": state.server_info["version"]})).into_response(),
+        other => ApiError::bad_param("config_format", format!("config_format must be text or json, got {other:?}")).into_response(),
+    }
 }
 
 pub async fn openapi() -> Json<Value> {

@@ -10,6 +10,7 @@ use engine::tokenizer::{ChatTemplate, Tokenizer};
 use rand::Rng;
 use serde_json::Value;
 
+use super::content_format::ContentFormat;
 use super::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -33,12 +34,20 @@ pub struct ApiOptions {
     pub max_log_len: Option<usize>,
     /// Largest request body accepted (bytes); larger ones get 413.
     pub max_body_bytes: usize,
+    /// `--chat-template-content-format` as given (`auto`, `string`, `openai`).
+    pub chat_template_content_format: String,
+    /// `VLLM_SERVER_DEV_MODE`: serve the development endpoints.
+    pub dev_mode: bool,
 }
 
 pub struct AppState {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub chat_template: Option<ChatTemplate>,
+    /// How message content reaches `chat_template` (resolved from the option and its source).
+    pub content_format: ContentFormat,
+    /// What `GET /server_info` reports (dev mode): the effective configuration.
+    pub server_info: Value,
     /// Served names; the first is reported in responses and metrics.
     pub model_names: Vec<String>,
     /// What `/v1/models` reports as `root` (the path the model came from).

@@ -1,0 +1,132 @@
+//! The accept loop: TCP (plain or TLS) or a Unix socket, each connection served by hyper-util's
+//! HTTP/1.1 + HTTP/2 builder with the h11 header limits, and a bounded graceful drain.
+//!
+//! `axum::serve` cannot terminate TLS nor set hyper's header limits, hence this loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_rustls::TlsAcceptor;
+
+/// `--h11-max-header-count` and `--h11-max-incomplete-event-size`.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_header_count: usize,
+    pub max_incomplete_event_size: usize,
+}
+
+/// hyper refuses (panics on) read buffers below 8 KiB: smaller limits are raised to that.
+const MIN_BUF: usize = 8192;
+
+/// A client that connects but never finishes its TLS handshake must not hold a task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+fn builder(limits: HttpLimits) -> Builder<TokioExecutor> {
+    let mut b = Builder::new(TokioExecutor::new());
+    // The timer lets hyper drop connections that never finish sending their headers.
+    b.http1()
+        .timer(TokioTimer::new())
+        .max_headers(limits.max_header_count.max(1))
+        .max_buf_size(limits.max_incomplete_event_size.max(MIN_BUF));
+    b.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(limits.max_incomplete_event_size).unwrap_or(u32::MAX));
+    b
+}
+
+/// Serves one accepted connection until it closes or the drain ends it.
+fn spawn_connection<I>(io: I, app: Router, builder: Arc<Builder<TokioExecutor>>, graceful: &GracefulShutdown)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let service = TowerToHyperService::new(app);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        if let Err(e) = watcher.watch(conn).await {
+            // Resets and bad requests from one client are its own business.
+            tracing::debug!("connection ended with an error: {e}");
+        }
+    });
+}
+
+/// Accepts until `shutdown` resolves, then lets open connections finish for up to `drain`.
+pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, limits: HttpLimits, drain: Duration, shutdown: impl Future<Output = ()>) {
+    let builder = Arc::new(builder(limits));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        match &listener {
+            Listener::Tcp(l) => {
+                let accepted = tokio::select! {
+                    r = l.accept() => r,
+                    _ = &mut shutdown => break,
+                };
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        accept_failed(e).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                match &tls {
+                    None => spawn_connection(stream, app.clone(), builder.clone(), &graceful),
+                    Some(acceptor) => {
+                        // The handshake runs on its own task so a slow client never blocks accept.
+                        let (acceptor, app, builder, watcher) = (acceptor.clone(), app.clone(), builder.clone(), graceful.watcher());
+                        tokio::spawn(async move {
+                            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!("TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let service = TowerToHyperService::new(app);
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                            if let Err(e) = watcher.watch(conn).await {
+                                tracing::debug!("connection ended with an error: {e}");
+                            }
+                        });
+                    }
+                }
+            }
+            Listener::Unix(l) => {
+                let accepted = tokio::select! {
+                    r = l.accept() => r,
+                    _ = &mut shutdown => break,
+                };
+                match accepted {
+                    Ok((s, _)) => spawn_connection(s, app.clone(), builder.clone(), &graceful),
+                    Err(e) => accept_failed(e).await,
+                }
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("drain time ({} s) over: closing the remaining connections", drain.as_secs());
+    }
+}
+
+/// Accept errors (out of file descriptors, mostly) are transient: pause instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!("accepting a connection failed: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
