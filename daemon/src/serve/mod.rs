@@ -282,11 +282,11 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// Watches the engine thread. Without `VLLM_KEEP_ALIVE_ON_ENGINE_DEATH` a dead engine stops the
 /// server (as vLLM terminates its API server), so an orchestrator restarts it; with it, the
 /// server stays up and answers 503 (inference routes and /health) until stopped.
-async fn watch_engine(state: Arc<AppState>, keep_alive: bool, died: tokio::sync::oneshot::Sender<String>) {
+async fn watch_engine(dead_reason: impl Fn() -> Option<String>, keep_alive: bool, died: tokio::sync::oneshot::Sender<String>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        if let Some(reason) = state.engine.dead_reason() {
+        if let Some(reason) = dead_reason() {
             if keep_alive {
                 tracing::error!("the engine died ({reason}); VLLM_KEEP_ALIVE_ON_ENGINE_DEATH is set, so the server stays up and answers 503");
             } else {
@@ -329,7 +329,8 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
         let log_every = (!cfg.disable_log_stats).then_some(Duration::from_secs(10));
         tokio::spawn(poll_stats(state.clone(), log_every));
         let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
-        tokio::spawn(watch_engine(state.clone(), env.keep_alive_on_engine_death, died_tx));
+        let handle = state.engine.clone();
+        tokio::spawn(watch_engine(move || handle.dead_reason(), env.keep_alive_on_engine_death, died_tx));
         let (death_tx, mut death_rx) = tokio::sync::watch::channel(None::<String>);
         let stop = async move {
             tokio::select! {
@@ -358,4 +359,34 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
             None => Ok(()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine "dies" on the third look; the watcher stops the server only without keep-alive.
+    async fn outcome(keep_alive: bool) -> Option<String> {
+        let looks = std::sync::atomic::AtomicUsize::new(0);
+        let dead = move || (looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2).then(|| "boom".to_string());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        watch_engine(dead, keep_alive, tx).await;
+        rx.await.ok()
+    }
+
+    #[test]
+    fn engine_death_stops_the_server_unless_kept_alive() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        assert_eq!(rt.block_on(outcome(false)), Some("boom".to_string()));
+        assert_eq!(rt.block_on(outcome(true)), None);
+    }
+
+    #[test]
+    fn server_info_hides_the_api_key() {
+        let env = EnvSettings::default();
+        let cfg = ServeConfig::load(vec!["vllmd".into(), "--api-key".into(), "secret".into()], &env).unwrap();
+        let info = server_info(&cfg);
+        assert_eq!(info["vllm_config"]["api_key"], "<redacted>");
+        assert!(!info.to_string().contains("secret"));
+    }
 }
