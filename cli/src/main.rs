@@ -36,6 +36,9 @@ enum Command {
     },
     /// Terminal UI next to a running server: chat, live metrics dashboard, config check.
     Tui(tui::TuiArgs),
+    /// Benchmarks with vLLM's flags and printed fields: latency, throughput, serve.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -83,6 +86,7 @@ fn main() {
         Command::Complete(a) => complete::run(a),
         Command::RunBatch { args } => run_batch::main(args),
         Command::Tui(a) => tui::run(a),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Config(ConfigCommand::Validate { file }) => std::process::exit(tui::validate_config_file(&file)),
         Command::CollectEnv { json } => {
             let r = collect_env::report();
