@@ -1,9 +1,12 @@
 """Server options beyond the OpenAI API: h11 header limits, --chat-template-content-format,
 VLLM_SERVER_DEV_MODE (/server_info) and VLLM_LOGGING_CONFIG_PATH, against one real vllmd."""
 
+import http.client
 import json
+import os
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -135,3 +138,43 @@ def test_bad_logging_config_is_a_startup_error(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert "VLLM_LOGGING_CONFIG_PATH" in out.stderr and "bad.json" in out.stderr
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str):
+        super().__init__("localhost", timeout=30)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.unix_path)
+
+
+def test_unix_socket_serves_with_the_same_limits(tmp_path):
+    path = tmp_path / "vllmd.sock"
+    proc = subprocess.Popen([str(ROOT / "target" / "release" / "vllmd"), "--uds", str(path), "--max-model-len", "2048", "--h11-max-header-count", "16"],
+                            env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while True:
+            assert proc.poll() is None, "vllmd exited during start-up"
+            try:
+                conn = UnixHTTPConnection(str(path))
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline, "vllmd did not become healthy on its socket"
+            time.sleep(0.2)
+        conn = UnixHTTPConnection(str(path))
+        conn.request("POST", "/v1/completions", body=json.dumps({"prompt": "Hi", "max_tokens": 2}), headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["choices"]
+        conn = UnixHTTPConnection(str(path))
+        conn.request("GET", "/health", headers={f"X-Filler-{i}": str(i) for i in range(40)})
+        assert conn.getresponse().status in (431, 400)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=40) == 0

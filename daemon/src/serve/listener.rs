@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
 /// `--h11-max-header-count` and `--h11-max-incomplete-event-size`.
@@ -45,20 +45,25 @@ fn builder(limits: HttpLimits) -> Builder<TokioExecutor> {
     b
 }
 
-/// Serves one accepted connection until it closes or the drain ends it.
-fn spawn_connection<I>(io: I, app: Router, builder: Arc<Builder<TokioExecutor>>, graceful: &GracefulShutdown)
+/// Serves one connection until it closes or the drain ends it.
+async fn serve_io<I>(io: I, app: Router, builder: Arc<Builder<TokioExecutor>>, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let watcher = graceful.watcher();
-    tokio::spawn(async move {
-        let service = TowerToHyperService::new(app);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        if let Err(e) = watcher.watch(conn).await {
-            // Resets and bad requests from one client are its own business.
-            tracing::debug!("connection ended with an error: {e}");
-        }
-    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
+    if let Err(e) = watcher.watch(conn).await {
+        // Resets and bad requests from one client are its own business.
+        tracing::debug!("connection ended with an error: {e}");
+    }
+}
+
+/// TLS first, on the connection's own task so a slow client never holds up `accept`.
+async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, app: Router, builder: Arc<Builder<TokioExecutor>>, watcher: Watcher) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_io(tls, app, builder, watcher).await,
+        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
 }
 
 /// Accepts until `shutdown` resolves, then lets open connections finish for up to `drain`.
@@ -81,31 +86,11 @@ pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, li
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
                 match &tls {
-                    None => spawn_connection(stream, app.clone(), builder.clone(), &graceful),
-                    Some(acceptor) => {
-                        // The handshake runs on its own task so a slow client never blocks accept.
-                        let (acceptor, app, builder, watcher) = (acceptor.clone(), app.clone(), builder.clone(), graceful.watcher());
-                        tokio::spawn(async move {
-                            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!("TLS handshake failed: {e}");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!("TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            let service = TowerToHyperService::new(app);
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!("connection ended with an error: {e}");
-                            }
-                        });
-                    }
-                }
+                    None => tokio::spawn(serve_io(stream, app, builder, watcher)),
+                    Some(acceptor) => tokio::spawn(serve_tls(stream, acceptor.clone(), app, builder, watcher)),
+                };
             }
             Listener::Unix(l) => {
                 let accepted = tokio::select! {
@@ -113,7 +98,9 @@ pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, li
                     _ = &mut shutdown => break,
                 };
                 match accepted {
-                    Ok((s, _)) => spawn_connection(s, app.clone(), builder.clone(), &graceful),
+                    Ok((s, _)) => {
+                        tokio::spawn(serve_io(s, app.clone(), builder.clone(), graceful.watcher()));
+                    }
                     Err(e) => accept_failed(e).await,
                 }
             }
