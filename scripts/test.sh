@@ -12,14 +12,29 @@ cd "$(dirname "$0")/.."
 echo "== fetching test models" >&2
 scripts/fetch-models.sh all
 
-echo "== building (release)" >&2
-cargo build --release --workspace --all-targets --locked
+echo "== NVRTC for the CUDA kernel compile test (nvidia-cuda-nvrtc wheel; no GPU needed)" >&2
+venv=target/pyenv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "nvidia-cuda-nvrtc==13.0.88"
+nvrtc_lib=$(echo "$PWD/$venv"/lib/python3*/site-packages/nvidia/cu13/lib)
+export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export VLLM_REQUIRE_NVRTC=1
+# Build, clippy and test use one feature set so each reuses what the previous one compiled. The
+# CUDA backend is compiled and linted everywhere; without a GPU the engine runs on the CPU, and
+# kernels' nvrtc_compile test compiles every .cu file for sm_80 and sm_90 (VLLM_REQUIRE_NVRTC:
+# it fails when libnvrtc cannot be loaded instead of skipping).
+features=(--features cuda)
+
+echo "== building (release, --features cuda)" >&2
+cargo build --release --workspace --all-targets --locked "${features[@]}"
 
 echo "== clippy" >&2
-cargo clippy --release --workspace --all-targets --locked -- -D warnings
+cargo clippy --release --workspace --all-targets --locked "${features[@]}" -- -D warnings
 
 echo "== Rust tests" >&2
-cargo test --release --workspace --locked
+cargo test --release --workspace --locked "${features[@]}"
 
 echo "== end-to-end tests (openai client, prometheus_client)" >&2
 venv=target/pyenv

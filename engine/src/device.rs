@@ -71,3 +71,27 @@ fn cuda_usable() -> Result<(), String> {
         Err(e) => Err(format!("counting CUDA devices failed: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_flag_values() {
+        assert_eq!("auto".parse::<Device>(), Ok(Device::Auto));
+        assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda));
+        assert!("tpu".parse::<Device>().unwrap_err().contains("supported: auto, cpu, cuda"));
+    }
+
+    #[test]
+    fn cpu_is_always_available_and_cuda_explains_itself() {
+        assert_eq!(Device::Cpu.resolve(), Ok(Backend::Cpu));
+        match Device::Cuda.resolve() {
+            Ok(b) => assert_eq!(b, Backend::Cuda),
+            Err(e) => {
+                assert!(e.starts_with("--device cuda: ") && !e.contains('\n'), "{e}");
+                assert_eq!(Device::Auto.resolve(), Ok(Backend::Cpu));
+            }
+        }
+    }
+}

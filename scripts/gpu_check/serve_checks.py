@@ -96,7 +96,10 @@ def main(folder, vllmd, port, result_path):
 
     log = open(f"{result_path}.vllmd.log", "w")
     cmd = [vllmd, "--model", str(folder), "--device", "cuda", "--port", str(port), "--max-model-len", "1024",
-           "--max-num-batched-tokens", "256", "--gpu-memory-utilization", "0.3", "--max-logprobs", "20"]
+           "--max-num-batched-tokens", "256", "--gpu-memory-utilization", "0.3", "--max-logprobs", "20",
+           # Without prefix caching every single request recomputes its prompt, so step 4
+           # compares two full computations rather than one and a cache hit.
+           "--no-enable-prefix-caching"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     result = {"model": name}
     try:

@@ -25,6 +25,8 @@ pub struct GpuInfo {
     pub arch: Arch,
     pub total_bytes: usize,
     pub free_bytes: usize,
+    /// Streaming multiprocessors: how many blocks a launch needs to fill the GPU.
+    pub sm_count: usize,
     pub kernels_compile_ms: f64,
     pub kernels_from_cache: usize,
     pub kernel_warnings: Vec<String>,
@@ -49,6 +51,11 @@ impl GpuDevice {
         if ordinal >= count.max(0) as usize {
             return Err(CudaError::NoDevice { ordinal, count });
         }
+        // SAFETY: only tries to dlopen the candidate library names (cudarc panics on first use
+        // of a library it cannot load, so this is checked before the handle is created).
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(CudaError::NoCublas);
+        }
         let ctx = CudaContext::new(ordinal).map_err(CudaError::driver("creating the context"))?;
         // One stream does all the work, in order: cudarc's per-buffer event tracking (for
         // multi-stream safety) would only add an event record per launch.
@@ -61,12 +68,16 @@ impl GpuDevice {
         let kernels = Kernels::load(&ctx, arch, kernel_cache)?;
         let name = ctx.name().map_err(CudaError::driver("reading the device name"))?;
         let (free_bytes, total_bytes) = ctx.mem_get_info().map_err(CudaError::driver("reading memory info"))?;
+        let sm_count = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(CudaError::driver("reading the SM count"))?;
         let info = GpuInfo {
             ordinal,
             name,
             arch,
             total_bytes,
             free_bytes,
+            sm_count: sm_count.max(1) as usize,
             kernels_compile_ms: kernels.compile_ms,
             kernels_from_cache: kernels.from_cache,
             kernel_warnings: kernels.warnings.clone(),

@@ -8,6 +8,8 @@ pub enum CudaError {
     NoDriver,
     #[error("no CUDA device {ordinal} (the driver reports {count})")]
     NoDevice { ordinal: usize, count: i32 },
+    #[error("libcublas could not be loaded (it ships with the CUDA toolkit and with PyTorch's nvidia-cublas wheel; put its lib/ on LD_LIBRARY_PATH)")]
+    NoCublas,
     #[error("libnvrtc could not be loaded (install the `nvidia-cuda-nvrtc` wheel or a CUDA toolkit and put its lib/ on LD_LIBRARY_PATH)")]
     NoNvrtc,
     #[error("CUDA driver call failed during {during}: {source}")]

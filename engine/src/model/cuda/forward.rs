@@ -151,8 +151,7 @@ impl GpuModel {
         let tile_q0 = ws.upload(&p.tile_q0)?;
         let picked = ws.upload(&p.picked)?;
 
-        let sms = 132; // H100 SXM; only steers the split heuristic.
-        let (splits, split_keys) = decode_splits(p.decode_rows.len(), nh, p.max_decode_ctx, sms);
+        let (splits, split_keys) = decode_splits(p.decode_rows.len(), nh, p.max_decode_ctx, dev.info.sm_count);
         let residual = ws.zeros::<f32>(t * d)?;
         let normed = ws.zeros::<u16>(t * d)?;
         let qkv = ws.zeros::<u16>(t * qkv_dim)?;
@@ -232,5 +231,45 @@ impl GpuModel {
         dev.gemm(Gemm { x: ptr(&picked_normed), w: dev.ptr(head), y: dev.ptr(&logits), m: r, n: c.vocab_size, k: d, f32_out: true })?;
         let data = dev.download(&logits, r * c.vocab_size)?;
         Ok((Logits { vocab_size: c.vocab_size, data, ranges: p.ranges }, ws.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq<'a>(tokens: &'a [u32], start_pos: usize, block_table: &'a [u32], all_logits: bool) -> SequenceInput<'a> {
+        SequenceInput { tokens, start_pos, block_table, all_logits }
+    }
+
+    #[test]
+    fn plan_flattens_a_mixed_batch_as_the_kernels_expect() {
+        // A 20-token prompt chunk starting at position 4 (block size 4), then a decode token at
+        // position 9, with prompt logprobs on the first.
+        let prompt: Vec<u32> = (0..20).collect();
+        let (t1, t2) = ([7u32, 3, 9, 1, 8, 2], [5u32, 6, 4]);
+        let p = plan(&[seq(&prompt, 4, &t1, true), seq(&[42], 9, &t2, false)], 4);
+        assert_eq!(p.ids.len(), 21);
+        assert_eq!(p.positions[0], 4);
+        assert_eq!(p.positions[20], 9);
+        // position 4 -> block t1[1] = 3, offset 0; position 9 of seq 2 -> t2[2] = 4, offset 1.
+        assert_eq!(p.slots[0], 12);
+        assert_eq!(p.slots[20], 17);
+        assert_eq!((p.ctx_len.clone(), p.q_start.clone(), p.q_len.clone()), (vec![24, 10], vec![0, 20], vec![20, 1]));
+        assert_eq!(p.max_blocks, 6);
+        assert_eq!(&p.block_tables[6..9], &[5, 6, 4]);
+        assert_eq!((p.tile_seq.clone(), p.tile_q0.clone()), (vec![0, 0], vec![0, 16]));
+        assert_eq!((p.decode_rows.clone(), p.decode_seq.clone(), p.max_decode_ctx), (vec![20], vec![1], 10));
+        assert_eq!(p.picked.len(), 21);
+        assert_eq!(p.ranges, vec![(0, 20), (20, 1)]);
+    }
+
+    #[test]
+    fn decode_splits_cover_the_context_and_stay_bounded() {
+        // Few rows, long context: split; many rows: one split.
+        let (s, k) = decode_splits(1, 32, 10_000, 132);
+        assert!(s > 1 && s <= MAX_SPLITS && s * k >= 10_000);
+        assert_eq!(decode_splits(256, 32, 10_000, 132).0, 1);
+        assert_eq!(decode_splits(0, 32, 0, 132).0, 1);
     }
 }
