@@ -5,7 +5,11 @@
 # It needs the release binaries built with the CUDA backend, carried with the working tree:
 #
 #     cargo build --release --features cuda --bin vllm --bin vllmd   # here, on the build machine
-#     # carry: target/release/vllm and target/release/vllmd (about 40 MiB together)
+#     # carry: target/release/vllm and target/release/vllmd (about 43 MiB together)
+#
+# (or carry another folder holding both, e.g. target/cuda/release, and set VLLM_BIN_DIR to it).
+# Python needs torch, transformers and safetensors; LD_LIBRARY_PATH gets the nvidia/*/lib
+# folders of the installed wheels, where cudarc finds libcublas and libnvrtc.
 #
 # Steps (each bounded by `timeout`; a failed step is reported and the next one still runs):
 #   1. nvidia-smi and our collect-env;
