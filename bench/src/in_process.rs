@@ -99,7 +99,8 @@ pub(crate) struct Engine {
 pub(crate) fn start(prog: &str, serve_args: Vec<String>, adjust: impl FnOnce(&mut ServeConfig)) -> Result<Engine, BenchError> {
     let env = EnvSettings::from_env().map_err(|e| BenchError::Invalid(e.to_string()))?;
     let argv = std::iter::once(prog.to_string()).chain(serve_args).collect();
-    let mut cfg = ServeConfig::load(argv, &env).map_err(|e| BenchError::Invalid(e.to_string()))?;
+    // clap's own rendering starts with `error: `; the caller adds its own.
+    let mut cfg = ServeConfig::load(argv, &env).map_err(|e| BenchError::Invalid(e.to_string().trim().trim_start_matches("error: ").to_string()))?;
     cfg.disable_log_stats = true;
     adjust(&mut cfg);
     let state = daemon::serve::build_state(&cfg, &env).map_err(|e| BenchError::Engine(e.to_string()))?;

@@ -160,7 +160,10 @@ impl StreamState {
                 if let Some(t) = text.and_then(Value::as_str) {
                     self.out.generated_text.push_str(t);
                 }
-            } else if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+            }
+            // Usage usually comes in a chunk of its own (no choices); some servers put it in the
+            // last token chunk instead. Either way it is the count to trust.
+            if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
                 if let Some(n) = usage.get("completion_tokens").and_then(Value::as_u64) {
                     self.out.output_tokens = n as usize;
                 }
