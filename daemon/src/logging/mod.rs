@@ -4,6 +4,7 @@
 
 pub mod dict_config;
 
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -48,8 +49,9 @@ pub fn try_init(env: &EnvSettings, level: Option<&str>) -> Result<(), LoggingErr
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, ansi) = match dict.as_ref().map(|d| &d.sink) {
-        None | Some(Sink::Stderr) => (BoxMakeWriter::new(std::io::stderr), true),
-        Some(Sink::Stdout) => (BoxMakeWriter::new(std::io::stdout), true),
+        // Colours only for a person at a terminal: escape codes in a redirected log break grep.
+        None | Some(Sink::Stderr) => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+        Some(Sink::Stdout) => (BoxMakeWriter::new(std::io::stdout), std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
         Some(Sink::File(path)) => {
             let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| LoggingError::File(path.clone(), e))?;
             (BoxMakeWriter::new(Mutex::new(file)), false)
