@@ -14,6 +14,7 @@ enum Command {
     Add { req: Box<EngineRequest>, outputs: mpsc::UnboundedSender<RequestOutput>, reply: oneshot::Sender<Result<RequestId, EngineError>> },
     Abort(RequestId),
     Stats(oneshot::Sender<StatsReport>),
+    ResetPrefixCache(oneshot::Sender<bool>),
 }
 
 /// What a stats poll returns: current numbers, and what finished / was measured since the
@@ -89,6 +90,13 @@ impl EngineHandle {
         self.commands.send(Command::Stats(tx)).map_err(|_| EngineError::EngineDead)?;
         rx.await.map_err(|_| EngineError::EngineDead)
     }
+
+    /// Drops the prefix cache between two steps; `Ok(false)` while requests hold blocks.
+    pub async fn reset_prefix_cache(&self) -> Result<bool, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::ResetPrefixCache(tx)).map_err(|_| EngineError::EngineDead)?;
+        rx.await.map_err(|_| EngineError::EngineDead)
+    }
 }
 
 fn handle(engine: &mut LlmEngine, cmd: Command) {
@@ -100,6 +108,9 @@ fn handle(engine: &mut LlmEngine, cmd: Command) {
         Command::Abort(id) => engine.abort(id),
         Command::Stats(reply) => {
             let _ = reply.send(StatsReport { stats: engine.stats(), finished: engine.drain_finished(), latencies: engine.drain_latencies() });
+        }
+        Command::ResetPrefixCache(reply) => {
+            let _ = reply.send(engine.reset_prefix_cache());
         }
     }
 }

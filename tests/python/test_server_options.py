@@ -1,5 +1,5 @@
 """Server options beyond the OpenAI API: h11 header limits, --chat-template-content-format,
-VLLM_SERVER_DEV_MODE (/server_info) and VLLM_LOGGING_CONFIG_PATH, against one real vllmd."""
+VLLM_SERVER_DEV_MODE (/server_info, /reset_prefix_cache) and VLLM_LOGGING_CONFIG_PATH, against one real vllmd."""
 
 import http.client
 import json
@@ -178,3 +178,52 @@ def test_unix_socket_serves_with_the_same_limits(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=40) == 0
+
+
+def prefix_cache_hits(server) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+    for family in text_string_to_metric_families(server.get("/metrics")):
+        if family.name == "vllm:prefix_cache_hits":
+            return sum(s.value for s in family.samples if s.name.endswith("_total"))
+    raise AssertionError("vllm:prefix_cache_hits missing from /metrics")
+
+
+def complete(server, prompt: str) -> None:
+    body = json.dumps({"prompt": prompt, "max_tokens": 1, "temperature": 0}).encode()
+    req = urllib.request.Request(server.base + "/v1/completions", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer k"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        assert r.status == 200
+
+
+def test_dev_mode_reset_prefix_cache_forgets_cached_blocks(opts_server):
+    # Long enough for several full 16-token blocks: a repeat hits the cache, a repeat after the
+    # reset does not.
+    prompt = "The quick brown fox jumps over the lazy dog while the cat watches. " * 8
+    complete(opts_server, prompt)
+    before = prefix_cache_hits(opts_server)
+    complete(opts_server, prompt)
+    after_repeat = prefix_cache_hits(opts_server)
+    assert after_repeat > before, "the repeated prompt should hit the prefix cache"
+    # 409 means requests still hold blocks; the ones above have finished, so it can only be a
+    # moment's race with the engine freeing them.
+    for _ in range(20):
+        req = urllib.request.Request(opts_server.base + "/reset_prefix_cache", data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == 200
+                break
+        except urllib.error.HTTPError as e:
+            assert e.code == 409, e.read()
+            time.sleep(0.1)
+    else:
+        raise AssertionError("the prefix cache was never reset")
+    complete(opts_server, prompt)
+    assert prefix_cache_hits(opts_server) == after_repeat, "no hit may survive the reset"
+
+
+def test_reset_prefix_cache_is_404_without_dev_mode(server):
+    req = urllib.request.Request(server.base + "/reset_prefix_cache", data=b"", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 404

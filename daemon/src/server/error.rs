@@ -43,6 +43,7 @@ impl ApiError {
             StatusCode::BAD_REQUEST => "BadRequestError",
             StatusCode::UNAUTHORIZED => "AuthenticationError",
             StatusCode::NOT_FOUND => "NotFoundError",
+            StatusCode::CONFLICT => "ConflictError",
             StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLargeError",
             StatusCode::UNPROCESSABLE_ENTITY => "UnprocessableEntityError",
             StatusCode::TOO_MANY_REQUESTS => "RateLimitError",

@@ -119,8 +119,8 @@ pub fn router(state: Arc<AppState>, cors: &CorsSettings) -> Router {
         app = app.route("/get_tokenizer_info", get(routes::tokenizer_info));
     }
     if state.opts.dev_mode {
-        tracing::warn!("VLLM_SERVER_DEV_MODE: development endpoints are enabled (GET /server_info); do not use this in production");
-        app = app.route("/server_info", get(routes::server_info));
+        tracing::warn!("VLLM_SERVER_DEV_MODE: development endpoints are enabled (GET /server_info, POST /reset_prefix_cache); do not use this in production");
+        app = app.route("/server_info", get(routes::server_info)).route("/reset_prefix_cache", post(routes::reset_prefix_cache));
     }
     if !state.opts.disable_fastapi_docs {
         app = app.route("/openapi.json", get(routes::openapi)).route("/docs", get(routes::docs));

@@ -124,6 +124,16 @@ pub async fn server_info(State(state): State<Arc<AppState>>, RawQuery(query): Ra
     }
 }
 
+/// `POST /reset_prefix_cache` (`VLLM_SERVER_DEV_MODE`): 200 once the cache is empty. vLLM only
+/// logs a refused reset; we answer 409 so a caller knows the cache was kept (requests hold it).
+pub async fn reset_prefix_cache(State(state): State<Arc<AppState>>) -> Response {
+    match state.engine.reset_prefix_cache().await {
+        Ok(true) => StatusCode::OK.into_response(),
+        Ok(false) => ApiError::new(StatusCode::CONFLICT, "the prefix cache cannot be reset while requests are running; retry when idle").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 pub async fn openapi() -> Json<Value> {
     let post = |summary: &str| json!({"post": {"summary": summary, "requestBody": {"content": {"application/json": {}}}, "responses": {"200": {"description": "OK"}}}});
     let get = |summary: &str| json!({"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}});

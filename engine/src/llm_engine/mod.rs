@@ -284,6 +284,11 @@ impl LlmEngine {
         Ok(id)
     }
 
+    /// Drops every cached prefix block (vLLM's `/reset_prefix_cache`); false while requests run.
+    pub fn reset_prefix_cache(&mut self) -> bool {
+        self.scheduler.reset_prefix_cache()
+    }
+
     /// Cancels a request at any point, freeing its blocks; its sink gets a final `abort` output.
     pub fn abort(&mut self, id: RequestId) {
         if let Some(mut st) = self.states.remove(&id) {

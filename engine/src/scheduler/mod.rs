@@ -82,6 +82,12 @@ impl Scheduler {
         &self.kv
     }
 
+    /// Forgets every cached prefix block; refused (false) while any request holds blocks, so a
+    /// running request never loses KV it still reads.
+    pub fn reset_prefix_cache(&mut self) -> bool {
+        self.kv.reset_prefix_cache()
+    }
+
     pub fn request(&self, id: RequestId) -> Option<&SchedRequest> {
         self.requests.get(&id)
     }
