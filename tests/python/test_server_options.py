@@ -83,30 +83,30 @@ def test_auto_content_format_gives_parts_to_a_template_that_loops_over_them(opts
     assert tokenize_text(opts_server, {"messages": messages, "add_generation_prompt": False}) == "system:<be brief>|user:<a><b>|"
 
 
+def post_json(server, path: str, body: dict) -> dict:
+    req = urllib.request.Request(server.base + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer k"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        assert r.status == 200
+        return json.loads(r.read())
+
+
+def token_count(server, text: str) -> int:
+    return post_json(server, "/tokenize", {"prompt": text, "add_special_tokens": False})["count"]
+
+
 def test_chat_uses_the_rendered_parts(opts_server):
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}], "max_tokens": 4, "temperature": 0, "logprobs": False}
-    req = urllib.request.Request(opts_server.base + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer k"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        usage = json.loads(r.read())["usage"]
+    usage = post_json(opts_server, "/v1/chat/completions", body)["usage"]
     # The prompt is exactly the rendered template: "user:<Hello>|".
-    expected = json.loads(urllib.request.urlopen(urllib.request.Request(
-        opts_server.base + "/tokenize", data=json.dumps({"prompt": "user:<Hello>|", "add_special_tokens": False}).encode(),
-        headers={"Content-Type": "application/json"}), timeout=30).read())["count"]
-    assert usage["prompt_tokens"] == expected
+    assert usage["prompt_tokens"] == token_count(opts_server, "user:<Hello>|")
 
 
 def test_string_format_for_a_request_template_that_does_not_loop(opts_server):
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}], "max_tokens": 1,
             "chat_template": STRING_TEMPLATE, "echo": False}
-    req = urllib.request.Request(opts_server.base + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer k"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        usage = json.loads(r.read())["usage"]
-    expected = json.loads(urllib.request.urlopen(urllib.request.Request(
-        opts_server.base + "/tokenize", data=json.dumps({"prompt": "user:a\nb|", "add_special_tokens": False}).encode(),
-        headers={"Content-Type": "application/json"}), timeout=30).read())["count"]
-    assert usage["prompt_tokens"] == expected
+    usage = post_json(opts_server, "/v1/chat/completions", body)["usage"]
+    assert usage["prompt_tokens"] == token_count(opts_server, "user:a\nb|")
 
 
 def test_dev_mode_serves_server_info_without_secrets(opts_server):
@@ -189,11 +189,7 @@ def prefix_cache_hits(server) -> float:
 
 
 def complete(server, prompt: str) -> None:
-    body = json.dumps({"prompt": prompt, "max_tokens": 1, "temperature": 0}).encode()
-    req = urllib.request.Request(server.base + "/v1/completions", data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer k"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        assert r.status == 200
+    post_json(server, "/v1/completions", {"prompt": prompt, "max_tokens": 1, "temperature": 0})
 
 
 def test_dev_mode_reset_prefix_cache_forgets_cached_blocks(opts_server):
