@@ -177,9 +177,9 @@ fn export_hf_folder(gguf_path: &Path, dir: &Path) {
     use engine::tokenizer::Tokenizer;
     use safetensors::tensor::{Dtype, TensorView};
 
-    let file = GgufFile::open(gguf_path).unwrap();
+    let file = std::sync::Arc::new(GgufFile::open(gguf_path).unwrap());
     let config = loader::config_from_gguf(&file).unwrap();
-    let weights = loader::GgufWeights::new(&file, &config);
+    let weights = loader::GgufWeights::new(file.clone(), &config);
     let mut names = vec!["model.embed_tokens.weight".to_string(), "model.norm.weight".to_string()];
     if !config.tie_word_embeddings {
         names.push("lm_head.weight".into());

@@ -3,11 +3,14 @@
 //! model code is the same for every format.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use kernels::cpu::{RowPart, SharedBytes};
 
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::LoadError;
-use crate::gguf::GgufFile;
-use crate::model::{TensorData, WeightSource};
+use crate::gguf::{block_format, GgufFile};
+use crate::model::{RawTensor, TensorData, WeightSource};
 
 /// Reads a `ModelConfig` from GGUF metadata (`{arch}.embedding_length`, …).
 pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
@@ -107,36 +110,51 @@ fn gguf_name(hf: &str) -> Option<String> {
     Some(format!("blk.{layer}.{short}.{kind}"))
 }
 
-/// Undoes llama.cpp's conversion-time permutation of Q/K rows. The converter interleaves the
-/// two rotary halves of each head (GPT-J order) so that llama.cpp can rotate adjacent pairs;
-/// our RoPE rotates (i, i + head_dim/2) as Hugging Face does, so rows go back to HF order:
-/// within a head, GGUF row `2i + j` is HF row `j·head_dim/2 + i`.
-fn unpermute_rows(data: &[f32], n_heads: usize, cols: usize) -> Vec<f32> {
-    let rows = data.len() / cols.max(1);
+// llama.cpp's converter permutes the Q/K rows of llama-architecture models: it interleaves the
+// two rotary halves of each head (GPT-J order) so that llama.cpp can rotate adjacent pairs. Our
+// RoPE rotates (i, i + head_dim/2) as Hugging Face does, so rows go back to HF order: within a
+// head, GGUF row `2i + j` is HF row `j·head_dim/2 + i`.
+
+/// Row order that undoes the converter's Q/K permutation: output row `dst` (HF order) reads
+/// stored row `order[dst]`, so quantized rows can be used in place.
+fn unpermute_order(rows: usize, n_heads: usize) -> Vec<u32> {
     let hd = rows / n_heads.max(1);
     let half = hd / 2;
-    let mut out = vec![0.0f32; data.len()];
+    let mut order = (0..rows as u32).collect::<Vec<_>>();
     for h in 0..n_heads {
         for i in 0..half {
             for j in 0..2 {
-                let src = h * hd + 2 * i + j;
-                let dst = h * hd + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+                order[h * hd + j * half + i] = (h * hd + 2 * i + j) as u32;
             }
         }
     }
-    out
+    order
 }
 
-/// Tensors of a GGUF file under Hugging Face names, dequantized to f32.
+/// Tensors of a GGUF file under Hugging Face names: as stored (shared from the memory map) or
+/// dequantized to f32.
 pub struct GgufWeights<'a> {
-    file: &'a GgufFile,
+    file: Arc<GgufFile>,
     config: &'a ModelConfig,
 }
 
 impl<'a> GgufWeights<'a> {
-    pub fn new(file: &'a GgufFile, config: &'a ModelConfig) -> Self {
+    pub fn new(file: Arc<GgufFile>, config: &'a ModelConfig) -> Self {
         GgufWeights { file, config }
+    }
+
+    /// The Q/K row order of tensor `name`, for llama-architecture files (Qwen2/3 keep HF order).
+    fn row_order(&self, name: &str, rows: usize) -> Option<Vec<u32>> {
+        if self.config.architecture != Architecture::Llama {
+            return None;
+        }
+        if name.ends_with("self_attn.q_proj.weight") {
+            Some(unpermute_order(rows, self.config.num_attention_heads))
+        } else if name.ends_with("self_attn.k_proj.weight") {
+            Some(unpermute_order(rows, self.config.num_key_value_heads))
+        } else {
+            None
+        }
     }
 }
 
@@ -154,16 +172,34 @@ impl WeightSource for GgufWeights<'_> {
         };
         let shape = info.shape();
         let mut data = self.file.dequantize(&gname)?;
-        // Only llama-architecture files are permuted by the converter; Qwen2/3 keep HF order.
-        if self.config.architecture == Architecture::Llama && name.ends_with(".weight") {
-            let cols = shape.last().copied().unwrap_or(1);
-            if name.ends_with("self_attn.q_proj.weight") {
-                data = unpermute_rows(&data, self.config.num_attention_heads, cols);
-            } else if name.ends_with("self_attn.k_proj.weight") {
-                data = unpermute_rows(&data, self.config.num_key_value_heads, cols);
+        let cols = shape.last().copied().unwrap_or(1);
+        if let Some(order) = self.row_order(name, data.len() / cols.max(1)) {
+            let src = data.clone();
+            for (dst, &o) in order.iter().enumerate() {
+                let o = o as usize;
+                data[dst * cols..(dst + 1) * cols].copy_from_slice(&src[o * cols..(o + 1) * cols]);
             }
         }
         Ok(Some((shape, data)))
+    }
+
+    fn load_raw(&self, name: &str) -> Result<Option<RawTensor>, LoadError> {
+        let Some(gname) = gguf_name(name) else {
+            return Ok(None);
+        };
+        let Some(info) = self.file.tensor(&gname) else {
+            return Ok(None);
+        };
+        let shape = info.shape();
+        let (Some(format), &[rows, cols]) = (block_format(info.ggml_type), shape.as_slice()) else {
+            return Ok(None);
+        };
+        let err = |msg: String| LoadError::Tensor { path: self.file.path().to_path_buf(), name: name.to_string(), msg };
+        let range = self.file.tensor_range(info).ok_or_else(|| err("tensor data lies outside the file".into()))?;
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.file.clone();
+        let bytes = SharedBytes::new(owner, range).ok_or_else(|| err("tensor data lies outside the file".into()))?;
+        let part = RowPart::new(format, rows, cols, bytes, self.row_order(name, rows)).map_err(|e| err(e.to_string()))?;
+        Ok(Some(RawTensor { shape, part }))
     }
 }
 
@@ -195,6 +231,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(unpermute_rows(&permuted, n_heads, cols), hf);
+        let order = unpermute_order(n_heads * hd, n_heads);
+        let undone: Vec<f32> = order.iter().flat_map(|&o| permuted[o as usize * cols..(o as usize + 1) * cols].to_vec()).collect();
+        assert_eq!(undone, hf);
     }
 }

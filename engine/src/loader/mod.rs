@@ -49,8 +49,8 @@ impl std::str::FromStr for LoadFormat {
 /// `--dtype`: storage dtype of the weights. Activations are f32 on the CPU backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ModelDtype {
-    /// float32 for GGUF and float32 checkpoints (what the references compute in); the
-    /// checkpoint's own half type for bf16/f16 checkpoints.
+    /// As stored: GGUF tensors stay in their block formats (decoded in registers as they are
+    /// used, f32 activations), half checkpoints stay half, float32 ones float32.
     #[default]
     Auto,
     Float32,
@@ -72,8 +72,9 @@ impl std::str::FromStr for ModelDtype {
 }
 
 impl ModelDtype {
-    fn resolve(self, checkpoint: Option<&str>) -> WeightDtype {
+    fn resolve(self, checkpoint: Option<&str>, gguf: bool) -> WeightDtype {
         match self {
+            ModelDtype::Auto if gguf => WeightDtype::AsStored,
             ModelDtype::Float32 => WeightDtype::F32,
             ModelDtype::Bfloat16 => WeightDtype::Bf16,
             ModelDtype::Float16 => WeightDtype::F16,
@@ -175,14 +176,14 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
 
     let (config, tokenizer, generation_config, model_fn): (ModelConfig, Tokenizer, Option<serde_json::Value>, BuildModel) = match format {
         LoadFormat::Gguf => {
-            let file = GgufFile::open(path)?;
+            let file = std::sync::Arc::new(GgufFile::open(path)?);
             let config = config_from_gguf(&file)?;
             let tokenizer = match &opts.tokenizer {
                 Some(t) => tokenizer_from_path(t)?,
                 None => Tokenizer::from_gguf(&file)?,
             };
             let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
-                let weights = GgufWeights::new(&file, c);
+                let weights = GgufWeights::new(file, c);
                 CausalLm::from_source(c.clone(), &weights, dtype, max_len, on_layer)
             });
             (config, tokenizer, None, build)
@@ -233,7 +234,7 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
     };
     let backend = opts.device.resolve().map_err(LoadError::Device)?;
     let weight_dtype = match backend {
-        Backend::Cpu => opts.dtype.resolve(config.checkpoint_dtype.as_deref()),
+        Backend::Cpu => opts.dtype.resolve(config.checkpoint_dtype.as_deref(), format == LoadFormat::Gguf),
         // The CUDA kernels compute in bf16 (f32 accumulation): every half or auto dtype maps
         // to bf16 weights; float32 compute on the GPU does not exist yet, so asking for it is
         // refused rather than silently downgraded.

@@ -13,7 +13,7 @@ mod tests;
 
 use kernels::cpu::{self, AttentionSeq, PagedKvLayout, WeightMatrix};
 
-pub use build::{TensorData, WeightSource};
+pub use build::{RawTensor, TensorData, WeightSource};
 pub use rope::RotaryTable;
 
 use crate::config::{Architecture, ModelConfig};
@@ -131,8 +131,7 @@ impl CausalLm {
     #[cfg(feature = "cuda")]
     pub fn attach_cuda(&mut self, ordinal: usize) -> Result<(), kernels::cuda::CudaError> {
         let gpu = cuda::GpuModel::upload(self, ordinal)?;
-        let empty = || WeightMatrix::new(0, 0, kernels::cpu::WeightStorage::F32(Vec::new()));
-        if let Ok(e) = empty() {
+        if let Ok(e) = WeightMatrix::from_f32(0, 0, Vec::new(), kernels::cpu::WeightDtype::F32) {
             self.embed = e.clone();
             self.lm_head = e;
         }
@@ -147,12 +146,12 @@ impl CausalLm {
         if let Some(g) = &self.gpu {
             return g.weight_bytes();
         }
-        let mut total = self.embed.storage().size_bytes() + self.final_norm.len() * 4;
+        let mut total = self.embed.size_bytes() + self.final_norm.len() * 4;
         if !self.config.tie_word_embeddings {
-            total += self.lm_head.storage().size_bytes();
+            total += self.lm_head.size_bytes();
         }
         for l in &self.layers {
-            total += [&l.qkv, &l.o_proj, &l.gate_up, &l.down].iter().map(|w| w.storage().size_bytes()).sum::<usize>();
+            total += [&l.qkv, &l.o_proj, &l.gate_up, &l.down].iter().map(|w| w.size_bytes()).sum::<usize>();
             total += (l.input_norm.len() + l.post_norm.len()) * 4;
         }
         total

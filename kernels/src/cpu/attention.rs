@@ -4,8 +4,9 @@
 //! The store of one layer is `[num_blocks][kv_heads][block_size][head_dim]`: the keys of one
 //! head inside one block are contiguous, so a query streams them without strided loads.
 
-use rayon::prelude::*;
+use std::cell::RefCell;
 
+use super::pool::pool;
 use super::simd::{axpy, dot};
 
 /// Geometry of one layer's K (or V) store.
@@ -84,40 +85,83 @@ pub fn paged_attention(
         }
     }
     rows.sort_unstable();
-    // One task per (query row, head): enough parallelism for a single decoding sequence.
-    out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, |scores, (idx, o)| {
-        let (row, head) = (idx / n_heads, idx % n_heads);
-        let Ok(r) = rows.binary_search_by_key(&row, |x| x.0) else {
-            return;
-        };
-        let (_, s, pos) = rows[r];
-        let seq = &seqs[s];
-        let kv_head = head / group.max(1);
-        let qv = &q[idx * hd..(idx + 1) * hd];
-        let ctx = pos + 1;
-        scores.clear();
-        scores.reserve(ctx);
-        let mut max = f32::NEG_INFINITY;
-        for t in 0..ctx {
-            let block = seq.block_table[t / layout.block_size] as usize;
-            let off = layout.offset(block, kv_head, t % layout.block_size);
-            let sc = dot(qv, &k_store[off..off + hd]) * scale;
-            max = max.max(sc);
-            scores.push(sc);
-        }
-        let mut sum = 0.0f32;
-        for sc in scores.iter_mut() {
-            *sc = (*sc - max).exp();
-            sum += *sc;
-        }
-        o.fill(0.0);
-        let inv = 1.0 / sum;
-        for (t, &p) in scores.iter().enumerate() {
-            let block = seq.block_table[t / layout.block_size] as usize;
-            let off = layout.offset(block, kv_head, t % layout.block_size);
-            axpy(p * inv, &v_store[off..off + hd], o);
-        }
+    // One unit of work per (query row, head): enough parallelism for a single decoding
+    // sequence. Each unit only reads its own sequence's blocks and writes its own output, so
+    // the result does not depend on the split (or on which other sequences share the batch).
+    let out_ptr = OutRows(out.as_mut_ptr());
+    let units = out.len() / hd.max(1);
+    pool().for_ranges(units, 1, &|range| {
+        let out = out_ptr;
+        SCORES.with(|scores| {
+            let mut scores = scores.borrow_mut();
+            for idx in range {
+                // SAFETY: units are disjoint `hd`-element rows of `out`, each owned by one share.
+                let o = unsafe { std::slice::from_raw_parts_mut(out.0.add(idx * hd), hd) };
+                attend_one(q, &rows, seqs, k_store, v_store, layout, n_heads, group, scale, idx, &mut scores, o);
+            }
+        });
     });
+}
+
+thread_local! {
+    /// Attention scores of one query; grows to the longest context seen, then is reused.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Clone, Copy)]
+struct OutRows(*mut f32);
+// SAFETY: see `paged_attention`: every share writes disjoint rows.
+unsafe impl Send for OutRows {}
+unsafe impl Sync for OutRows {}
+
+/// Attention of query row/head `idx` (= row * n_heads + head) into `o`.
+#[allow(clippy::too_many_arguments)]
+fn attend_one(
+    q: &[f32],
+    rows: &[(usize, usize, usize)],
+    seqs: &[AttentionSeq<'_>],
+    k_store: &[f32],
+    v_store: &[f32],
+    layout: PagedKvLayout,
+    n_heads: usize,
+    group: usize,
+    scale: f32,
+    idx: usize,
+    scores: &mut Vec<f32>,
+    o: &mut [f32],
+) {
+    let hd = layout.head_dim;
+    let (row, head) = (idx / n_heads, idx % n_heads);
+    let Ok(r) = rows.binary_search_by_key(&row, |x| x.0) else {
+        return;
+    };
+    let (_, s, pos) = rows[r];
+    let seq = &seqs[s];
+    let kv_head = head / group.max(1);
+    let qv = &q[idx * hd..(idx + 1) * hd];
+    let ctx = pos + 1;
+    scores.clear();
+    scores.reserve(ctx);
+    let mut max = f32::NEG_INFINITY;
+    for t in 0..ctx {
+        let block = seq.block_table[t / layout.block_size] as usize;
+        let off = layout.offset(block, kv_head, t % layout.block_size);
+        let sc = dot(qv, &k_store[off..off + hd]) * scale;
+        max = max.max(sc);
+        scores.push(sc);
+    }
+    let mut sum = 0.0f32;
+    for sc in scores.iter_mut() {
+        *sc = (*sc - max).exp();
+        sum += *sc;
+    }
+    o.fill(0.0);
+    let inv = 1.0 / sum;
+    for (t, &p) in scores.iter().enumerate() {
+        let block = seq.block_table[t / layout.block_size] as usize;
+        let off = layout.offset(block, kv_head, t % layout.block_size);
+        axpy(p * inv, &v_store[off..off + hd], o);
+    }
 }
 
 #[cfg(test)]
