@@ -71,14 +71,16 @@ impl Blocks {
     }
 }
 
-fn load(path: &Path) -> CausalLm {
-    let opts = LoadOptions { model: path.to_path_buf(), max_model_len: Some(2048), ..Default::default() };
+fn load(path: &Path, dtype: loader::ModelDtype) -> CausalLm {
+    let opts = LoadOptions { model: path.to_path_buf(), max_model_len: Some(2048), dtype, ..Default::default() };
     loader::load(&opts, &|_, _| {}).unwrap().model
 }
 
-fn check_model(model_file: &str, reference_file: &str) {
+/// `dtype` Auto keeps the GGUF blocks as stored (decoded as they are used); Float32 is the
+/// reference mode that dequantizes at load. Both must match transformers.
+fn check_model(model_file: &str, reference_file: &str, dtype: loader::ModelDtype) {
     let Some(path) = paths::test_model(model_file) else { return };
-    check(&load(&path), model_file, reference_file);
+    check(&load(&path, dtype), &format!("{model_file} ({dtype:?})"), reference_file);
 }
 
 fn check(model: &CausalLm, model_file: &str, reference_file: &str) {
@@ -161,12 +163,22 @@ fn check(model: &CausalLm, model_file: &str, reference_file: &str) {
 
 #[test]
 fn smollm2_matches_transformers() {
-    check_model(paths::DEFAULT_MODEL_FILE, "smollm2-135m-q4_1.dev.json");
+    check_model(paths::DEFAULT_MODEL_FILE, "smollm2-135m-q4_1.dev.json", loader::ModelDtype::Auto);
 }
 
 #[test]
 fn qwen25_coder_matches_transformers() {
-    check_model(paths::QWEN_TEST_MODEL_FILE, "qwen2.5-coder-0.5b.dev.json");
+    check_model(paths::QWEN_TEST_MODEL_FILE, "qwen2.5-coder-0.5b.dev.json", loader::ModelDtype::Auto);
+}
+
+#[test]
+fn smollm2_float32_matches_transformers() {
+    check_model(paths::DEFAULT_MODEL_FILE, "smollm2-135m-q4_1.dev.json", loader::ModelDtype::Float32);
+}
+
+#[test]
+fn qwen25_coder_float32_matches_transformers() {
+    check_model(paths::QWEN_TEST_MODEL_FILE, "qwen2.5-coder-0.5b.dev.json", loader::ModelDtype::Float32);
 }
 
 /// Writes a GGUF model as a Hugging Face folder (config.json, two safetensors shards with an

@@ -75,9 +75,24 @@ pub(crate) fn scalar_dot(w: &[f32], x: &[f32]) -> f32 {
     s
 }
 
+/// The canonical AVX2 reduction of the four accumulators (shared with the fused decoders).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn hsum4_avx2(acc: [std::arch::x86_64::__m256; 4]) -> f32 {
+    avx2::hsum4(acc)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+
+    #[inline(always)]
+    pub(super) unsafe fn hsum4(acc: [__m256; 4]) -> f32 {
+        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)))
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot<const N: usize>(w: *const f32, xs: [*const f32; N], k: usize) -> [f32; N] {
@@ -103,10 +118,7 @@ mod avx2 {
         }
         let mut out = [0f32; N];
         for t in 0..N {
-            let v = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
-            let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-            let mut s = _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
+            let mut s = hsum4(acc[t]);
             for e in i..k {
                 s += *w.add(e) * *xs[t].add(e);
             }

@@ -51,6 +51,37 @@ pub fn matmul_with(isa: Isa, pool: &WorkerPool, x: &[f32], m: usize, w: &WeightM
     let slices = w.part_slices();
     let out_ptr = OutPtr(out.as_mut_ptr());
     let g = group(isa);
+    if m == 1 {
+        // Decode: one activation row, bound by weight bandwidth; decode each row in registers.
+        pool.for_ranges(n, ROW_TILE, &|rows| {
+            let out = out_ptr;
+            for j in rows {
+                let (format, bytes) = w.row_bytes_of(&slices, j);
+                let v = match quant::fused_dot(isa, format, bytes, x) {
+                    Some(v) => v,
+                    None => TILE.with(|tile| {
+                        let mut tile = tile.borrow_mut();
+                        if tile.len() < k {
+                            tile.resize(k, 0.0);
+                        }
+                        let wrow = match in_place_f32(format, bytes) {
+                            Some(f) => f,
+                            None => {
+                                quant::decode(isa, format, bytes, &mut tile[..k]);
+                                &tile[..k]
+                            }
+                        };
+                        let mut v = [0f32];
+                        dot_rows(isa, wrow, &[x], &mut v);
+                        v[0]
+                    }),
+                };
+                // SAFETY: see `OutPtr`; column j belongs to this thread.
+                unsafe { *out.0.add(j) = v };
+            }
+        });
+        return;
+    }
     pool.for_ranges(n, ROW_TILE, &|rows| {
         let out = out_ptr;
         TILE.with(|tile| {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::cpu::quant::tests::random_blocks;
+use crate::cpu::quant::synthetic::random_blocks;
 use crate::cpu::weights::{RowPart, SharedBytes, WeightDtype};
 
 fn activations(m: usize, k: usize, seed: usize) -> Vec<f32> {
@@ -51,7 +51,7 @@ fn every_format_and_isa_matches_the_reference() {
 #[test]
 fn outputs_are_bitwise_independent_of_the_batch() {
     let pool = WorkerPool::new(2, &[]);
-    for format in [BlockFormat::F32, BlockFormat::Q4_1, BlockFormat::Q6_K] {
+    for format in BlockFormat::ALL {
         let (n, k) = (37, 256);
         let w = matrix(format, n, k, 5);
         let x = activations(16, k, 2);

@@ -9,6 +9,7 @@
 mod avx2;
 mod scalar;
 mod scalar_k;
+pub mod synthetic;
 
 use super::isa::Isa;
 
@@ -137,6 +138,19 @@ pub fn decode(isa: Isa, format: BlockFormat, src: &[u8], dst: &mut [f32]) {
     decode_scalar(format, src, dst)
 }
 
+/// `w · x` for one stored row decoded in registers, bitwise equal to decoding the row with
+/// [`decode`] and running the dot kernel of `isa` on it. `None` where no fused kernel exists
+/// (float formats, the scalar path, AVX-512's wider order): the caller decodes first.
+#[inline]
+pub(crate) fn fused_dot(isa: Isa, format: BlockFormat, row: &[u8], x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        return avx2::fused_dot(format, row, x);
+    }
+    let _ = (isa, format, row, x);
+    None
+}
+
 /// Runs `f` on each (block bytes, block output) pair as fixed-size arrays.
 #[inline(always)]
 pub(crate) fn each_block<const TS: usize, const BS: usize>(src: &[u8], dst: &mut [f32], f: impl Fn(&[u8; TS], &mut [f32; BS])) {
@@ -149,4 +163,4 @@ pub(crate) fn each_block<const TS: usize, const BS: usize>(src: &[u8], dst: &mut
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
