@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use daemon::config::{ConfigError, EnvSettings, LogLevel};
 
 fn env(vars: &[(&str, &str)]) -> Result<EnvSettings, ConfigError> {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     EnvSettings::from_map(&map)
 }
 
@@ -57,20 +60,44 @@ fn every_variable_is_read() {
     assert_eq!(e.logging_level, LogLevel::Debug);
     assert_eq!(e.logging_level.as_filter(), "debug");
     assert!(!e.configure_logging);
-    assert_eq!(e.logging_config_path, Some(PathBuf::from("/home/u/log.json")));
+    assert_eq!(
+        e.logging_config_path,
+        Some(PathBuf::from("/home/u/log.json"))
+    );
     assert_eq!(e.logging_prefix, "[node0] ");
 }
 
 #[test]
 fn xdg_directories_and_special_values() {
-    let e = ok(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/xc"), ("XDG_CONFIG_HOME", "/xf")]);
-    assert_eq!((e.cache_root, e.config_root), (PathBuf::from("/xc/vllm"), PathBuf::from("/xf/vllm")));
+    let e = ok(&[
+        ("HOME", "/h"),
+        ("XDG_CACHE_HOME", "/xc"),
+        ("XDG_CONFIG_HOME", "/xf"),
+    ]);
+    assert_eq!(
+        (e.cache_root, e.config_root),
+        (PathBuf::from("/xc/vllm"), PathBuf::from("/xf/vllm"))
+    );
     // 0 GiB means "not set" in vLLM, i.e. the 4 GiB default.
-    assert_eq!(ok(&[("VLLM_CPU_KVCACHE_SPACE", "0")]).cpu_kvcache_space_gib, 4);
+    assert_eq!(
+        ok(&[("VLLM_CPU_KVCACHE_SPACE", "0")]).cpu_kvcache_space_gib,
+        4
+    );
     // Empty counts as unset; WARNING has the alias WARN, CRITICAL maps to error.
-    assert_eq!(ok(&[("VLLM_API_KEY", ""), ("VLLM_LOGGING_LEVEL", "")]), EnvSettings::default());
-    assert_eq!(ok(&[("VLLM_LOGGING_LEVEL", "warn")]).logging_level, LogLevel::Warning);
-    assert_eq!(ok(&[("VLLM_LOGGING_LEVEL", "CRITICAL")]).logging_level.as_filter(), "error");
+    assert_eq!(
+        ok(&[("VLLM_API_KEY", ""), ("VLLM_LOGGING_LEVEL", "")]),
+        EnvSettings::default()
+    );
+    assert_eq!(
+        ok(&[("VLLM_LOGGING_LEVEL", "warn")]).logging_level,
+        LogLevel::Warning
+    );
+    assert_eq!(
+        ok(&[("VLLM_LOGGING_LEVEL", "CRITICAL")])
+            .logging_level
+            .as_filter(),
+        "error"
+    );
     assert!(!ok(&[("VLLM_KEEP_ALIVE_ON_ENGINE_DEATH", "0")]).keep_alive_on_engine_death);
 }
 
@@ -90,7 +117,10 @@ fn invalid_values_name_the_variable() {
         match env(&[(var, value)]) {
             Err(e @ ConfigError::Env { .. }) => {
                 assert_eq!(e.key(), Some(var));
-                assert!(e.to_string().contains(var) && e.to_string().contains(value), "{e}");
+                assert!(
+                    e.to_string().contains(var) && e.to_string().contains(value),
+                    "{e}"
+                );
             }
             other => panic!("{var}={value}: expected an error, got {other:?}"),
         }

@@ -17,16 +17,41 @@ fn main() {
         .skip_while(|a| a != "--threads")
         .nth(1)
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
     let pool = WorkerPool::new(threads, &[]);
-    println!("threads: {threads}; instruction sets: {:?}", Isa::available());
-    println!("{:<6} {:<7} {:<5} {:>4} {:>10} {:>10} {:>9}", "format", "isa", "size", "m", "ms/call", "GB/s", "GFLOP/s");
+    println!(
+        "threads: {threads}; instruction sets: {:?}",
+        Isa::available()
+    );
+    println!(
+        "{:<6} {:<7} {:<5} {:>4} {:>10} {:>10} {:>9}",
+        "format", "isa", "size", "m", "ms/call", "GB/s", "GFLOP/s"
+    );
     let k = 1024;
-    for format in [BlockFormat::Q4_0, BlockFormat::Q4_1, BlockFormat::Q5_0, BlockFormat::Q8_0, BlockFormat::Q4_K, BlockFormat::Q6_K, BlockFormat::F16, BlockFormat::F32] {
+    for format in [
+        BlockFormat::Q4_0,
+        BlockFormat::Q4_1,
+        BlockFormat::Q5_0,
+        BlockFormat::Q8_0,
+        BlockFormat::Q4_K,
+        BlockFormat::Q6_K,
+        BlockFormat::F16,
+        BlockFormat::F32,
+    ] {
         for (label, n) in [("dram", 32768usize), ("l2", 128)] {
             let bytes = random_blocks(format, n * k / format.block_elems(), 7);
             let nbytes = bytes.len();
-            let w = WeightMatrix::from_parts(k, vec![RowPart::new(format, n, k, SharedBytes::from_vec(bytes), None).expect("shape")]).expect("matrix");
+            let w = WeightMatrix::from_parts(
+                k,
+                vec![
+                    RowPart::new(format, n, k, SharedBytes::from_vec(bytes), None).expect("shape"),
+                ],
+            )
+            .expect("matrix");
             for isa in Isa::available() {
                 for m in [1usize, 16] {
                     let x: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) / 16.0).collect();

@@ -105,7 +105,11 @@ const READ: &[&str] = &[
 ];
 
 fn invalid(var: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Env { var: var.into(), value: value.into(), reason: reason.into() }
+    ConfigError::Env {
+        var: var.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 impl EnvSettings {
@@ -152,14 +156,20 @@ impl EnvSettings {
                 Some(v) => match v.to_ascii_lowercase().as_str() {
                     "1" | "true" | "yes" | "on" => Ok(true),
                     "0" | "false" | "no" | "off" => Ok(false),
-                    _ => Err(invalid(name, v, "expected 1/0, true/false, yes/no or on/off")),
+                    _ => Err(invalid(
+                        name,
+                        v,
+                        "expected 1/0, true/false, yes/no or on/off",
+                    )),
                 },
             }
         };
         let count = |name: &str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
-                Some(v) => v.parse::<u64>().map_err(|_| invalid(name, v, "expected a whole number")),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| invalid(name, v, "expected a whole number")),
             }
         };
 
@@ -169,7 +179,11 @@ impl EnvSettings {
         };
         let timeout = count("VLLM_ENGINE_ITERATION_TIMEOUT_S", 60)?;
         if timeout == 0 {
-            return Err(invalid("VLLM_ENGINE_ITERATION_TIMEOUT_S", "0", "must be at least 1 second"));
+            return Err(invalid(
+                "VLLM_ENGINE_ITERATION_TIMEOUT_S",
+                "0",
+                "must be at least 1 second",
+            ));
         }
         let logging_level = match get("VLLM_LOGGING_LEVEL") {
             None => LogLevel::Info,
@@ -180,7 +194,13 @@ impl EnvSettings {
                 "WARNING" | "WARN" => LogLevel::Warning,
                 "ERROR" => LogLevel::Error,
                 "CRITICAL" | "FATAL" => LogLevel::Critical,
-                _ => return Err(invalid("VLLM_LOGGING_LEVEL", v, "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")),
+                _ => {
+                    return Err(invalid(
+                        "VLLM_LOGGING_LEVEL",
+                        v,
+                        "expected DEBUG, INFO, WARNING, ERROR or CRITICAL",
+                    ))
+                }
             },
         };
         Ok(EnvSettings {

@@ -22,8 +22,8 @@ mod unsupported;
 mod yaml;
 
 pub use args::{
-    CacheArgs, DecodingArgs, FrontendArgs, LoadArgs, LoraArgs, ModelArgs, MultiModalArgs, ObservabilityArgs,
-    ParallelArgs, SchedulerArgs, ServeConfig, Source, VllmArgs,
+    CacheArgs, DecodingArgs, FrontendArgs, LoadArgs, LoraArgs, ModelArgs, MultiModalArgs,
+    ObservabilityArgs, ParallelArgs, SchedulerArgs, ServeConfig, Source, VllmArgs,
 };
 pub use env::{EnvSettings, LogLevel};
 pub use error::{ConfigError, ConfigProblem};

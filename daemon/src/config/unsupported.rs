@@ -49,7 +49,10 @@ const UNSUPPORTED: &[(&str, Rule)] = &[
     ("model_impl", AllowOnly(&["auto", "vllm"])),
     ("override_attention_dtype", NotDefault),
     ("logits_processors", NotDefault),
-    ("load_format", AllowOnly(&["auto", "safetensors", "gguf", "dummy"])),
+    (
+        "load_format",
+        AllowOnly(&["auto", "safetensors", "gguf", "dummy"]),
+    ),
     ("download_dir", NotDefault),
     ("model_loader_extra_config", NotDefault),
     ("pt_load_map_location", AllowOnly(&["cpu"])),
@@ -145,15 +148,17 @@ impl ServeConfig {
 
     /// The `--flag` names set to values vllm-rs cannot honour yet, in `--help` order.
     pub fn unsupported_flags(&self) -> Vec<String> {
-        self.offending(|id, v, default| match UNSUPPORTED.iter().find(|(u, _)| *u == id) {
-            Some((_, NotDefault)) => v != default,
-            Some((_, AllowOnly(ok))) => match v {
-                Value::Null => false,
-                Value::String(s) => !ok.contains(&s.as_str()),
-                _ => true,
+        self.offending(
+            |id, v, default| match UNSUPPORTED.iter().find(|(u, _)| *u == id) {
+                Some((_, NotDefault)) => v != default,
+                Some((_, AllowOnly(ok))) => match v {
+                    Value::Null => false,
+                    Value::String(s) => !ok.contains(&s.as_str()),
+                    _ => true,
+                },
+                None => false,
             },
-            None => false,
-        })
+        )
     }
 
     /// The `--flag` names set away from their defaults that have no effect in vllm-rs.

@@ -138,7 +138,9 @@ impl GgufFile {
     /// The raw (possibly quantized) bytes of a tensor. Empty for an info that doesn't describe a
     /// range of this file (one made by hand); infos from [`GgufFile::tensors`] were validated.
     pub fn tensor_bytes(&self, info: &TensorInfo) -> &[u8] {
-        self.tensor_range(info).and_then(|r| self.mmap.get(r)).unwrap_or(&[])
+        self.tensor_range(info)
+            .and_then(|r| self.mmap.get(r))
+            .unwrap_or(&[])
     }
 
     /// The whole mapped file (tensor data is shared from here without copies).

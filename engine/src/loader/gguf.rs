@@ -15,37 +15,70 @@ use crate::model::{RawTensor, TensorData, WeightSource};
 /// Reads a `ModelConfig` from GGUF metadata (`{arch}.embedding_length`, …).
 pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
     let path = g.path();
-    let err = |msg: String| LoadError::Config { path: path.to_path_buf(), msg };
-    let arch_name = g.architecture().ok_or_else(|| err("missing general.architecture".into()))?;
-    let architecture = Architecture::from_gguf_name(arch_name)
-        .ok_or_else(|| LoadError::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.to_string() })?;
+    let err = |msg: String| LoadError::Config {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let arch_name = g
+        .architecture()
+        .ok_or_else(|| err("missing general.architecture".into()))?;
+    let architecture = Architecture::from_gguf_name(arch_name).ok_or_else(|| {
+        LoadError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            arch: arch_name.to_string(),
+        }
+    })?;
     let key = |k: &str| format!("{arch_name}.{k}");
-    let req = |k: &str| g.get_u64(&key(k)).map(|v| v as usize).ok_or_else(|| err(format!("missing metadata `{}`", key(k))));
+    let req = |k: &str| {
+        g.get_u64(&key(k))
+            .map(|v| v as usize)
+            .ok_or_else(|| err(format!("missing metadata `{}`", key(k))))
+    };
     let hidden_size = req("embedding_length")?;
     let num_attention_heads = req("attention.head_count")?;
-    let num_key_value_heads = g.get_u64(&key("attention.head_count_kv")).map(|v| v as usize).unwrap_or(num_attention_heads);
+    let num_key_value_heads = g
+        .get_u64(&key("attention.head_count_kv"))
+        .map(|v| v as usize)
+        .unwrap_or(num_attention_heads);
     let head_dim = match g.get_u64(&key("attention.key_length")) {
         Some(v) => v as usize,
         None => hidden_size.checked_div(num_attention_heads).unwrap_or(0),
     };
-    let embed = g.tensor("token_embd.weight").ok_or_else(|| LoadError::MissingTensor { path: path.to_path_buf(), name: "token_embd.weight".into() })?;
+    let embed = g
+        .tensor("token_embd.weight")
+        .ok_or_else(|| LoadError::MissingTensor {
+            path: path.to_path_buf(),
+            name: "token_embd.weight".into(),
+        })?;
     let vocab_size = match g.get_u64(&key("vocab_size")) {
         Some(v) => v as usize,
         None => embed.shape().first().copied().unwrap_or(0),
     };
-    let max_position_embeddings = g.get_u64(&key("context_length")).map(|v| v as usize).unwrap_or(2048);
+    let max_position_embeddings = g
+        .get_u64(&key("context_length"))
+        .map(|v| v as usize)
+        .unwrap_or(2048);
     let rope_scaling = match g.get_str(&key("rope.scaling.type")) {
         None | Some("none") => None,
         Some(kind) => {
-            let factor = g.get_f64(&key("rope.scaling.factor")).ok_or_else(|| err(format!("rope scaling `{kind}` without a factor")))?;
-            let orig = g.get_u64(&key("rope.scaling.original_context_length")).map(|v| v as usize).unwrap_or(max_position_embeddings);
+            let factor = g
+                .get_f64(&key("rope.scaling.factor"))
+                .ok_or_else(|| err(format!("rope scaling `{kind}` without a factor")))?;
+            let orig = g
+                .get_u64(&key("rope.scaling.original_context_length"))
+                .map(|v| v as usize)
+                .unwrap_or(max_position_embeddings);
             match kind {
                 "linear" => Some(RopeScaling::Linear { factor }),
                 "yarn" => Some(RopeScaling::Yarn {
                     factor,
                     original_max_position_embeddings: orig,
-                    beta_fast: g.get_f64(&key("rope.scaling.yarn_beta_fast")).unwrap_or(32.0),
-                    beta_slow: g.get_f64(&key("rope.scaling.yarn_beta_slow")).unwrap_or(1.0),
+                    beta_fast: g
+                        .get_f64(&key("rope.scaling.yarn_beta_fast"))
+                        .unwrap_or(32.0),
+                    beta_slow: g
+                        .get_f64(&key("rope.scaling.yarn_beta_slow"))
+                        .unwrap_or(1.0),
                     mscale: None,
                     mscale_all_dim: None,
                     attention_factor: g.get_f64(&key("rope.scaling.attn_factor")),
@@ -64,7 +97,9 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
         num_attention_heads,
         num_key_value_heads,
         head_dim,
-        rms_norm_eps: g.get_f64(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+        rms_norm_eps: g
+            .get_f64(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-5),
         rope_theta: g.get_f64(&key("rope.freq_base")).unwrap_or(10000.0),
         rope_scaling,
         max_position_embeddings,
@@ -194,11 +229,20 @@ impl WeightSource for GgufWeights<'_> {
         let (Some(format), &[rows, cols]) = (block_format(info.ggml_type), shape.as_slice()) else {
             return Ok(None);
         };
-        let err = |msg: String| LoadError::Tensor { path: self.file.path().to_path_buf(), name: name.to_string(), msg };
-        let range = self.file.tensor_range(info).ok_or_else(|| err("tensor data lies outside the file".into()))?;
+        let err = |msg: String| LoadError::Tensor {
+            path: self.file.path().to_path_buf(),
+            name: name.to_string(),
+            msg,
+        };
+        let range = self
+            .file
+            .tensor_range(info)
+            .ok_or_else(|| err("tensor data lies outside the file".into()))?;
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.file.clone();
-        let bytes = SharedBytes::new(owner, range).ok_or_else(|| err("tensor data lies outside the file".into()))?;
-        let part = RowPart::new(format, rows, cols, bytes, self.row_order(name, rows)).map_err(|e| err(e.to_string()))?;
+        let bytes = SharedBytes::new(owner, range)
+            .ok_or_else(|| err("tensor data lies outside the file".into()))?;
+        let part = RowPart::new(format, rows, cols, bytes, self.row_order(name, rows))
+            .map_err(|e| err(e.to_string()))?;
         Ok(Some(RawTensor { shape, part }))
     }
 }
@@ -209,9 +253,18 @@ mod tests {
 
     #[test]
     fn names_map_to_gguf() {
-        assert_eq!(gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(), Some("blk.12.ffn_down.weight"));
-        assert_eq!(gguf_name("model.layers.0.self_attn.q_proj.bias").as_deref(), Some("blk.0.attn_q.bias"));
-        assert_eq!(gguf_name("lm_head.weight").as_deref(), Some("output.weight"));
+        assert_eq!(
+            gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(),
+            Some("blk.12.ffn_down.weight")
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.self_attn.q_proj.bias").as_deref(),
+            Some("blk.0.attn_q.bias")
+        );
+        assert_eq!(
+            gguf_name("lm_head.weight").as_deref(),
+            Some("output.weight")
+        );
         assert_eq!(gguf_name("model.layers.x.mlp.down_proj.weight"), None);
     }
 
@@ -227,12 +280,16 @@ mod tests {
                 for i in 0..hd / 2 {
                     let src = h * hd + j * (hd / 2) + i;
                     let dst = h * hd + i * 2 + j;
-                    permuted[dst * cols..(dst + 1) * cols].copy_from_slice(&hf[src * cols..(src + 1) * cols]);
+                    permuted[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&hf[src * cols..(src + 1) * cols]);
                 }
             }
         }
         let order = unpermute_order(n_heads * hd, n_heads);
-        let undone: Vec<f32> = order.iter().flat_map(|&o| permuted[o as usize * cols..(o as usize + 1) * cols].to_vec()).collect();
+        let undone: Vec<f32> = order
+            .iter()
+            .flat_map(|&o| permuted[o as usize * cols..(o as usize + 1) * cols].to_vec())
+            .collect();
         assert_eq!(undone, hf);
     }
 }

@@ -41,11 +41,20 @@ impl Loader<'_> {
         let (shape, data) = self
             .src
             .load(name)?
-            .ok_or_else(|| LoadError::MissingTensor { path: self.src.path().to_path_buf(), name: name.to_string() })?;
+            .ok_or_else(|| LoadError::MissingTensor {
+                path: self.src.path().to_path_buf(),
+                name: name.to_string(),
+            })?;
         // A 1-D tensor may be stored as [n] or [1, n]; compare element layouts, not ranks.
         let squeeze = |s: &[usize]| s.iter().copied().filter(|d| *d != 1).collect::<Vec<_>>();
-        if squeeze(&shape) != squeeze(expected) || data.len() != expected.iter().product::<usize>() {
-            return Err(LoadError::TensorShape { path: self.src.path().to_path_buf(), name: name.to_string(), got: shape, expected: expected.to_vec() });
+        if squeeze(&shape) != squeeze(expected) || data.len() != expected.iter().product::<usize>()
+        {
+            return Err(LoadError::TensorShape {
+                path: self.src.path().to_path_buf(),
+                name: name.to_string(),
+                got: shape,
+                expected: expected.to_vec(),
+            });
         }
         Ok(data)
     }
@@ -72,26 +81,50 @@ impl Loader<'_> {
 
     /// The stacked matrix built from the stored tensors without conversion, when the dtype is
     /// "as stored" and the source shares every part.
-    fn stacked_as_stored(&self, parts: &[(&str, usize)], cols: usize) -> Result<Option<WeightMatrix>, LoadError> {
+    fn stacked_as_stored(
+        &self,
+        parts: &[(&str, usize)],
+        cols: usize,
+    ) -> Result<Option<WeightMatrix>, LoadError> {
         if self.dtype != WeightDtype::AsStored {
             return Ok(None);
         }
         let mut raw = Vec::with_capacity(parts.len());
         for (name, rows) in parts {
-            let Some(t) = self.src.load_raw(name)? else { return Ok(None) };
+            let Some(t) = self.src.load_raw(name)? else {
+                return Ok(None);
+            };
             if t.shape != [*rows, cols] {
-                return Err(LoadError::TensorShape { path: self.src.path().to_path_buf(), name: name.to_string(), got: t.shape, expected: vec![*rows, cols] });
+                return Err(LoadError::TensorShape {
+                    path: self.src.path().to_path_buf(),
+                    name: name.to_string(),
+                    got: t.shape,
+                    expected: vec![*rows, cols],
+                });
             }
             raw.push(t.part);
         }
         WeightMatrix::from_parts(cols, raw)
             .map(Some)
-            .map_err(|e| LoadError::Tensor { path: self.src.path().to_path_buf(), name: parts[0].0.to_string(), msg: e.to_string() })
+            .map_err(|e| LoadError::Tensor {
+                path: self.src.path().to_path_buf(),
+                name: parts[0].0.to_string(),
+                msg: e.to_string(),
+            })
     }
 
-    fn matrix(&self, name: &str, rows: usize, cols: usize, data: Vec<f32>) -> Result<WeightMatrix, LoadError> {
-        WeightMatrix::from_f32(rows, cols, data, self.dtype)
-            .map_err(|e| LoadError::Tensor { path: self.src.path().to_path_buf(), name: name.to_string(), msg: e.to_string() })
+    fn matrix(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        data: Vec<f32>,
+    ) -> Result<WeightMatrix, LoadError> {
+        WeightMatrix::from_f32(rows, cols, data, self.dtype).map_err(|e| LoadError::Tensor {
+            path: self.src.path().to_path_buf(),
+            name: name.to_string(),
+            msg: e.to_string(),
+        })
     }
 }
 
@@ -127,21 +160,44 @@ impl CausalLm {
                 None
             };
             let (q_norm, k_norm) = if c.architecture == Architecture::Qwen3 {
-                (Some(ld.tensor(&n("self_attn.q_norm.weight"), &[hd])?), Some(ld.tensor(&n("self_attn.k_norm.weight"), &[hd])?))
+                (
+                    Some(ld.tensor(&n("self_attn.q_norm.weight"), &[hd])?),
+                    Some(ld.tensor(&n("self_attn.k_norm.weight"), &[hd])?),
+                )
             } else {
-                (ld.optional(&n("self_attn.q_norm.weight"), &[hd])?, ld.optional(&n("self_attn.k_norm.weight"), &[hd])?)
+                (
+                    ld.optional(&n("self_attn.q_norm.weight"), &[hd])?,
+                    ld.optional(&n("self_attn.k_norm.weight"), &[hd])?,
+                )
             };
-            let qkv_names = [n("self_attn.q_proj.weight"), n("self_attn.k_proj.weight"), n("self_attn.v_proj.weight")];
+            let qkv_names = [
+                n("self_attn.q_proj.weight"),
+                n("self_attn.k_proj.weight"),
+                n("self_attn.v_proj.weight"),
+            ];
             let gu_names = [n("mlp.gate_proj.weight"), n("mlp.up_proj.weight")];
             layers.push(Layer {
                 input_norm: ld.tensor(&n("input_layernorm.weight"), &[d])?,
-                qkv: ld.stacked(&[(&qkv_names[0], q_rows), (&qkv_names[1], kv_rows), (&qkv_names[2], kv_rows)], d)?,
+                qkv: ld.stacked(
+                    &[
+                        (&qkv_names[0], q_rows),
+                        (&qkv_names[1], kv_rows),
+                        (&qkv_names[2], kv_rows),
+                    ],
+                    d,
+                )?,
                 qkv_bias,
                 q_norm,
                 k_norm,
                 o_proj: ld.stacked(&[(&n("self_attn.o_proj.weight"), d)], q_rows)?,
                 post_norm: ld.tensor(&n("post_attention_layernorm.weight"), &[d])?,
-                gate_up: ld.stacked(&[(&gu_names[0], c.intermediate_size), (&gu_names[1], c.intermediate_size)], d)?,
+                gate_up: ld.stacked(
+                    &[
+                        (&gu_names[0], c.intermediate_size),
+                        (&gu_names[1], c.intermediate_size),
+                    ],
+                    d,
+                )?,
                 down: ld.stacked(&[(&n("mlp.down_proj.weight"), d)], c.intermediate_size)?,
             });
             on_layer(i + 1, c.num_hidden_layers);

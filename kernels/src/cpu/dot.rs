@@ -11,6 +11,9 @@
 //! `(a0 + a1) + (a2 + a3)` is reduced across lanes in a fixed tree, then the elements past the
 //! last whole chunk are added one by one.
 
+// Index loops over accumulator arrays read like the canonical order they implement.
+#![allow(clippy::needless_range_loop)]
+
 use super::isa::Isa;
 
 /// How many activation rows one call of the widest kernel handles (registers allow 3 on AVX2).
@@ -33,13 +36,39 @@ pub(crate) fn dot_rows(isa: Isa, w: &[f32], xs: &[&[f32]], out: &mut [f32]) {
         // SAFETY: the active ISA is only ever one the CPU supports; every x row holds k floats.
         unsafe {
             match (isa, xs.len()) {
-                (Isa::Avx2, 1) => return out[..1].copy_from_slice(&avx2::dot::<1>(w.as_ptr(), [p(0)], k)),
-                (Isa::Avx2, 2) => return out[..2].copy_from_slice(&avx2::dot::<2>(w.as_ptr(), [p(0), p(1)], k)),
-                (Isa::Avx2, 3) => return out[..3].copy_from_slice(&avx2::dot::<3>(w.as_ptr(), [p(0), p(1), p(2)], k)),
-                (Isa::Avx512, 1) => return out[..1].copy_from_slice(&avx512::dot::<1>(w.as_ptr(), [p(0)], k)),
-                (Isa::Avx512, 2) => return out[..2].copy_from_slice(&avx512::dot::<2>(w.as_ptr(), [p(0), p(1)], k)),
-                (Isa::Avx512, 3) => return out[..3].copy_from_slice(&avx512::dot::<3>(w.as_ptr(), [p(0), p(1), p(2)], k)),
-                (Isa::Avx512, 4) => return out[..4].copy_from_slice(&avx512::dot::<4>(w.as_ptr(), [p(0), p(1), p(2), p(3)], k)),
+                (Isa::Avx2, 1) => {
+                    return out[..1].copy_from_slice(&avx2::dot::<1>(w.as_ptr(), [p(0)], k))
+                }
+                (Isa::Avx2, 2) => {
+                    return out[..2].copy_from_slice(&avx2::dot::<2>(w.as_ptr(), [p(0), p(1)], k))
+                }
+                (Isa::Avx2, 3) => {
+                    return out[..3].copy_from_slice(&avx2::dot::<3>(
+                        w.as_ptr(),
+                        [p(0), p(1), p(2)],
+                        k,
+                    ))
+                }
+                (Isa::Avx512, 1) => {
+                    return out[..1].copy_from_slice(&avx512::dot::<1>(w.as_ptr(), [p(0)], k))
+                }
+                (Isa::Avx512, 2) => {
+                    return out[..2].copy_from_slice(&avx512::dot::<2>(w.as_ptr(), [p(0), p(1)], k))
+                }
+                (Isa::Avx512, 3) => {
+                    return out[..3].copy_from_slice(&avx512::dot::<3>(
+                        w.as_ptr(),
+                        [p(0), p(1), p(2)],
+                        k,
+                    ))
+                }
+                (Isa::Avx512, 4) => {
+                    return out[..4].copy_from_slice(&avx512::dot::<4>(
+                        w.as_ptr(),
+                        [p(0), p(1), p(2), p(3)],
+                        k,
+                    ))
+                }
                 _ => {}
             }
         }
@@ -95,14 +124,19 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot<const N: usize>(w: *const f32, xs: [*const f32; N], k: usize) -> [f32; N] {
+    pub(super) unsafe fn dot<const N: usize>(
+        w: *const f32,
+        xs: [*const f32; N],
+        k: usize,
+    ) -> [f32; N] {
         let mut acc = [[_mm256_setzero_ps(); 4]; N];
         let mut i = 0;
         while i + 32 <= k {
             for j in 0..4 {
                 let wv = _mm256_loadu_ps(w.add(i + 8 * j));
                 for t in 0..N {
-                    acc[t][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i + 8 * j)), acc[t][j]);
+                    acc[t][j] =
+                        _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i + 8 * j)), acc[t][j]);
                 }
             }
             i += 32;
@@ -133,14 +167,19 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) unsafe fn dot<const N: usize>(w: *const f32, xs: [*const f32; N], k: usize) -> [f32; N] {
+    pub(super) unsafe fn dot<const N: usize>(
+        w: *const f32,
+        xs: [*const f32; N],
+        k: usize,
+    ) -> [f32; N] {
         let mut acc = [[_mm512_setzero_ps(); 4]; N];
         let mut i = 0;
         while i + 64 <= k {
             for j in 0..4 {
                 let wv = _mm512_loadu_ps(w.add(i + 16 * j));
                 for t in 0..N {
-                    acc[t][j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xs[t].add(i + 16 * j)), acc[t][j]);
+                    acc[t][j] =
+                        _mm512_fmadd_ps(wv, _mm512_loadu_ps(xs[t].add(i + 16 * j)), acc[t][j]);
                 }
             }
             i += 64;
@@ -156,9 +195,15 @@ mod avx512 {
         }
         let mut out = [0f32; N];
         for t in 0..N {
-            let v = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
+            let v = _mm512_add_ps(
+                _mm512_add_ps(acc[t][0], acc[t][1]),
+                _mm512_add_ps(acc[t][2], acc[t][3]),
+            );
             // Fixed tree: 512 -> 256 -> 128 -> 64 -> 32.
-            let h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))));
+            let h = _mm256_add_ps(
+                _mm512_castps512_ps256(v),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+            );
             let q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
             let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
             let mut s = _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
@@ -176,7 +221,9 @@ mod tests {
     use super::*;
 
     fn vals(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| (((i * 7919 + seed * 104729) % 1009) as f32 - 504.0) / 317.0).collect()
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104729) % 1009) as f32 - 504.0) / 317.0)
+            .collect()
     }
 
     #[test]
@@ -190,11 +237,22 @@ mod tests {
                 let mut grouped = vec![0f32; g];
                 dot_rows(isa, &w, &refs, &mut grouped);
                 for (t, x) in refs.iter().enumerate() {
-                    let exact: f64 = w.iter().zip(x.iter()).map(|(a, b)| *a as f64 * *b as f64).sum();
-                    assert!((grouped[t] as f64 - exact).abs() < 1e-4 * (1.0 + exact.abs()), "{isa} k={k}");
+                    let exact: f64 = w
+                        .iter()
+                        .zip(x.iter())
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum();
+                    assert!(
+                        (grouped[t] as f64 - exact).abs() < 1e-4 * (1.0 + exact.abs()),
+                        "{isa} k={k}"
+                    );
                     let mut alone = [0f32; 1];
                     dot_rows(isa, &w, &[x], &mut alone);
-                    assert_eq!(alone[0].to_bits(), grouped[t].to_bits(), "{isa} k={k} t={t}: not batch-invariant");
+                    assert_eq!(
+                        alone[0].to_bits(),
+                        grouped[t].to_bits(),
+                        "{isa} k={k} t={t}: not batch-invariant"
+                    );
                 }
             }
         }

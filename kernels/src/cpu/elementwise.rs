@@ -38,12 +38,22 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
 ///
 /// `x` is `tokens × n_heads × head_dim`; `cos`/`sin` are tables of `head_dim/2` values per
 /// position, so scaled variants (linear, llama3, yarn, …) are decided by whoever fills them.
-pub fn rope_neox_inplace(x: &mut [f32], n_heads: usize, head_dim: usize, positions: &[usize], cos: &[f32], sin: &[f32]) {
+pub fn rope_neox_inplace(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    positions: &[usize],
+    cos: &[f32],
+    sin: &[f32],
+) {
     let half = head_dim / 2;
     let row = n_heads * head_dim;
     for (t, xt) in x.chunks_mut(row).enumerate() {
         let p = positions[t];
-        let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
+        let (c, s) = (
+            &cos[p * half..(p + 1) * half],
+            &sin[p * half..(p + 1) * half],
+        );
         for head in xt.chunks_mut(head_dim) {
             let (x1, x2) = head.split_at_mut(half);
             for i in 0..half {
@@ -67,9 +77,18 @@ pub fn silu_mul(gate_up: &[f32], d: usize, out: &mut [f32]) {
     rowwise(gate_up, 2 * d, out, d, &act);
 }
 
+/// A row operation: (input row, output row).
+type RowFn<'a> = dyn Fn((&[f32], &mut [f32])) + Sync + 'a;
+
 /// Applies `f` to each (input row, output row) pair, spread over the pool when there are
 /// enough rows to pay for it. Rows are independent, so the split never changes a result.
-fn rowwise(x: &[f32], in_len: usize, out: &mut [f32], out_len: usize, f: &(dyn Fn((&[f32], &mut [f32])) + Sync)) {
+fn rowwise(
+    x: &[f32],
+    in_len: usize,
+    out: &mut [f32],
+    out_len: usize,
+    f: &RowFn<'_>,
+) {
     if in_len == 0 || out_len == 0 {
         return;
     }

@@ -24,7 +24,10 @@ pub enum IsaError {
     #[error("VLLM_CPU_ISA={0}: unknown instruction set (expected scalar, avx2 or avx512)")]
     Unknown(String),
     #[error("VLLM_CPU_ISA={requested}: this CPU does not support it (best available: {best})")]
-    Unsupported { requested: &'static str, best: &'static str },
+    Unsupported {
+        requested: &'static str,
+        best: &'static str,
+    },
 }
 
 impl Isa {
@@ -43,7 +46,11 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c"),
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 Isa::Avx2.supported()
@@ -58,7 +65,11 @@ impl Isa {
 
     /// The widest path this CPU runs.
     pub fn best() -> Isa {
-        Isa::ALL.into_iter().rev().find(|i| i.supported()).unwrap_or(Isa::Scalar)
+        Isa::ALL
+            .into_iter()
+            .rev()
+            .find(|i| i.supported())
+            .unwrap_or(Isa::Scalar)
     }
 
     /// Every path this CPU runs, narrowest first (what kernel tests iterate over).
@@ -75,7 +86,10 @@ impl Isa {
             _ => return Err(IsaError::Unknown(value.to_string())),
         };
         if !isa.supported() {
-            return Err(IsaError::Unsupported { requested: isa.name(), best: Isa::best().name() });
+            return Err(IsaError::Unsupported {
+                requested: isa.name(),
+                best: Isa::best().name(),
+            });
         }
         Ok(isa)
     }
@@ -121,7 +135,16 @@ pub fn cpu_features() -> Vec<&'static str> {
         macro_rules! probe {
             ($($f:tt),*) => {$( if is_x86_feature_detected!($f) { out.push($f); } )*};
         }
-        probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16");
+        probe!(
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avx512bf16"
+        );
     }
     out
 }
@@ -133,11 +156,17 @@ mod tests {
     #[test]
     fn requests_are_checked_against_the_cpu() {
         assert_eq!(Isa::from_request("scalar"), Ok(Isa::Scalar));
-        assert!(matches!(Isa::from_request("sse9"), Err(IsaError::Unknown(_))));
+        assert!(matches!(
+            Isa::from_request("sse9"),
+            Err(IsaError::Unknown(_))
+        ));
         for isa in Isa::ALL {
             match Isa::from_request(isa.name()) {
                 Ok(got) => assert!(got.supported() && got == isa),
-                Err(e) => assert!(!isa.supported() && e.to_string().contains("does not support"), "{e}"),
+                Err(e) => assert!(
+                    !isa.supported() && e.to_string().contains("does not support"),
+                    "{e}"
+                ),
             }
         }
         assert!(Isa::available().contains(&Isa::best()));

@@ -41,10 +41,27 @@ pub fn matmul(x: &[f32], m: usize, w: &WeightMatrix, out: &mut [f32]) {
 }
 
 /// [`matmul`] with an explicit instruction set and pool (tests and benchmarks).
-pub fn matmul_with(isa: Isa, pool: &WorkerPool, x: &[f32], m: usize, w: &WeightMatrix, out: &mut [f32]) {
+pub fn matmul_with(
+    isa: Isa,
+    pool: &WorkerPool,
+    x: &[f32],
+    m: usize,
+    w: &WeightMatrix,
+    out: &mut [f32],
+) {
     let (n, k) = (w.rows(), w.cols());
-    assert_eq!(x.len(), m * k, "matmul: x has {} elements, expected {m}x{k}", x.len());
-    assert_eq!(out.len(), m * n, "matmul: out has {} elements, expected {m}x{n}", out.len());
+    assert_eq!(
+        x.len(),
+        m * k,
+        "matmul: x has {} elements, expected {m}x{k}",
+        x.len()
+    );
+    assert_eq!(
+        out.len(),
+        m * n,
+        "matmul: out has {} elements, expected {m}x{n}",
+        out.len()
+    );
     if m == 0 || n == 0 {
         return;
     }

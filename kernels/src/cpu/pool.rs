@@ -64,12 +64,14 @@ impl WorkerPool {
         for i in 0..workers {
             let sh = Arc::clone(&shared);
             let cpu = bind.get(i + 1).copied();
-            let spawned = std::thread::Builder::new().name(format!("vllm-cpu-{}", i + 1)).spawn(move || {
-                if let Some(cpu) = cpu {
-                    pin_current_thread(cpu);
-                }
-                worker_loop(&sh, i, workers + 1)
-            });
+            let spawned = std::thread::Builder::new()
+                .name(format!("vllm-cpu-{}", i + 1))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_current_thread(cpu);
+                    }
+                    worker_loop(&sh, i, workers + 1)
+                });
             match spawned {
                 Ok(h) => handles.push(h.thread().clone()),
                 // Out of threads: run with fewer workers rather than fail the server.
@@ -80,7 +82,12 @@ impl WorkerPool {
             // The job count is fixed by `threads`: rebuild at the size that started.
             return WorkerPool::new(handles.len() + 1, bind);
         }
-        WorkerPool { shared, threads: handles, dispatch: Mutex::new(()), bound_cpus: bind.to_vec() }
+        WorkerPool {
+            shared,
+            threads: handles,
+            dispatch: Mutex::new(()),
+            bound_cpus: bind.to_vec(),
+        }
     }
 
     /// Threads a job is split over (workers + the caller).
@@ -106,7 +113,8 @@ impl WorkerPool {
         let sh = &*self.shared;
         // SAFETY: erasing the lifetime is sound because this function does not return before
         // every worker has finished with the pointer (`remaining` reaches 0 below).
-        let erased: *const JobFn = unsafe { std::mem::transmute::<&(dyn Fn(usize, usize) + Sync), &'static JobFn>(f) };
+        let erased: *const JobFn =
+            unsafe { std::mem::transmute::<&(dyn Fn(usize, usize) + Sync), &'static JobFn>(f) };
         // SAFETY: see `Shared`: no job is in flight while we hold `dispatch`.
         unsafe { *sh.job.get() = Some(erased) };
         sh.remaining.store(n - 1, Ordering::SeqCst);
@@ -224,16 +232,25 @@ pub struct BindError {
 /// Parses `VLLM_CPU_OMP_THREADS_BIND`: `auto`/`nobind`/empty mean no pinning (an empty list).
 pub fn parse_cpu_list(value: &str) -> Result<Vec<usize>, BindError> {
     let v = value.trim();
-    if v.is_empty() || v.eq_ignore_ascii_case("auto") || v.eq_ignore_ascii_case("nobind") || v.eq_ignore_ascii_case("all") {
+    if v.is_empty()
+        || v.eq_ignore_ascii_case("auto")
+        || v.eq_ignore_ascii_case("nobind")
+        || v.eq_ignore_ascii_case("all")
+    {
         return Ok(Vec::new());
     }
-    let bad = || BindError { value: value.to_string() };
+    let bad = || BindError {
+        value: value.to_string(),
+    };
     let mut out = Vec::new();
     for part in v.split(',') {
         let part = part.trim();
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
                 if a > b || b - a > 4096 {
                     return Err(bad());
                 }
@@ -248,8 +265,18 @@ pub fn parse_cpu_list(value: &str) -> Result<Vec<usize>, BindError> {
 /// Threads and binding from the environment: (threads, cpus to bind).
 pub fn config_from_env() -> Result<(usize, Vec<usize>), BindError> {
     let bind = parse_cpu_list(&std::env::var("VLLM_CPU_OMP_THREADS_BIND").unwrap_or_default())?;
-    let default = if bind.is_empty() { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { bind.len() };
-    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(default);
+    let default = if bind.is_empty() {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        bind.len()
+    };
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default);
     Ok((threads, bind))
 }
 
@@ -268,7 +295,14 @@ pub fn init_from_env() -> Result<&'static WorkerPool, BindError> {
 /// The process-wide pool.
 pub fn pool() -> &'static WorkerPool {
     POOL.get_or_init(|| {
-        let (threads, bind) = config_from_env().unwrap_or_else(|_| (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), Vec::new()));
+        let (threads, bind) = config_from_env().unwrap_or_else(|_| {
+            (
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+                Vec::new(),
+            )
+        });
         WorkerPool::new(threads, &bind)
     })
 }
@@ -319,7 +353,9 @@ mod tests {
     #[test]
     fn a_panicking_share_is_reported_and_the_pool_survives() {
         let pool = WorkerPool::new(2, &[]);
-        let r = catch_unwind(AssertUnwindSafe(|| pool.run(&|share, _| assert!(share != 1, "boom"))));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(&|share, _| assert!(share != 1, "boom"))
+        }));
         assert!(r.is_err());
         let count = AtomicUsize::new(0);
         pool.run(&|_, _| {

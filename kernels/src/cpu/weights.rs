@@ -25,24 +25,39 @@ impl std::fmt::Debug for SharedBytes {
 
 impl SharedBytes {
     /// The bytes `range` of `owner`, or `None` when the range lies outside it.
-    pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, range: std::ops::Range<usize>) -> Option<SharedBytes> {
+    pub fn new(
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        range: std::ops::Range<usize>,
+    ) -> Option<SharedBytes> {
         let total = (*owner).as_ref().len();
         if range.start > range.end || range.end > total {
             return None;
         }
-        Some(SharedBytes { owner, start: range.start, len: range.end - range.start })
+        Some(SharedBytes {
+            owner,
+            start: range.start,
+            len: range.end - range.start,
+        })
     }
 
     /// Owned bytes.
     pub fn from_vec(v: Vec<u8>) -> SharedBytes {
         let len = v.len();
-        SharedBytes { owner: Arc::new(v), start: 0, len }
+        SharedBytes {
+            owner: Arc::new(v),
+            start: 0,
+            len,
+        }
     }
 
     /// Owned f32 values (kept 4-byte aligned, so f32 rows can be read in place).
     pub fn from_f32(v: Vec<f32>) -> SharedBytes {
         let len = v.len() * 4;
-        SharedBytes { owner: Arc::new(F32Buffer(v)), start: 0, len }
+        SharedBytes {
+            owner: Arc::new(F32Buffer(v)),
+            start: 0,
+            len,
+        }
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -71,11 +86,21 @@ impl AsRef<[u8]> for F32Buffer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
     #[error("weight matrix {rows}x{cols} needs {} elements, got {got}", rows * cols)]
-    Elements { rows: usize, cols: usize, got: usize },
+    Elements {
+        rows: usize,
+        cols: usize,
+        got: usize,
+    },
     #[error("{format} rows of {cols} elements: {cols} is not a multiple of the block size {}", .format.block_elems())]
     PartialBlock { format: BlockFormat, cols: usize },
     #[error("{format} tensor of {rows}x{cols} needs {expected} bytes, got {got}")]
-    Bytes { format: BlockFormat, rows: usize, cols: usize, expected: usize, got: usize },
+    Bytes {
+        format: BlockFormat,
+        rows: usize,
+        cols: usize,
+        expected: usize,
+        got: usize,
+    },
     #[error("row order of {got} entries for {rows} rows is not a permutation")]
     RowOrder { rows: usize, got: usize },
 }
@@ -94,20 +119,49 @@ pub struct RowPart {
 impl RowPart {
     /// `rows × cols` elements of `format` in `bytes`; `order`, when given, must be a permutation
     /// of `0..rows` (output row i reads stored row `order[i]`).
-    pub fn new(format: BlockFormat, rows: usize, cols: usize, bytes: SharedBytes, order: Option<Vec<u32>>) -> Result<RowPart, ShapeError> {
-        let row_bytes = format.row_bytes(cols).ok_or(ShapeError::PartialBlock { format, cols })?;
-        let expected = row_bytes.checked_mul(rows).ok_or(ShapeError::Bytes { format, rows, cols, expected: usize::MAX, got: bytes.len() })?;
+    pub fn new(
+        format: BlockFormat,
+        rows: usize,
+        cols: usize,
+        bytes: SharedBytes,
+        order: Option<Vec<u32>>,
+    ) -> Result<RowPart, ShapeError> {
+        let row_bytes = format
+            .row_bytes(cols)
+            .ok_or(ShapeError::PartialBlock { format, cols })?;
+        let expected = row_bytes.checked_mul(rows).ok_or(ShapeError::Bytes {
+            format,
+            rows,
+            cols,
+            expected: usize::MAX,
+            got: bytes.len(),
+        })?;
         if bytes.len() != expected {
-            return Err(ShapeError::Bytes { format, rows, cols, expected, got: bytes.len() });
+            return Err(ShapeError::Bytes {
+                format,
+                rows,
+                cols,
+                expected,
+                got: bytes.len(),
+            });
         }
         if let Some(o) = &order {
             let mut seen = vec![false; rows];
-            let ok = o.len() == rows && o.iter().all(|&r| (r as usize) < rows && !std::mem::replace(&mut seen[r as usize], true));
+            let ok = o.len() == rows
+                && o.iter().all(|&r| {
+                    (r as usize) < rows && !std::mem::replace(&mut seen[r as usize], true)
+                });
             if !ok {
                 return Err(ShapeError::RowOrder { rows, got: o.len() });
             }
         }
-        Ok(RowPart { format, rows, row_bytes, bytes, order: order.map(Arc::from) })
+        Ok(RowPart {
+            format,
+            rows,
+            row_bytes,
+            bytes,
+            order: order.map(Arc::from),
+        })
     }
 
     pub fn format(&self) -> BlockFormat {
@@ -142,22 +196,56 @@ impl WeightMatrix {
     pub fn from_parts(cols: usize, parts: Vec<RowPart>) -> Result<WeightMatrix, ShapeError> {
         for p in &parts {
             if p.format.row_bytes(cols) != Some(p.row_bytes) {
-                return Err(ShapeError::PartialBlock { format: p.format, cols });
+                return Err(ShapeError::PartialBlock {
+                    format: p.format,
+                    cols,
+                });
             }
         }
         let rows = parts.iter().map(|p| p.rows).sum();
-        Ok(WeightMatrix { rows, cols, parts: parts.into() })
+        Ok(WeightMatrix {
+            rows,
+            cols,
+            parts: parts.into(),
+        })
     }
 
     /// An f32 matrix converted to `dtype` (`AsStored` keeps f32).
-    pub fn from_f32(rows: usize, cols: usize, values: Vec<f32>, dtype: WeightDtype) -> Result<WeightMatrix, ShapeError> {
+    pub fn from_f32(
+        rows: usize,
+        cols: usize,
+        values: Vec<f32>,
+        dtype: WeightDtype,
+    ) -> Result<WeightMatrix, ShapeError> {
         if values.len() != rows * cols {
-            return Err(ShapeError::Elements { rows, cols, got: values.len() });
+            return Err(ShapeError::Elements {
+                rows,
+                cols,
+                got: values.len(),
+            });
         }
         let (format, bytes) = match dtype {
-            WeightDtype::F32 | WeightDtype::AsStored => (BlockFormat::F32, SharedBytes::from_f32(values)),
-            WeightDtype::F16 => (BlockFormat::F16, SharedBytes::from_vec(values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect())),
-            WeightDtype::Bf16 => (BlockFormat::BF16, SharedBytes::from_vec(values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect())),
+            WeightDtype::F32 | WeightDtype::AsStored => {
+                (BlockFormat::F32, SharedBytes::from_f32(values))
+            }
+            WeightDtype::F16 => (
+                BlockFormat::F16,
+                SharedBytes::from_vec(
+                    values
+                        .iter()
+                        .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+                        .collect(),
+                ),
+            ),
+            WeightDtype::Bf16 => (
+                BlockFormat::BF16,
+                SharedBytes::from_vec(
+                    values
+                        .iter()
+                        .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+                        .collect(),
+                ),
+            ),
         };
         let part = RowPart::new(format, rows, cols, bytes, None)?;
         WeightMatrix::from_parts(cols, vec![part])
@@ -189,7 +277,11 @@ impl WeightMatrix {
 
     /// The stored bytes and format of output row `r` (`r < rows`).
     #[inline]
-    pub(crate) fn row_bytes_of<'a>(&self, slices: &[&'a [u8]], r: usize) -> (BlockFormat, &'a [u8]) {
+    pub(crate) fn row_bytes_of<'a>(
+        &self,
+        slices: &[&'a [u8]],
+        r: usize,
+    ) -> (BlockFormat, &'a [u8]) {
         let mut r = r;
         for (p, s) in self.parts.iter().zip(slices) {
             if r < p.rows {
@@ -197,7 +289,10 @@ impl WeightMatrix {
                     Some(o) => o[r] as usize,
                     None => r,
                 };
-                return (p.format, &s[stored * p.row_bytes..(stored + 1) * p.row_bytes]);
+                return (
+                    p.format,
+                    &s[stored * p.row_bytes..(stored + 1) * p.row_bytes],
+                );
             }
             r -= p.rows;
         }

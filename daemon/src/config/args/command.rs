@@ -114,7 +114,11 @@ pub(crate) fn flags(cmd: &Command) -> Vec<Flag> {
             } else {
                 Kind::Scalar
             };
-            Some(Flag { id: a.get_id().as_str().to_string(), long: long.to_string(), kind })
+            Some(Flag {
+                id: a.get_id().as_str().to_string(),
+                long: long.to_string(),
+                kind,
+            })
         })
         .collect()
 }

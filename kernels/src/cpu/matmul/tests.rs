@@ -3,7 +3,9 @@ use crate::cpu::quant::synthetic::random_blocks;
 use crate::cpu::weights::{RowPart, SharedBytes, WeightDtype};
 
 fn activations(m: usize, k: usize, seed: usize) -> Vec<f32> {
-    (0..m * k).map(|i| (((i * 7919 + seed * 31) % 997) as f32 - 498.0) / 400.0).collect()
+    (0..m * k)
+        .map(|i| (((i * 7919 + seed * 31) % 997) as f32 - 498.0) / 400.0)
+        .collect()
 }
 
 fn matrix(format: BlockFormat, n: usize, k: usize, seed: u64) -> WeightMatrix {
@@ -22,7 +24,11 @@ fn reference(x: &[f32], m: usize, w: &WeightMatrix) -> Vec<f64> {
         let (format, bytes) = w.row_bytes_of(&slices, j);
         quant::decode_scalar(format, bytes, &mut row);
         for t in 0..m {
-            out[t * n + j] = row.iter().zip(&x[t * k..(t + 1) * k]).map(|(a, b)| *a as f64 * *b as f64).sum();
+            out[t * n + j] = row
+                .iter()
+                .zip(&x[t * k..(t + 1) * k])
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum();
         }
     }
     out
@@ -42,7 +48,10 @@ fn every_format_and_isa_matches_the_reference() {
             let mut got = vec![0f32; m * n];
             matmul_with(isa, &pool, &x, m, &w, &mut got);
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - b).abs() <= 1e-5 * scale, "{format} {isa} out[{i}]: {a} vs {b}");
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-5 * scale,
+                    "{format} {isa} out[{i}]: {a} vs {b}"
+                );
             }
         }
     }
@@ -61,13 +70,22 @@ fn outputs_are_bitwise_independent_of_the_batch() {
             for t in [0usize, 4, 15] {
                 let mut alone = vec![0f32; n];
                 matmul_with(isa, &pool, &x[t * k..(t + 1) * k], 1, &w, &mut alone);
-                let same = alone.iter().zip(&batched[t * n..(t + 1) * n]).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{format} {isa}: row {t} differs alone vs in a batch of 16");
+                let same = alone
+                    .iter()
+                    .zip(&batched[t * n..(t + 1) * n])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{format} {isa}: row {t} differs alone vs in a batch of 16"
+                );
             }
             let single = WorkerPool::new(1, &[]);
             let mut one_thread = vec![0f32; 16 * n];
             matmul_with(isa, &single, &x, 16, &w, &mut one_thread);
-            assert_eq!(one_thread, batched, "{format} {isa}: thread count changed the result");
+            assert_eq!(
+                one_thread, batched,
+                "{format} {isa}: thread count changed the result"
+            );
         }
     }
 }
@@ -78,14 +96,31 @@ fn stacked_parts_with_row_order() {
     let a = matrix(BlockFormat::Q8_0, 4, k, 1);
     let b = matrix(BlockFormat::F16, 3, k, 2);
     let order = vec![2u32, 0, 3, 1];
-    let pa = RowPart::new(BlockFormat::Q8_0, 4, k, SharedBytes::from_vec(a.part_slices()[0].to_vec()), Some(order.clone())).unwrap();
-    let pb = RowPart::new(BlockFormat::F16, 3, k, SharedBytes::from_vec(b.part_slices()[0].to_vec()), None).unwrap();
+    let pa = RowPart::new(
+        BlockFormat::Q8_0,
+        4,
+        k,
+        SharedBytes::from_vec(a.part_slices()[0].to_vec()),
+        Some(order.clone()),
+    )
+    .unwrap();
+    let pb = RowPart::new(
+        BlockFormat::F16,
+        3,
+        k,
+        SharedBytes::from_vec(b.part_slices()[0].to_vec()),
+        None,
+    )
+    .unwrap();
     let stacked = WeightMatrix::from_parts(k, vec![pa, pb]).unwrap();
     assert_eq!(stacked.rows(), 7);
     let (fa, fb) = (a.to_f32(), b.to_f32());
     let full = stacked.to_f32();
     for (i, &o) in order.iter().enumerate() {
-        assert_eq!(&full[i * k..(i + 1) * k], &fa[o as usize * k..(o as usize + 1) * k]);
+        assert_eq!(
+            &full[i * k..(i + 1) * k],
+            &fa[o as usize * k..(o as usize + 1) * k]
+        );
     }
     assert_eq!(&full[4 * k..], &fb[..]);
     let x = activations(2, k, 3);
@@ -112,7 +147,18 @@ fn half_dtypes_round_trip_through_from_f32() {
     let (n, k) = (3, 40);
     let v: Vec<f32> = (0..n * k).map(|i| (i as f32 - 60.0) / 64.0).collect();
     // Multiples of 1/64 below 2 are exact in f16 and bf16.
-    for dtype in [WeightDtype::F32, WeightDtype::F16, WeightDtype::Bf16, WeightDtype::AsStored] {
-        assert_eq!(WeightMatrix::from_f32(n, k, v.clone(), dtype).unwrap().to_f32(), v, "{dtype:?}");
+    for dtype in [
+        WeightDtype::F32,
+        WeightDtype::F16,
+        WeightDtype::Bf16,
+        WeightDtype::AsStored,
+    ] {
+        assert_eq!(
+            WeightMatrix::from_f32(n, k, v.clone(), dtype)
+                .unwrap()
+                .to_f32(),
+            v,
+            "{dtype:?}"
+        );
     }
 }

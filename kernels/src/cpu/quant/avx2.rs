@@ -60,7 +60,10 @@ unsafe fn u8x8(p: *const u8) -> __m256i {
 unsafe fn f16_rows(s: *const u8, d: *mut f32, n: usize) {
     let mut i = 0;
     while i + 8 <= n {
-        _mm256_storeu_ps(d.add(i), _mm256_cvtph_ps(_mm_loadu_si128(s.add(2 * i) as *const __m128i)));
+        _mm256_storeu_ps(
+            d.add(i),
+            _mm256_cvtph_ps(_mm_loadu_si128(s.add(2 * i) as *const __m128i)),
+        );
         i += 8;
     }
     while i < n {
@@ -79,7 +82,8 @@ unsafe fn bf16_rows(s: *const u8, d: *mut f32, n: usize) {
         i += 8;
     }
     while i < n {
-        *d.add(i) = f32::from_bits(u32::from(u16::from_le_bytes([*s.add(2 * i), *s.add(2 * i + 1)])) << 16);
+        *d.add(i) =
+            f32::from_bits(u32::from(u16::from_le_bytes([*s.add(2 * i), *s.add(2 * i + 1)])) << 16);
         i += 1;
     }
 }
@@ -91,16 +95,28 @@ unsafe fn bf16_rows(s: *const u8, d: *mut f32, n: usize) {
 unsafe fn legacy4_block(p: *const u8, with_min: bool, mut emit: impl FnMut(usize, __m256)) {
     let mask = _mm_set1_epi8(0x0F);
     let dv = _mm256_set1_ps(f16_at(p));
-    let (mv, qs) = if with_min { (_mm256_set1_ps(f16_at(p.add(2))), p.add(4)) } else { (_mm256_setzero_ps(), p.add(2)) };
+    let (mv, qs) = if with_min {
+        (_mm256_set1_ps(f16_at(p.add(2))), p.add(4))
+    } else {
+        (_mm256_setzero_ps(), p.add(2))
+    };
     let v = _mm_loadu_si128(qs as *const __m128i);
     let lo = _mm_and_si128(v, mask);
     let hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-    for (g, half) in [(0, lo), (1, _mm_srli_si128(lo, 8)), (2, hi), (3, _mm_srli_si128(hi, 8))] {
+    for (g, half) in [
+        (0, lo),
+        (1, _mm_srli_si128(lo, 8)),
+        (2, hi),
+        (3, _mm_srli_si128(hi, 8)),
+    ] {
         let q = _mm256_cvtepu8_epi32(half);
         let y = if with_min {
             _mm256_add_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(q)), mv)
         } else {
-            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(8))), dv)
+            _mm256_mul_ps(
+                _mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(8))),
+                dv,
+            )
         };
         emit(8 * g, y);
     }
@@ -111,7 +127,9 @@ unsafe fn legacy4_block(p: *const u8, with_min: bool, mut emit: impl FnMut(usize
 unsafe fn legacy4(s: *const u8, d: *mut f32, blocks: usize, bytes: usize, with_min: bool) {
     for b in 0..blocks {
         let out = d.add(b * 32);
-        legacy4_block(s.add(b * bytes), with_min, |o, y| _mm256_storeu_ps(out.add(o), y));
+        legacy4_block(s.add(b * bytes), with_min, |o, y| {
+            _mm256_storeu_ps(out.add(o), y)
+        });
     }
 }
 
@@ -119,8 +137,14 @@ unsafe fn legacy4(s: *const u8, d: *mut f32, blocks: usize, bytes: usize, with_m
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn fifth(qh: __m256i, g: i32) -> __m256i {
-    let shifts = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 * g));
-    _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, shifts), _mm256_set1_epi32(1)), 4)
+    let shifts = _mm256_add_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(8 * g),
+    );
+    _mm256_slli_epi32(
+        _mm256_and_si256(_mm256_srlv_epi32(qh, shifts), _mm256_set1_epi32(1)),
+        4,
+    )
 }
 
 /// Q5_0 (`d·(q−16)`) and Q5_1 (`d·q + m`).
@@ -129,17 +153,34 @@ unsafe fn fifth(qh: __m256i, g: i32) -> __m256i {
 unsafe fn legacy5_block(p: *const u8, with_min: bool, mut emit: impl FnMut(usize, __m256)) {
     let mask = _mm_set1_epi8(0x0F);
     let dv = _mm256_set1_ps(f16_at(p));
-    let (mv, hp) = if with_min { (_mm256_set1_ps(f16_at(p.add(2))), p.add(4)) } else { (_mm256_setzero_ps(), p.add(2)) };
-    let qh = _mm256_set1_epi32(i32::from_le_bytes([*hp, *hp.add(1), *hp.add(2), *hp.add(3)]));
+    let (mv, hp) = if with_min {
+        (_mm256_set1_ps(f16_at(p.add(2))), p.add(4))
+    } else {
+        (_mm256_setzero_ps(), p.add(2))
+    };
+    let qh = _mm256_set1_epi32(i32::from_le_bytes([
+        *hp,
+        *hp.add(1),
+        *hp.add(2),
+        *hp.add(3),
+    ]));
     let v = _mm_loadu_si128(hp.add(4) as *const __m128i);
     let lo = _mm_and_si128(v, mask);
     let hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-    for (g, half) in [(0, lo), (1, _mm_srli_si128(lo, 8)), (2, hi), (3, _mm_srli_si128(hi, 8))] {
+    for (g, half) in [
+        (0, lo),
+        (1, _mm_srli_si128(lo, 8)),
+        (2, hi),
+        (3, _mm_srli_si128(hi, 8)),
+    ] {
         let q = _mm256_or_si256(_mm256_cvtepu8_epi32(half), fifth(qh, g));
         let y = if with_min {
             _mm256_add_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(q)), mv)
         } else {
-            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(16))), dv)
+            _mm256_mul_ps(
+                _mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(16))),
+                dv,
+            )
         };
         emit(8 * g as usize, y);
     }
@@ -150,7 +191,9 @@ unsafe fn legacy5_block(p: *const u8, with_min: bool, mut emit: impl FnMut(usize
 unsafe fn legacy5(s: *const u8, d: *mut f32, blocks: usize, bytes: usize, with_min: bool) {
     for b in 0..blocks {
         let out = d.add(b * 32);
-        legacy5_block(s.add(b * bytes), with_min, |o, y| _mm256_storeu_ps(out.add(o), y));
+        legacy5_block(s.add(b * bytes), with_min, |o, y| {
+            _mm256_storeu_ps(out.add(o), y)
+        });
     }
 }
 
@@ -234,7 +277,10 @@ unsafe fn q5_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
         let m1 = _mm256_set1_ps(dmin * mn[2 * c] as f32);
         let d2 = _mm256_set1_ps(dd * sc[2 * c + 1] as f32);
         let m2 = _mm256_set1_ps(dmin * mn[2 * c + 1] as f32);
-        let (sh_lo, sh_hi) = (_mm_cvtsi32_si128(2 * c as i32), _mm_cvtsi32_si128(2 * c as i32 + 1));
+        let (sh_lo, sh_hi) = (
+            _mm_cvtsi32_si128(2 * c as i32),
+            _mm_cvtsi32_si128(2 * c as i32 + 1),
+        );
         for l in (0..32).step_by(8) {
             let q = u8x8(p.add(48 + 32 * c + l));
             let qh = u8x8(p.add(16 + l));
@@ -276,12 +322,27 @@ unsafe fn q6_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
             let a = u8x8(ql.add(l));
             let c = u8x8(ql.add(32 + l));
             let hb = u8x8(qh.add(l));
-            let q0 = _mm256_or_si256(_mm256_and_si256(a, mask), _mm256_slli_epi32(_mm256_and_si256(hb, three), 4));
-            let q1 = _mm256_or_si256(_mm256_and_si256(c, mask), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), three), 4));
-            let q2 = _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), three), 4));
-            let q3 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4));
+            let q0 = _mm256_or_si256(
+                _mm256_and_si256(a, mask),
+                _mm256_slli_epi32(_mm256_and_si256(hb, three), 4),
+            );
+            let q1 = _mm256_or_si256(
+                _mm256_and_si256(c, mask),
+                _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), three), 4),
+            );
+            let q2 = _mm256_or_si256(
+                _mm256_srli_epi32(a, 4),
+                _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), three), 4),
+            );
+            let q3 = _mm256_or_si256(
+                _mm256_srli_epi32(c, 4),
+                _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4),
+            );
             for (j, q) in [q0, q1, q2, q3].into_iter().enumerate() {
-                let y = _mm256_mul_ps(_mm256_set1_ps(ds[g + 2 * j]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q, k32)));
+                let y = _mm256_mul_ps(
+                    _mm256_set1_ps(ds[g + 2 * j]),
+                    _mm256_cvtepi32_ps(_mm256_sub_epi32(q, k32)),
+                );
                 emit(base + 32 * j + l, y);
             }
         }
@@ -306,7 +367,7 @@ unsafe fn q6_k(s: *const u8, d: *mut f32, blocks: usize) {
 pub(crate) fn fused_dot(format: BlockFormat, row: &[u8], x: &[f32]) -> Option<f32> {
     use BlockFormat::*;
     let (be, bb) = (format.block_elems(), format.block_bytes());
-    if be < 32 || row.len() % bb != 0 || x.len() < row.len() / bb * be {
+    if be < 32 || !row.len().is_multiple_of(bb) || x.len() < row.len() / bb * be {
         return None;
     }
     let blocks = row.len() / bb;

@@ -36,7 +36,9 @@ pub enum BlockFormat {
 impl BlockFormat {
     pub const ALL: [BlockFormat; 14] = {
         use BlockFormat::*;
-        [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K]
+        [
+            F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
+        ]
     };
 
     /// Elements per block.
@@ -153,7 +155,11 @@ pub(crate) fn fused_dot(isa: Isa, format: BlockFormat, row: &[u8], x: &[f32]) ->
 
 /// Runs `f` on each (block bytes, block output) pair as fixed-size arrays.
 #[inline(always)]
-pub(crate) fn each_block<const TS: usize, const BS: usize>(src: &[u8], dst: &mut [f32], f: impl Fn(&[u8; TS], &mut [f32; BS])) {
+pub(crate) fn each_block<const TS: usize, const BS: usize>(
+    src: &[u8],
+    dst: &mut [f32],
+    f: impl Fn(&[u8; TS], &mut [f32; BS]),
+) {
     for (s, d) in src.chunks_exact(TS).zip(dst.chunks_exact_mut(BS)) {
         // chunks_exact guarantees the lengths; the `if let` only avoids a panic path.
         if let (Some(s), Some(d)) = (s.first_chunk::<TS>(), d.first_chunk_mut::<BS>()) {

@@ -121,4 +121,3 @@ pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
         y[j] = (b[2 + j] as i8) as f32 * d;
     }
 }
-

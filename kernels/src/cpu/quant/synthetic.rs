@@ -41,7 +41,9 @@ pub fn random_blocks(format: BlockFormat, blocks: usize, seed: u64) -> Vec<u8> {
             BlockFormat::F32 => blk.copy_from_slice(&small(b).to_le_bytes()),
             BlockFormat::F16 => blk.copy_from_slice(&half::f16::from_f32(small(b)).to_le_bytes()),
             BlockFormat::BF16 => blk.copy_from_slice(&half::bf16::from_f32(small(b)).to_le_bytes()),
-            BlockFormat::Q8_K => blk[..4].copy_from_slice(&(0.01 + small(b).abs() * 0.02).to_le_bytes()),
+            BlockFormat::Q8_K => {
+                blk[..4].copy_from_slice(&(0.01 + small(b).abs() * 0.02).to_le_bytes())
+            }
             _ => {
                 for (j, &off) in f16_scale_offsets(format).iter().enumerate() {
                     let v = 0.001 + 0.01 * small(b + 7 * j).abs();
@@ -52,4 +54,3 @@ pub fn random_blocks(format: BlockFormat, blocks: usize, seed: u64) -> Vec<u8> {
     }
     bytes
 }
-

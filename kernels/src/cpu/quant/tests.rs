@@ -16,7 +16,10 @@ fn simd_decoders_are_bit_identical_to_scalar() {
                 let mut got = vec![0f32; n];
                 decode(isa, format, bytes, &mut got);
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                    assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{format} {isa} element {i}: {a} vs {b}");
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                        "{format} {isa} element {i}: {a} vs {b}"
+                    );
                 }
             }
         }
