@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::dot::{dot_rows, group};
+use super::dot::{dot_block, dot_rows, group};
 use super::isa::{self, Isa};
 use super::pool::{pool, WorkerPool};
 use super::quant::{self, BlockFormat};
@@ -124,7 +124,6 @@ pub fn matmul_with(
                         }
                     };
                 }
-                let mut vals = [0f32; 4];
                 let mut t0 = 0;
                 while t0 < m {
                     let t1 = (t0 + g).min(m);
@@ -132,12 +131,20 @@ pub fn matmul_with(
                     for (i, t) in (t0..t1).enumerate() {
                         xs[i] = &x[t * k..(t + 1) * k];
                     }
-                    for (r, j) in (j0..j1).enumerate() {
-                        dot_rows(isa, wrows[r], &xs[..t1 - t0], &mut vals[..t1 - t0]);
-                        for (i, t) in (t0..t1).enumerate() {
-                            // SAFETY: see `OutPtr`; (t, j) is inside out and j is this thread's.
-                            unsafe { *out.0.add(t * n + j) = vals[i] };
+                    // Weight rows in pairs: each loaded activation vector serves two rows.
+                    let nt = t1 - t0;
+                    let mut r = 0;
+                    while r < j1 - j0 {
+                        let pair = if r + 1 < j1 - j0 { 2 } else { 1 };
+                        let mut vals = [0f32; 8];
+                        dot_block(isa, &wrows[r..r + pair], &xs[..nt], &mut vals[..pair * nt]);
+                        for p in 0..pair {
+                            for (i, t) in (t0..t1).enumerate() {
+                                // SAFETY: see `OutPtr`; (t, j) is inside out and j is this thread's.
+                                unsafe { *out.0.add(t * n + j0 + r + p) = vals[p * nt + i] };
+                            }
                         }
+                        r += pair;
                     }
                     t0 = t1;
                 }

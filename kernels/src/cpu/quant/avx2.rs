@@ -245,11 +245,14 @@ unsafe fn q4_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
         let m1 = _mm256_set1_ps(dmin * mn[2 * c] as f32);
         let d2 = _mm256_set1_ps(dd * sc[2 * c + 1] as f32);
         let m2 = _mm256_set1_ps(dmin * mn[2 * c + 1] as f32);
+        // Offsets in increasing order (the fused dot's accumulators need it): the low nibbles
+        // of the 32 bytes first, then the high ones.
         for l in (0..32).step_by(8) {
-            let q = u8x8(p.add(16 + 32 * c + l));
-            let lo = _mm256_cvtepi32_ps(_mm256_and_si256(q, mask));
-            let hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(q, 4));
+            let lo = _mm256_cvtepi32_ps(_mm256_and_si256(u8x8(p.add(16 + 32 * c + l)), mask));
             emit(64 * c + l, _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1));
+        }
+        for l in (0..32).step_by(8) {
+            let hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(u8x8(p.add(16 + 32 * c + l)), 4));
             emit(64 * c + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2));
         }
     }
@@ -282,13 +285,15 @@ unsafe fn q5_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
             _mm_cvtsi32_si128(2 * c as i32 + 1),
         );
         for l in (0..32).step_by(8) {
-            let q = u8x8(p.add(48 + 32 * c + l));
-            let qh = u8x8(p.add(16 + l));
+            let (q, qh) = (u8x8(p.add(48 + 32 * c + l)), u8x8(p.add(16 + l)));
             let hb_lo = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(qh, sh_lo), one), 4);
-            let hb_hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(qh, sh_hi), one), 4);
             let lo = _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_and_si256(q, mask), hb_lo));
-            let hi = _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_srli_epi32(q, 4), hb_hi));
             emit(64 * c + l, _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1));
+        }
+        for l in (0..32).step_by(8) {
+            let (q, qh) = (u8x8(p.add(48 + 32 * c + l)), u8x8(p.add(16 + l)));
+            let hb_hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(qh, sh_hi), one), 4);
+            let hi = _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_srli_epi32(q, 4), hb_hi));
             emit(64 * c + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2));
         }
     }
@@ -317,32 +322,16 @@ unsafe fn q6_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
     }
     for h in 0..2 {
         let (ql, qh, base) = (p.add(h * 64), p.add(128 + h * 32), h * 128);
-        for l in (0..32).step_by(8) {
-            let g = h * 8 + l / 16;
-            let a = u8x8(ql.add(l));
-            let c = u8x8(ql.add(32 + l));
-            let hb = u8x8(qh.add(l));
-            let q0 = _mm256_or_si256(
-                _mm256_and_si256(a, mask),
-                _mm256_slli_epi32(_mm256_and_si256(hb, three), 4),
-            );
-            let q1 = _mm256_or_si256(
-                _mm256_and_si256(c, mask),
-                _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), three), 4),
-            );
-            let q2 = _mm256_or_si256(
-                _mm256_srli_epi32(a, 4),
-                _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), three), 4),
-            );
-            let q3 = _mm256_or_si256(
-                _mm256_srli_epi32(c, 4),
-                _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4),
-            );
-            for (j, q) in [q0, q1, q2, q3].into_iter().enumerate() {
-                let y = _mm256_mul_ps(
-                    _mm256_set1_ps(ds[g + 2 * j]),
-                    _mm256_cvtepi32_ps(_mm256_sub_epi32(q, k32)),
-                );
+        // Quarter j of the half: nibble source (low/high of bytes 0..32 or 32..64) and the
+        // high-bit pair; offsets in increasing order for the fused dot's accumulators.
+        for j in 0..4 {
+            let (src, shift) = (ql.add(32 * (j % 2)), 4 * (j / 2) as i32);
+            for l in (0..32).step_by(8) {
+                let g = h * 8 + l / 16;
+                let nib = _mm256_and_si256(_mm256_srl_epi32(u8x8(src.add(l)), _mm_cvtsi32_si128(shift)), mask);
+                let hb = _mm256_and_si256(_mm256_srl_epi32(u8x8(qh.add(l)), _mm_cvtsi32_si128(2 * j as i32)), three);
+                let q = _mm256_or_si256(nib, _mm256_slli_epi32(hb, 4));
+                let y = _mm256_mul_ps(_mm256_set1_ps(ds[g + 2 * j]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q, k32)));
                 emit(base + 32 * j + l, y);
             }
         }
@@ -359,7 +348,7 @@ unsafe fn q6_k(s: *const u8, d: *mut f32, blocks: usize) {
 }
 
 /// `w · x` for one stored row, decoding in registers (no trip through memory), in the
-/// canonical AVX2 order of `cpu::dot`: chunk `c` of 8 elements goes to accumulator `c mod 4`,
+/// canonical AVX2 order of `cpu::dot`: chunk `c` of 8 elements goes to accumulator `c mod 2`,
 /// and every accumulator receives its chunks in increasing order (the block decoders emit
 /// offsets so that this holds), so the result is bitwise the one of decoding the row first and
 /// then calling the dot kernel. `None` for formats without a fused kernel here.
@@ -395,17 +384,17 @@ macro_rules! fused_fn {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $name(row: *const u8, blocks: usize, bb: usize, x: *const f32) -> f32 {
-            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut acc = [_mm256_setzero_ps(); 2];
             for b in 0..blocks {
                 let xb = x.add(b * $be);
                 let $p = row.add(b * bb);
                 let $emit = |o: usize, w: __m256| {
-                    let j = (o / 8) % 4;
+                    let j = (o / 8) % 2;
                     acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xb.add(o)), acc[j]);
                 };
                 $call;
             }
-            crate::cpu::dot::hsum4_avx2(acc)
+            crate::cpu::dot::hsum2_avx2(acc)
         }
     };
 }
