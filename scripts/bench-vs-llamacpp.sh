@@ -11,7 +11,7 @@
 #        WORKLOADS (default "decode:64:256 prefill:1024:16" = name:input_len:output_len),
 #        CONCURRENCY (default "1 16"), PROMPTS_C1 (2), PROMPTS_CN (16: requests at concurrency > 1),
 #        VLLMD_ARGS (extra vllmd flags, e.g. "--dtype float32"), VLLM_CPU_ISA (forces our path),
-#        RESULT_DIR (target/bench-vs-llamacpp)
+#        RESULT_DIR (target/bench-vs-llamacpp), SKIP_BUILD=1 (use the binaries already in target/release)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,8 +36,10 @@ model_path() {
     esac
 }
 
-echo "== building vllm-rs (release)" >&2
-cargo build --release --locked --bin vllm --bin vllmd --bin mem_bandwidth >&2
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    echo "== building vllm-rs (release)" >&2
+    cargo build --release --locked --bin vllm --bin vllmd --bin mem_bandwidth >&2
+fi
 VLLM="$ROOT/target/release/vllm"
 VLLMD="$ROOT/target/release/vllmd"
 
