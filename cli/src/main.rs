@@ -10,8 +10,11 @@ use clap::{Parser, Subcommand};
 use daemon::config::{EnvSettings, ServeConfig};
 
 #[derive(Parser)]
-#[command(name = "vllm", version, about = "vllm-rs command line: serve models, chat with them, run batches", max_term_width = 110)]
+#[command(name = "vllm", version, disable_version_flag = true, about = "vllm-rs command line: serve models, chat with them, run batches", max_term_width = 110)]
 struct Cli {
+    /// Print the version (as vLLM's `vllm -v`).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    _version: Option<bool>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,7 +73,10 @@ fn serve(args: Vec<String>) -> ! {
     let env = env_settings();
     let argv = std::iter::once("vllm serve".to_string()).chain(args).collect();
     let cfg = ServeConfig::load(argv, &env).unwrap_or_else(|e| e.exit());
-    daemon::logging::init(&env, None);
+    if let Err(e) = cfg.check_supported() {
+        e.exit();
+    }
+    daemon::logging::init_server(&env, &cfg);
     if let Err(e) = daemon::serve::run(cfg, env) {
         eprintln!("error: {e}");
         std::process::exit(1);

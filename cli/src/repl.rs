@@ -15,7 +15,8 @@ use crate::openai_client::{self, Event, EventStream, Next, Url};
 /// The flags of `vllm chat` and `vllm complete` that say where the server is and how to sample.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// URL of the running OpenAI-compatible API server (http:// or https://). For an https server
+    /// URL of the running OpenAI-compatible API server (http:// or https://), with or without the
+    /// final /v1. For an https server
     /// whose certificate comes from a private CA, point SSL_CERT_FILE at that CA's PEM file.
     #[arg(long, default_value = "http://localhost:8000/v1")]
     pub url: String,
@@ -44,7 +45,7 @@ pub struct Client {
 
 impl Client {
     pub fn connect(args: &ConnectArgs) -> Result<Client> {
-        let base = Url::parse(&args.url)?;
+        let base = Url::parse(&daemon::url::api_base(&args.url))?;
         let api_key = args.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty());
         let model = match &args.model_name {
             Some(m) => m.clone(),

@@ -48,6 +48,12 @@ pub fn validate_config_file(path: &Path) -> i32 {
         }
     };
     let problems = daemon::config::validate_yaml(&text);
+    // The same one line `vllmd --config FILE` logs at start-up for flags without effect here.
+    if let Ok(cfg) = ServeConfig::from_yaml(&text, &EnvSettings::default()) {
+        if let Some(warning) = cfg.no_effect_warning() {
+            eprintln!("{}: warning: {warning}", path.display());
+        }
+    }
     if problems.is_empty() {
         println!("{}: OK", path.display());
         return 0;

@@ -25,7 +25,7 @@ pub use config_check::validate_config_file;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TuiArgs {
-    /// Base URL of the server's OpenAI API.
+    /// URL of the server, with or without the final /v1 of its OpenAI API.
     #[arg(long, default_value = "http://localhost:8000/v1")]
     pub url: String,
     /// API key (default: $OPENAI_API_KEY, then $VLLM_API_KEY).
@@ -49,7 +49,7 @@ pub fn run(args: TuiArgs) -> Result<()> {
         .or_else(|| std::env::var("OPENAI_API_KEY").ok())
         .or_else(|| std::env::var("VLLM_API_KEY").ok())
         .filter(|k| !k.is_empty());
-    let ep = Endpoint::parse(&args.url, key)?;
+    let ep = Endpoint::parse(&daemon::url::api_base(&args.url), key)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -93,8 +93,8 @@ pub struct ServeArgs {
     /// The kind of endpoint: completions (`openai`) or chat completions (`openai-chat`).
     #[arg(long, default_value = "openai", value_parser = ["openai", "openai-chat"])]
     pub backend: String,
-    /// Server or API base URL, instead of --host and --port.
-    #[arg(long)]
+    /// Server URL (with or without the final /v1), instead of --host and --port.
+    #[arg(long, visible_alias = "url")]
     pub base_url: Option<String>,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -360,7 +360,7 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
     }
     let (api_url, base_url) = match &args.base_url {
         Some(b) => {
-            let b = b.trim_end_matches('/').to_string();
+            let b = daemon::url::server_root(b);
             (format!("{b}{}", args.endpoint), b)
         }
         None => {

@@ -18,7 +18,7 @@ mod load;
 mod parse;
 mod size;
 mod suggest;
-mod unsupported;
+mod fate;
 mod yaml;
 
 pub use args::{
@@ -27,5 +27,6 @@ pub use args::{
 };
 pub use env::{EnvSettings, LogLevel};
 pub use error::{ConfigError, ConfigProblem};
+pub use fate::{fate, Fate, FATES};
 pub use load::validate_yaml;
 pub use size::parse_human_len;

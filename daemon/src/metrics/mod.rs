@@ -6,6 +6,7 @@
 //! of counters), and the metric set is small and fixed, so a registry would add nothing.
 
 mod histogram;
+mod legacy;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -162,6 +163,8 @@ struct EngineState {
     prefill_time: Histogram,
     decode_time: Histogram,
     prefill_kv_computed: Histogram,
+    /// Each finished request's `max_tokens` (the reference's `vllm:request_max_num_generation_tokens`).
+    max_num_generation_tokens: Histogram,
 }
 
 fn seconds_between(later: Option<Instant>, earlier: Option<Instant>) -> Option<f64> {
@@ -196,6 +199,7 @@ impl EngineState {
             prefill_time: Histogram::new(REQUEST_LATENCY_BUCKETS),
             decode_time: Histogram::new(REQUEST_LATENCY_BUCKETS),
             prefill_kv_computed: Histogram::new(&tokens),
+            max_num_generation_tokens: Histogram::new(&tokens),
         }
     }
 
@@ -280,6 +284,7 @@ impl EngineState {
         self.request_prompt_tokens.observe(r.num_prompt_tokens as f64);
         self.request_generation_tokens.observe(r.num_output_tokens as f64);
         self.prefill_kv_computed.observe(r.num_prompt_tokens.saturating_sub(r.num_cached_tokens) as f64);
+        self.max_num_generation_tokens.observe(r.max_tokens as f64);
     }
 
     /// `(name, help, histogram)` in vLLM's registration order.
@@ -332,6 +337,8 @@ pub struct Metrics {
     cache_labels: Vec<(String, String)>,
     engine: Mutex<EngineState>,
     http: Mutex<HttpState>,
+    /// `--show-hidden-metrics-for-version`: render the deprecated metrics too.
+    show_hidden: bool,
 }
 
 fn unix_now() -> f64 {
@@ -356,7 +363,15 @@ impl Metrics {
                 durations: BTreeMap::new(),
                 highr: Histogram::new(HTTP_HIGHR_BUCKETS),
             }),
+            show_hidden: false,
         }
+    }
+
+    /// With `true`, `/metrics` also shows the reference's deprecated metrics
+    /// (`--show-hidden-metrics-for-version`).
+    pub fn with_hidden_metrics(mut self, show: bool) -> Self {
+        self.show_hidden = show;
+        self
     }
 
     /// A fresh engine snapshot and the requests finished since the previous one. The TTFT and
@@ -465,6 +480,10 @@ impl Metrics {
         let mut info: Vec<(&str, &str)> = self.cache_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         info.extend(base.iter().copied());
         x.gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", &[(info, 1.0)]);
+        legacy::render_seed_names(&mut x, &e, &base, created);
+        if self.show_hidden {
+            legacy::render_hidden(&mut x, &e, &base, created);
+        }
 
         let requests: Vec<CounterSeries<'_>> = h
             .requests

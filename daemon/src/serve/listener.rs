@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -15,6 +15,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_rustls::TlsAcceptor;
+
+use crate::server::ClientAddr;
 
 /// `--h11-max-header-count` and `--h11-max-incomplete-event-size`.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +55,7 @@ where
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(conn).await {
         // Resets and bad requests from one client are its own business.
-        tracing::debug!("connection ended with an error: {e}");
+        tracing::debug!(target: "uvicorn.error", "connection ended with an error: {e}");
     }
 }
 
@@ -78,15 +80,16 @@ pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, li
                     r = l.accept() => r,
                     _ = &mut shutdown => break,
                 };
-                let stream = match accepted {
-                    Ok((s, _)) => s,
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
                     Err(e) => {
                         accept_failed(e).await;
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
+                let app = app.clone().layer(Extension(ClientAddr(Some(peer))));
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 match &tls {
                     None => tokio::spawn(serve_io(stream, app, builder, watcher)),
                     Some(acceptor) => tokio::spawn(serve_tls(stream, acceptor.clone(), app, builder, watcher)),
@@ -99,7 +102,8 @@ pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, li
                 };
                 match accepted {
                     Ok((s, _)) => {
-                        tokio::spawn(serve_io(s, app.clone(), builder.clone(), graceful.watcher()));
+                        let app = app.clone().layer(Extension(ClientAddr(None)));
+                        tokio::spawn(serve_io(s, app, builder.clone(), graceful.watcher()));
                     }
                     Err(e) => accept_failed(e).await,
                 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::completions::{prompt_logprobs_json, usage};
 use super::content_format::{self, ContentFormat};
 use super::error::ApiError;
+use super::request_fields::{self, Endpoint};
 use super::generate::{collect, stop_reason_json, submit, ChoiceResult};
 use super::protocol::{ChatChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta, ChatLogprobEntry, ChatLogprobs, ChatMessage, ChatStreamChoice, TopLogprob};
 use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
@@ -117,7 +118,10 @@ fn render_prompt(state: &AppState, req: &ChatCompletionRequest) -> Result<(Strin
         return Err(ApiError::bad_param("continue_final_message", "continue_final_message and add_generation_prompt cannot both be true"));
     }
     let mut extra = req.chat_template_kwargs.clone().unwrap_or_default();
-    if let Some(t) = &req.tools {
+    // `--exclude-tools-when-tool-choice-none`: the tools stay out of the prompt when the request
+    // says the model must not call any.
+    let no_tools = state.opts.exclude_tools_when_tool_choice_none && req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
+    if let Some(t) = req.tools.as_ref().filter(|_| !no_tools) {
         extra.insert("tools".into(), t.clone());
     }
     if let Some(d) = &req.documents {
@@ -155,6 +159,7 @@ pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Re
     let body = body_bytes(body)?;
     let (raw, req): (Value, ChatCompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
+    request_fields::check(raw.as_object().unwrap_or(&serde_json::Map::new()), Endpoint::Chat)?;
     let top = if req.logprobs.unwrap_or(false) { Some(req.top_logprobs.unwrap_or(0)) } else { None };
     if req.top_logprobs.is_some() && top.is_none() {
         return Err(ApiError::bad_param("top_logprobs", "top_logprobs requires logprobs to be true"));

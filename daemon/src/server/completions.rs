@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
+use super::request_fields::{self, Endpoint};
 use super::generate::{collect, stop_reason_json, submit, ChoiceResult};
 use super::protocol::{CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, Prompt, PromptTokensDetails, Usage};
 use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
@@ -80,6 +81,8 @@ pub async fn create_completion(State(state): State<Arc<AppState>>, body: Result<
     let body = body_bytes(body)?;
     let (raw, req): (Value, CompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
+    request_fields::check(raw.as_object().unwrap_or(&Map::new()), Endpoint::Completions)?;
+    let raw = request_fields::with_completion_max_tokens(&raw, state.defaults.max_tokens);
     if req.suffix.is_some() {
         return Err(ApiError::bad_param("suffix", "suffix is not supported"));
     }

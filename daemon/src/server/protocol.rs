@@ -99,6 +99,8 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub tools: Option<Value>,
     #[serde(default)]
+    pub tool_choice: Option<Value>,
+    #[serde(default)]
     pub documents: Option<Value>,
 }
 

@@ -85,6 +85,18 @@ fn negatable(arg: Arg) -> Arg {
     arg
 }
 
+/// Appends the flag's fate in vllm-rs (refused, no effect) to its help text.
+fn with_fate(arg: Arg) -> Arg {
+    let Some(suffix) = crate::config::fate::help_suffix(arg.get_id().as_str()) else { return arg };
+    let short = arg.get_help().map(|h| format!("{h} {suffix}")).unwrap_or_else(|| suffix.clone());
+    let long = arg.get_long_help().map(|h| format!("{h}\n\n{suffix}"));
+    let arg = arg.help(short);
+    match long {
+        Some(l) => arg.long_help(l),
+        None => arg,
+    }
+}
+
 impl ServeConfig {
     /// The command `vllmd` parses with: clap's derived command with negatable booleans and
     /// last-one-wins repeated flags (as argparse). Use it to render `--help` elsewhere (the TUI).
@@ -92,6 +104,7 @@ impl ServeConfig {
         <Self as CommandFactory>::command()
             .args_override_self(true)
             .mut_args(|a| if is_bool(&a) { negatable(a) } else { a })
+            .mut_args(with_fate)
     }
 
     /// Where each setting came from: `default`, `yaml`, `cli` or `env`.

@@ -1,0 +1,90 @@
+"""Flags whose fate shows only on a running vllmd: refused flags exit 2 before anything loads,
+flags without effect are named in one start-up warning line, and the HTTP layer's flags
+(--root-path, the uvicorn access log and its level) behave as uvicorn/FastAPI behind vLLM do."""
+
+import json
+import re
+import subprocess
+import time
+import urllib.request
+
+import openai
+import pytest
+
+from conftest import VLLMD, Server
+
+ACCESS_LINE = re.compile(r'127\.0\.0\.1:\d+ - "GET /health HTTP/1\.1" 200 OK')
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--preemption-mode", "swap"], "--preemption-mode"),
+    (["--tensor-parallel-size", "2"], "--tensor-parallel-size"),
+    (["--ignore-patterns", "original/**"], "--ignore-patterns"),
+    (["--guided-decoding-backend", "xgrammar"], "--guided-decoding-backend"),
+])
+def test_refused_flags_exit_2_before_loading(args, flag):
+    r = subprocess.run([str(VLLMD), "--model", "/nonexistent/model.gguf", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"not supported yet: {flag}" in r.stderr
+    # Refused before the model path is even looked at.
+    assert "nonexistent" not in r.stderr
+
+
+def wait_for(path, pattern, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = path.read_text(errors="replace")
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.1)
+    return path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory):
+    log = tmp_path_factory.mktemp("flags") / "vllmd.log"
+    s = Server("--root-path", "/api/", "--enforce-eager", "--swap-space", "2", "--uvicorn-log-level", "info",
+               env={"VLLM_LOGGING_LEVEL": "WARNING"}, stderr=log)
+    s.log = log
+    yield s
+    s.stop()
+
+
+def test_flags_without_effect_are_named_in_one_warning_line(proxied):
+    text = proxied.log.read_text(errors="replace")
+    lines = [line for line in text.splitlines() if "no effect" in line]
+    assert len(lines) == 1, text
+    assert "--enforce-eager" in lines[0] and "--swap-space" in lines[0]
+    assert "WARN" in lines[0]
+
+
+def test_access_log_in_uvicorns_format_at_its_own_level(proxied):
+    # VLLM_LOGGING_LEVEL=WARNING does not silence uvicorn's access log, as in vLLM.
+    assert proxied.get("/health") == ""
+    text = wait_for(proxied.log, ACCESS_LINE.pattern)
+    assert ACCESS_LINE.search(text), text
+
+
+def test_root_path_serves_behind_prefixing_and_stripping_proxies(proxied):
+    for base in (proxied.base + "/api/v1", proxied.base + "/v1"):
+        client = openai.OpenAI(base_url=base, api_key="none", max_retries=0, timeout=60)
+        assert [m.id for m in client.models.list().data]
+        out = client.completions.create(model=client.models.list().data[0].id, prompt="Hello", max_tokens=2, temperature=0)
+        assert out.usage.completion_tokens <= 2
+    doc = json.loads(proxied.get("/api/openapi.json"))
+    assert doc["servers"] == [{"url": "/api"}]
+
+
+def test_access_log_can_be_turned_off_or_quieted(tmp_path):
+    for args in (["--disable-uvicorn-access-log"], ["--uvicorn-log-level", "warning"]):
+        log = tmp_path / f"{args[0]}.log"
+        s = Server(*args, env={"VLLM_LOGGING_LEVEL": "INFO"}, stderr=log)
+        try:
+            with urllib.request.urlopen(s.base + "/health", timeout=30) as r:
+                assert r.status == 200
+            time.sleep(0.5)
+            text = log.read_text(errors="replace")
+            assert not ACCESS_LINE.search(text), f"{args}: {text}"
+            assert "ready" in text  # the server's own INFO lines still come through
+        finally:
+            s.stop()
