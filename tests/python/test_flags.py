@@ -3,7 +3,9 @@ flags without effect are named in one start-up warning line, and the HTTP layer'
 (--root-path, the uvicorn access log and its level) behave as uvicorn/FastAPI behind vLLM do."""
 
 import json
+import os
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -88,3 +90,45 @@ def test_access_log_can_be_turned_off_or_quieted(tmp_path):
             assert "ready" in text  # the server's own INFO lines still come through
         finally:
             s.stop()
+
+
+@pytest.mark.parametrize("env, var", [
+    ({"VLLM_ATTENTION_BACKEND": "NO_SUCH_BACKEND"}, "VLLM_ATTENTION_BACKEND"),
+    ({"VLLM_PORT": "tcp://10.0.0.1:8000"}, "VLLM_PORT"),
+])
+def test_bad_environment_values_are_refused(env, var):
+    r = subprocess.run([str(VLLMD), "--model", "/nonexistent/model.gguf"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, **env})
+    assert r.returncode == 2, r.stderr
+    assert var in r.stderr
+
+
+def test_environment_without_effect_is_named_in_one_warning_line(tmp_path):
+    log = tmp_path / "vllmd.log"
+    s = Server(env={"VLLM_HOST_IP": "10.0.0.1", "VLLM_ATTENTION_BACKEND": "FLASH_ATTN", "VLLM_NO_SUCH_SETTING": "1",
+                    "VLLM_LOGGING_LEVEL": "WARNING"}, stderr=log)
+    s.stop()
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "environment variables have no effect" in line]
+    assert len(lines) == 1 and "VLLM_HOST_IP" in lines[0] and "VLLM_ATTENTION_BACKEND" in lines[0], lines
+    assert "Unknown vLLM environment variable detected: VLLM_NO_SUCH_SETTING" in log.read_text(errors="replace")
+
+
+def test_idle_connections_close_after_the_keep_alive_timeout():
+    s = Server(env={"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "2"})
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 200")
+            # Still open within the timeout...
+            sock.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                sock.recv(1)
+            # ...and closed by the server after it.
+            sock.settimeout(10)
+            time.sleep(2.5)
+            assert sock.recv(1) == b""
+    finally:
+        s.stop()

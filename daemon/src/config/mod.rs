@@ -12,6 +12,7 @@
 
 mod args;
 mod env;
+mod env_fate;
 mod error;
 mod json_args;
 mod load;
@@ -26,6 +27,7 @@ pub use args::{
     ParallelArgs, SchedulerArgs, ServeConfig, Source, VllmArgs,
 };
 pub use env::{EnvSettings, LogLevel};
+pub use env_fate::{env_fate, EnvFate, ATTENTION_BACKENDS, ENV_VARS};
 pub use error::{ConfigError, ConfigProblem};
 pub use fate::{fate, Fate, FATES};
 pub use load::validate_yaml;

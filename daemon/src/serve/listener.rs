@@ -18,11 +18,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::server::ClientAddr;
 
-/// `--h11-max-header-count` and `--h11-max-incomplete-event-size`.
+/// `--h11-max-header-count`, `--h11-max-incomplete-event-size` and `VLLM_HTTP_TIMEOUT_KEEP_ALIVE`.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub max_header_count: usize,
     pub max_incomplete_event_size: usize,
+    /// How long a connection may wait for (the headers of) its next request; idle keep-alive
+    /// connections are closed after it, as uvicorn's `timeout_keep_alive` does.
+    pub keep_alive: Duration,
 }
 
 /// hyper refuses (panics on) read buffers below 8 KiB: smaller limits are raised to that.
@@ -41,6 +44,7 @@ fn builder(limits: HttpLimits) -> Builder<TokioExecutor> {
     // The timer lets hyper drop connections that never finish sending their headers.
     b.http1()
         .timer(TokioTimer::new())
+        .header_read_timeout(limits.keep_alive.max(Duration::from_secs(1)))
         .max_headers(limits.max_header_count.max(1))
         .max_buf_size(limits.max_incomplete_event_size.max(MIN_BUF));
     b.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(limits.max_incomplete_event_size).unwrap_or(u32::MAX));

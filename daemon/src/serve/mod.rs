@@ -44,7 +44,8 @@ pub enum ServeError {
 /// Everything before the HTTP listener: the model, the engine thread and the shared state.
 pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>, ServeError> {
     cfg.check_supported().map_err(|e| ServeError::Config(e.to_string()))?;
-    if let Some(warning) = cfg.no_effect_warning() {
+    let warnings = cfg.no_effect_warning().into_iter().chain(env.warnings()).chain(plan::deprecation_warnings(cfg, env));
+    for warning in warnings {
         tracing::warn!("{warning}");
     }
     let plan = ServePlan::new(cfg, env)?;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::listener::HttpLimits;
 use super::tls::TlsSettings;
 use super::ServeError;
-use crate::config::{EnvSettings, ServeConfig};
+use crate::config::{EnvSettings, ServeConfig, Source};
 use crate::server::{ApiOptions, CorsSettings};
 
 /// vLLM's KV-cache block size when `--block-size` is unset.
@@ -90,6 +90,22 @@ fn root_path(given: Option<&str>) -> Result<Option<String>, ServeError> {
         return Err(ServeError::Config(format!("--root-path {p}: must start with `/`")));
     }
     Ok(Some(p.to_string()))
+}
+
+/// The deprecated flags the user set, each with what replaces it (silenced by
+/// `VLLM_NO_DEPRECATION_WARNING`). Deprecated flags without effect are named in the no-effect line.
+pub fn deprecation_warnings(cfg: &ServeConfig, env: &EnvSettings) -> Vec<String> {
+    if env.no_deprecation_warning {
+        return Vec::new();
+    }
+    [
+        ("disable_log_requests", "--disable-log-requests is deprecated: use --enable-log-requests / --no-enable-log-requests"),
+        ("task", "--task is deprecated: use --runner and --convert"),
+    ]
+    .iter()
+    .filter(|(id, _)| cfg.source_of(id) != Source::Default)
+    .map(|(_, msg)| msg.to_string())
+    .collect()
 }
 
 /// `--hf-overrides`, with `--rope-scaling` and `--rope-theta` folded in as vLLM does.
@@ -186,7 +202,11 @@ impl ServePlan {
                 ca_certs: f.ssl_ca_certs.clone(),
                 cert_reqs: f.ssl_cert_reqs,
             },
-            limits: HttpLimits { max_header_count: f.h11_max_header_count, max_incomplete_event_size: f.h11_max_incomplete_event_size },
+            limits: HttpLimits {
+                max_header_count: f.h11_max_header_count,
+                max_incomplete_event_size: f.h11_max_incomplete_event_size,
+                keep_alive: Duration::from_secs(env.http_timeout_keep_alive_s),
+            },
             host: f.host.clone(),
             port: f.port,
             uds: f.uds.clone(),
