@@ -28,6 +28,12 @@ fn quick_answers_equal_the_api() {
     let expected = api["choices"][0]["text"].as_str().expect("text");
     assert!(!expected.is_empty());
     assert_eq!(out, format!("{expected}\n"));
+    // The server's root URL, with or without a trailing slash, is the same server.
+    let root = url.trim_end_matches("/v1").to_string();
+    for u in [root.clone(), format!("{root}/"), format!("{url}/")] {
+        let (code, same, err) = run_vllm(&["complete", "-q", prompt, "--url", &u, "--temperature", "0", "--max-tokens", "16"]);
+        assert_eq!((code, same.as_str()), (0, out.as_str()), "--url {u}: {err}");
+    }
 
     let question = "What is the capital of France?";
     let (code, out, err) = run_vllm(&[&["chat", "--quick", question][..], &flags].concat());
@@ -50,6 +56,15 @@ fn quick_answers_equal_the_api() {
     assert_ne!(code, 0);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn version_flags_print_the_version() {
+    for flag in ["-v", "--version"] {
+        let (code, out, err) = run_vllm(&[flag]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        assert_eq!(out.trim(), format!("vllm {}", env!("CARGO_PKG_VERSION")), "{flag}");
+    }
 }
 
 #[test]
