@@ -132,3 +132,49 @@ def test_idle_connections_close_after_the_keep_alive_timeout():
             assert sock.recv(1) == b""
     finally:
         s.stop()
+
+
+def greedy_text(server, prompt="The capital of France is"):
+    c = openai.OpenAI(base_url=server.base + "/v1", api_key="none", max_retries=0, timeout=60)
+    name = c.models.list().data[0].id
+    return c.completions.create(model=name, prompt=prompt, max_tokens=12, temperature=0, extra_body={"ignore_eos": True}).choices[0].text
+
+
+def test_hf_overrides_reach_the_model_in_every_form():
+    """A RoPE base far from the model's own changes its greedy output; the JSON form, the dotted
+    form and --rope-theta are the same override."""
+    outputs = {}
+    for name, args in [
+        ("plain", ()),
+        ("json", ("--hf-overrides", '{"rope_theta": 10.0}')),
+        ("dotted", ("--hf-overrides.rope_theta", "10.0")),
+        ("rope-theta", ("--rope-theta", "10")),
+    ]:
+        s = Server(*args)
+        try:
+            outputs[name] = greedy_text(s)
+        finally:
+            s.stop()
+    assert outputs["json"] != outputs["plain"], outputs
+    assert outputs["json"] == outputs["dotted"] == outputs["rope-theta"], outputs
+
+
+def test_bad_hf_overrides_fail_at_start_up(tmp_path):
+    log = tmp_path / "vllmd.log"
+    with pytest.raises(RuntimeError):
+        Server("--hf-overrides", '{"num_attention_heads": 7}', stderr=log)
+    assert "num_attention_heads" in log.read_text(errors="replace")
+
+
+def test_the_deprecated_log_requests_switch_and_its_warning(tmp_path):
+    for env, deprecation in (({}, True), ({"VLLM_NO_DEPRECATION_WARNING": "1"}, False)):
+        log = tmp_path / f"log-{deprecation}.log"
+        s = Server("--no-disable-log-requests", env={"VLLM_LOGGING_LEVEL": "INFO", **env}, stderr=log)
+        try:
+            greedy_text(s, "Hello there")
+            time.sleep(0.3)
+        finally:
+            s.stop()
+        text = log.read_text(errors="replace")
+        assert "Received request" in text and "Hello there" in text, text
+        assert ("--disable-log-requests is deprecated" in text) == deprecation, text
