@@ -178,3 +178,12 @@ def test_the_deprecated_log_requests_switch_and_its_warning(tmp_path):
         text = log.read_text(errors="replace")
         assert "Received request" in text and "Hello there" in text, text
         assert ("--disable-log-requests is deprecated" in text) == deprecation, text
+
+
+def test_use_tqdm_on_load_switches_the_loading_progress(tmp_path):
+    for args, shown in (((), True), (("--no-use-tqdm-on-load",), False)):
+        log = tmp_path / f"load-{shown}.log"
+        Server(*args, env={"VLLM_LOGGING_LEVEL": "INFO"}, stderr=log).stop()
+        text = log.read_text(errors="replace")
+        assert ("loading model layers" in text) == shown, text
+        assert "model loaded" in text

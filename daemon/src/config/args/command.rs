@@ -16,9 +16,12 @@ JSON flags accept a JSON string, dotted keys (--hf-overrides.rope_theta 1e6) and
 --config FILE reads flags from a YAML file (keys are flag names, kebab or snake case); flags on
 the command line win over the file. Flag names may also be written with underscores.
 Environment: VLLM_API_KEY, VLLM_LOGGING_LEVEL, VLLM_CONFIGURE_LOGGING, VLLM_LOGGING_CONFIG_PATH,
-VLLM_LOGGING_PREFIX, VLLM_CACHE_ROOT, VLLM_CONFIG_ROOT, VLLM_CPU_KVCACHE_SPACE,
-VLLM_ENGINE_ITERATION_TIMEOUT_S, VLLM_KEEP_ALIVE_ON_ENGINE_DEATH, VLLM_ALLOW_LONG_MAX_MODEL_LEN,
-VLLM_SERVER_DEV_MODE. No usage statistics are ever collected or sent.";
+VLLM_LOGGING_PREFIX, VLLM_CACHE_ROOT, VLLM_CPU_KVCACHE_SPACE, VLLM_ENGINE_ITERATION_TIMEOUT_S,
+VLLM_KEEP_ALIVE_ON_ENGINE_DEATH, VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_SERVER_DEV_MODE,
+VLLM_HTTP_TIMEOUT_KEEP_ALIVE, VLLM_NO_DEPRECATION_WARNING (docs/environment.md lists every
+VLLM_* variable; those without effect here are named in a start-up warning).
+Each flag's fate in vllm-rs is shown in [brackets] when it is refused or has no effect.
+No usage statistics are ever collected or sent.";
 
 /// Where the value of a setting came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
