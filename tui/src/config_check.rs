@@ -13,6 +13,8 @@ pub struct ConfigState {
     pub problems: Vec<ConfigProblem>,
     /// `(flag, value, source)`: the settings `vllmd --config FILE` would run with.
     pub settings: Vec<(String, String, &'static str)>,
+    /// The warning `vllmd` would log for the file's flags that have no effect here.
+    pub no_effect: Option<String>,
     pub scroll: u16,
 }
 
@@ -33,6 +35,7 @@ impl ConfigState {
         let env = EnvSettings::from_env().unwrap_or_default();
         if let Ok(cfg) = ServeConfig::from_yaml(&text, &env) {
             state.settings = cfg.effective_settings();
+            state.no_effect = cfg.no_effect_warning();
         }
         state
     }
@@ -106,5 +109,15 @@ mod tests {
     fn missing_file() {
         assert_eq!(validate_config_file(Path::new("/nonexistent/x.yaml")), 1);
         assert!(ConfigState::load(Some(Path::new("/nonexistent/x.yaml"))).read_error.is_some());
+    }
+
+    #[test]
+    fn flags_without_effect_are_a_warning_not_a_problem() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/tests/fixtures/config/good/kebab-case.yaml");
+        let state = ConfigState::load(Some(&f));
+        assert!(state.problems.is_empty(), "{:?}", state.problems);
+        let w = state.no_effect.unwrap_or_default();
+        assert!(w.contains("--enforce-eager (") && w.contains("--swap-space ("), "{w}");
+        assert!(ConfigState::load(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/tests/fixtures/config/good/minimal.yaml"))).no_effect.is_none());
     }
 }

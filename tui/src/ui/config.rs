@@ -38,6 +38,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
         lines.push(Line::styled(text, Style::new().fg(Color::Red)));
     }
+    if let Some(w) = &c.no_effect {
+        lines.push(Line::styled(format!("warning: {w}"), Style::new().fg(Color::Yellow)));
+    }
     let inner_w = area.width.saturating_sub(2).max(1) as usize;
     let wanted = lines.iter().map(|l| l.width().div_ceil(inner_w).max(1) as u16).sum::<u16>() + 2;
     // With no settings to show (the file does not load), the problems get all the room.
