@@ -15,19 +15,30 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_version = output(&rustc, &["--version"]).unwrap_or_else(|| "unknown".into());
-    let commit = output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let commit =
+        output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty = output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some();
-    let commit = if dirty && commit != "unknown" { format!("{commit}-dirty") } else { commit };
+    let commit = if dirty && commit != "unknown" {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    };
     let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
     let features: Vec<String> = std::env::vars()
-        .filter_map(|(k, _)| k.strip_prefix("CARGO_FEATURE_").map(|f| f.to_lowercase().replace('_', "-")))
+        .filter_map(|(k, _)| {
+            k.strip_prefix("CARGO_FEATURE_")
+                .map(|f| f.to_lowercase().replace('_', "-"))
+        })
         .collect();
     println!("cargo:rustc-env=COLLECT_ENV_RUSTC_VERSION={rustc_version}");
     println!("cargo:rustc-env=COLLECT_ENV_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=COLLECT_ENV_PROFILE={profile}");
     println!("cargo:rustc-env=COLLECT_ENV_TARGET={target}");
-    println!("cargo:rustc-env=COLLECT_ENV_FEATURES={}", features.join(","));
+    println!(
+        "cargo:rustc-env=COLLECT_ENV_FEATURES={}",
+        features.join(",")
+    );
     // A new commit changes HEAD (or the ref it points to); rebuild then so the commit stays true.
     for p in ["../.git/HEAD", "../.git/index"] {
         if std::path::Path::new(p).exists() {

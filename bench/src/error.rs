@@ -7,7 +7,10 @@ pub enum BenchError {
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Dataset { path: PathBuf, message: String },
     #[error(transparent)]
@@ -25,6 +28,9 @@ pub enum BenchError {
 
 impl BenchError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        BenchError::Io { path: path.into(), source }
+        BenchError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -60,7 +60,11 @@ pub(crate) fn split_args(cmd: &clap::Command, args: Vec<String>) -> Split {
 }
 
 /// Parses a benchmark's own flags; `Ok(None)` when help was asked for (and printed).
-pub(crate) fn parse_own<T: Parser>(prog: &'static str, args: Vec<String>, out: &mut dyn Write) -> Result<Option<(T, Vec<String>)>, BenchError> {
+pub(crate) fn parse_own<T: Parser>(
+    prog: &'static str,
+    args: Vec<String>,
+    out: &mut dyn Write,
+) -> Result<Option<(T, Vec<String>)>, BenchError> {
     let cmd = T::command();
     let split = split_args(&cmd, args);
     if split.help {
@@ -83,7 +87,9 @@ fn clap_message(e: &clap::Error) -> String {
 /// otherwise): the benchmark's report is the output.
 pub(crate) fn init_logging() -> Result<(), BenchError> {
     let env = EnvSettings::from_env().map_err(|e| BenchError::Invalid(e.to_string()))?;
-    let level = std::env::var_os("VLLM_LOGGING_LEVEL").is_none().then_some("warn");
+    let level = std::env::var_os("VLLM_LOGGING_LEVEL")
+        .is_none()
+        .then_some("warn");
     daemon::logging::init(&env, level);
     Ok(())
 }
@@ -96,14 +102,28 @@ pub(crate) struct Engine {
 
 /// Starts the engine from `serve_args` (every `vllm serve` flag), after `adjust` set the
 /// benchmark's own defaults on the parsed configuration.
-pub(crate) fn start(prog: &str, serve_args: Vec<String>, adjust: impl FnOnce(&mut ServeConfig)) -> Result<Engine, BenchError> {
+pub(crate) fn start(
+    prog: &str,
+    serve_args: Vec<String>,
+    adjust: impl FnOnce(&mut ServeConfig),
+) -> Result<Engine, BenchError> {
     let env = EnvSettings::from_env().map_err(|e| BenchError::Invalid(e.to_string()))?;
-    let argv = std::iter::once(prog.to_string()).chain(serve_args).collect();
+    let argv = std::iter::once(prog.to_string())
+        .chain(serve_args)
+        .collect();
     // clap's own rendering starts with `error: `; the caller adds its own.
-    let mut cfg = ServeConfig::load(argv, &env).map_err(|e| BenchError::Invalid(e.to_string().trim().trim_start_matches("error: ").to_string()))?;
+    let mut cfg = ServeConfig::load(argv, &env).map_err(|e| {
+        BenchError::Invalid(
+            e.to_string()
+                .trim()
+                .trim_start_matches("error: ")
+                .to_string(),
+        )
+    })?;
     cfg.disable_log_stats = true;
     adjust(&mut cfg);
-    let state = daemon::serve::build_state(&cfg, &env).map_err(|e| BenchError::Engine(e.to_string()))?;
+    let state =
+        daemon::serve::build_state(&cfg, &env).map_err(|e| BenchError::Engine(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -126,7 +146,11 @@ impl Engine {
 
     /// Runs every request to completion (each `n` samples, as separate sequences) and returns
     /// their token counts in input order. `progress` advances once per finished sample.
-    pub fn generate(&self, requests: Vec<EngineRequest>, progress: Option<Arc<Progress>>) -> Result<Vec<Generated>, BenchError> {
+    pub fn generate(
+        &self,
+        requests: Vec<EngineRequest>,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Vec<Generated>, BenchError> {
         let handle = self.state.engine.clone();
         self.rt.block_on(async move {
             let mut tasks = Vec::new();
@@ -140,7 +164,10 @@ impl Engine {
                     tasks.push((
                         index,
                         tokio::spawn(async move {
-                            let mut stream = handle.submit(sample).await.map_err(|e| BenchError::Engine(e.to_string()))?;
+                            let mut stream = handle
+                                .submit(sample)
+                                .await
+                                .map_err(|e| BenchError::Engine(e.to_string()))?;
                             let mut got = Generated::default();
                             while let Some(o) = stream.outputs.recv().await {
                                 got.prompt_tokens = o.num_prompt_tokens;
@@ -152,14 +179,20 @@ impl Engine {
                                     return Ok(got);
                                 }
                             }
-                            Err(BenchError::Engine(handle.dead_reason().unwrap_or_else(|| "the engine dropped a request".into())))
+                            Err(BenchError::Engine(
+                                handle
+                                    .dead_reason()
+                                    .unwrap_or_else(|| "the engine dropped a request".into()),
+                            ))
                         }),
                     ));
                 }
             }
             let mut results: Vec<Generated> = Vec::new();
             for (index, task) in tasks {
-                let got = task.await.map_err(|e| BenchError::Engine(format!("a request task failed: {e}")))??;
+                let got = task
+                    .await
+                    .map_err(|e| BenchError::Engine(format!("a request task failed: {e}")))??;
                 if results.len() <= index {
                     results.resize(index + 1, Generated::default());
                 }
@@ -189,9 +222,27 @@ mod tests {
 
     #[test]
     fn own_flags_are_taken_and_the_rest_passed_on() {
-        let args = ["--batch-size", "4", "--model", "m.gguf", "--output-json=x.json", "--disable-detokenize", "--max-model-len", "512", "-h"];
+        let args = [
+            "--batch-size",
+            "4",
+            "--model",
+            "m.gguf",
+            "--output-json=x.json",
+            "--disable-detokenize",
+            "--max-model-len",
+            "512",
+            "-h",
+        ];
         let s = split_args(&Own::command(), args.map(String::from).to_vec());
-        assert_eq!(s.own, ["--batch-size", "4", "--output-json=x.json", "--disable-detokenize"]);
+        assert_eq!(
+            s.own,
+            [
+                "--batch-size",
+                "4",
+                "--output-json=x.json",
+                "--disable-detokenize"
+            ]
+        );
         assert_eq!(s.serve, ["--model", "m.gguf", "--max-model-len", "512"]);
         assert!(s.help);
     }
@@ -199,10 +250,22 @@ mod tests {
     #[test]
     fn help_is_printed_and_bad_values_are_errors() {
         let mut out = Vec::new();
-        assert!(parse_own::<Own>("vllm bench latency", vec!["--help".into()], &mut out).unwrap().is_none());
+        assert!(
+            parse_own::<Own>("vllm bench latency", vec!["--help".into()], &mut out)
+                .unwrap()
+                .is_none()
+        );
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("--batch-size") && text.contains("vllm serve --help"), "{text}");
-        let err = parse_own::<Own>("vllm bench latency", vec!["--batch-size".into(), "x".into()], &mut Vec::new()).unwrap_err();
+        assert!(
+            text.contains("--batch-size") && text.contains("vllm serve --help"),
+            "{text}"
+        );
+        let err = parse_own::<Own>(
+            "vllm bench latency",
+            vec!["--batch-size".into(), "x".into()],
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--batch-size"), "{err}");
     }
 }

@@ -27,7 +27,9 @@ const PROMPT_ID_BOUND: u32 = 10_000;
 
 /// Benchmark the latency of processing a single batch of requests.
 #[derive(Debug, Parser)]
-#[command(about = "Benchmark the latency of processing a single batch of requests (engine in-process).")]
+#[command(
+    about = "Benchmark the latency of processing a single batch of requests (engine in-process)."
+)]
 pub struct LatencyArgs {
     /// Prompt length in tokens.
     #[arg(long, default_value_t = 32)]
@@ -57,7 +59,11 @@ pub struct LatencyArgs {
 
 /// `vllm bench latency ARGS...`, report on `out`.
 pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Some((args, serve_args)) = in_process::parse_own::<LatencyArgs>("vllm bench latency", args, out)? else { return Ok(()) };
+    let Some((args, serve_args)) =
+        in_process::parse_own::<LatencyArgs>("vllm bench latency", args, out)?
+    else {
+        return Ok(());
+    };
     if args.batch_size == 0 || args.n == 0 || args.output_len == 0 {
         bail!("--batch-size, --n and --output-len must be positive");
     }
@@ -69,7 +75,9 @@ pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
         seed = cfg.model_config.seed.unwrap_or(0);
     })?;
     if engine.max_model_len() < args.input_len + args.output_len {
-        bail!("Please ensure that max_model_len is greater than the sum of input_len and output_len.");
+        bail!(
+            "Please ensure that max_model_len is greater than the sum of input_len and output_len."
+        );
     }
     let params = SamplingParams {
         n: args.n,
@@ -80,18 +88,33 @@ pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
         detokenize: !args.disable_detokenize,
         ..Default::default()
     };
-    let bound = PROMPT_ID_BOUND.min(engine.state.tokenizer.vocab_size() as u32).max(1);
+    let bound = PROMPT_ID_BOUND
+        .min(engine.state.tokenizer.vocab_size() as u32)
+        .max(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let prompts: Vec<Vec<u32>> = (0..args.batch_size).map(|_| (0..args.input_len).map(|_| rng.random_range(0..bound)).collect()).collect();
+    let prompts: Vec<Vec<u32>> = (0..args.batch_size)
+        .map(|_| {
+            (0..args.input_len)
+                .map(|_| rng.random_range(0..bound))
+                .collect()
+        })
+        .collect();
     let run_once = || -> anyhow::Result<f64> {
-        let reqs = prompts.iter().map(|p| EngineRequest::new(p.clone(), params.clone())).collect();
+        let reqs = prompts
+            .iter()
+            .map(|p| EngineRequest::new(p.clone(), params.clone()))
+            .collect();
         let t = Instant::now();
         engine.generate(reqs, None)?;
         Ok(t.elapsed().as_secs_f64())
     };
 
     writeln!(out, "Warming up...")?;
-    let bar = Arc::new(Progress::new("Warmup iterations", args.num_iters_warmup, true));
+    let bar = Arc::new(Progress::new(
+        "Warmup iterations",
+        args.num_iters_warmup,
+        true,
+    ));
     for _ in 0..args.num_iters_warmup {
         run_once()?;
         bar.inc();
@@ -111,7 +134,11 @@ pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 /// Prints the summary lines and writes the JSON file when asked.
-pub fn report(latencies: &[f64], output_json: Option<&std::path::Path>, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn report(
+    latencies: &[f64],
+    output_json: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let avg = stats::mean(latencies);
     let std = stats::std_dev(latencies);
     writeln!(out, "Avg latency: {} seconds", py_float(avg))?;

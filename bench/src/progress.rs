@@ -62,11 +62,25 @@ impl Progress {
 
     fn line(&self, n: usize) -> String {
         let elapsed = self.start.elapsed();
-        let frac = if self.total == 0 { 1.0 } else { (n as f64 / self.total as f64).min(1.0) };
+        let frac = if self.total == 0 {
+            1.0
+        } else {
+            (n as f64 / self.total as f64).min(1.0)
+        };
         let filled = (frac * WIDTH as f64) as usize;
         let rate = n as f64 / elapsed.as_secs_f64().max(1e-9);
-        let eta = if n > 0 && rate > 0.0 { clock(Duration::from_secs_f64(self.total.saturating_sub(n) as f64 / rate)) } else { "?".into() };
-        let desc = if self.desc.is_empty() { String::new() } else { format!("{}: ", self.desc) };
+        let eta = if n > 0 && rate > 0.0 {
+            clock(Duration::from_secs_f64(
+                self.total.saturating_sub(n) as f64 / rate,
+            ))
+        } else {
+            "?".into()
+        };
+        let desc = if self.desc.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.desc)
+        };
         format!(
             "{desc}{:3.0}%|{}{}| {n}/{} [{}<{eta}, {rate:.2}it/s]",
             frac * 100.0,
@@ -81,7 +95,9 @@ impl Progress {
         if !self.enabled {
             return;
         }
-        let Ok(mut drawn) = self.drawn.lock() else { return };
+        let Ok(mut drawn) = self.drawn.lock() else {
+            return;
+        };
         let n = self.done.load(Ordering::SeqCst);
         let mut err = std::io::stderr();
         if self.tty {
@@ -112,7 +128,10 @@ mod tests {
         p.inc();
         p.inc();
         let l = p.line(2);
-        assert!(l.starts_with("Bench iterations:  20%|######                        | 2/10 [00:00<"), "{l}");
+        assert!(
+            l.starts_with("Bench iterations:  20%|######                        | 2/10 [00:00<"),
+            "{l}"
+        );
         assert!(l.ends_with("it/s]"), "{l}");
     }
 }

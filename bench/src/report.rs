@@ -11,7 +11,13 @@ use crate::BenchError;
 /// numbers and exponent form outside [1e-4, 1e16).
 pub fn py_float(x: f64) -> String {
     if !x.is_finite() {
-        return if x.is_nan() { "nan".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() };
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let a = x.abs();
     if a != 0.0 && !(1e-4..1e16).contains(&a) {
@@ -37,7 +43,9 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BenchError>
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    value.serialize(&mut ser).map_err(|e| BenchError::Invalid(format!("{}: {e}", path.display())))?;
+    value
+        .serialize(&mut ser)
+        .map_err(|e| BenchError::Invalid(format!("{}: {e}", path.display())))?;
     std::fs::write(path, buf).map_err(|e| BenchError::io(path, e))
 }
 

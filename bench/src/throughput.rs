@@ -83,26 +83,38 @@ pub struct ThroughputResult {
 
 /// `vllm bench throughput ARGS...`, report on `out`.
 pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Some((mut args, serve_args)) = in_process::parse_own::<ThroughputArgs>("vllm bench throughput", args, out)? else { return Ok(()) };
+    let Some((mut args, serve_args)) =
+        in_process::parse_own::<ThroughputArgs>("vllm bench throughput", args, out)?
+    else {
+        return Ok(());
+    };
     if args.n == 0 {
         bail!("--n must be positive");
     }
     if args.dataset_path.is_none() && args.dataset_name != "prefix_repetition" {
-        writeln!(out, "When dataset path is not set, it will default to random dataset")?;
+        writeln!(
+            out,
+            "When dataset path is not set, it will default to random dataset"
+        )?;
         args.dataset_name = "random".into();
         if args.input_len.is_none() {
             bail!("input_len must be provided for a random dataset");
         }
     }
     let mut seed = 0;
-    let engine = in_process::start("vllm bench throughput", serve_args, |cfg| seed = cfg.model_config.seed.unwrap_or(0))?;
+    let engine = in_process::start("vllm bench throughput", serve_args, |cfg| {
+        seed = cfg.model_config.seed.unwrap_or(0)
+    })?;
     let tok = engine.state.tokenizer.clone();
     let requests = sample(&args, &tok, engine.state.chat_template.as_ref(), seed)?;
     if requests.is_empty() {
         bail!("the dataset gave no requests");
     }
     let max_len = engine.max_model_len();
-    if requests.iter().any(|r| r.prompt_len + r.expected_output_len > max_len) {
+    if requests
+        .iter()
+        .any(|r| r.prompt_len + r.expected_output_len > max_len)
+    {
         bail!("Please ensure that max_model_len is greater than the sum of prompt_len and expected_output_len for all requests.");
     }
     let mut engine_requests = Vec::with_capacity(requests.len());
@@ -120,7 +132,11 @@ pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
         };
         engine_requests.push(EngineRequest::new(ids, params));
     }
-    let bar = Arc::new(Progress::new("Processed prompts", requests.len() * args.n, true));
+    let bar = Arc::new(Progress::new(
+        "Processed prompts",
+        requests.len() * args.n,
+        true,
+    ));
     let start = Instant::now();
     let done = engine.generate(engine_requests, Some(bar.clone()))?;
     let elapsed_time = start.elapsed().as_secs_f64();
@@ -134,9 +150,18 @@ pub fn run(args: Vec<String>, out: &mut dyn Write) -> anyhow::Result<()> {
     report(&result, args.output_json.as_deref(), out)
 }
 
-fn sample(args: &ThroughputArgs, tok: &engine::tokenizer::Tokenizer, template: Option<&engine::tokenizer::ChatTemplate>, seed: u64) -> anyhow::Result<Vec<SampleRequest>> {
+fn sample(
+    args: &ThroughputArgs,
+    tok: &engine::tokenizer::Tokenizer,
+    template: Option<&engine::tokenizer::ChatTemplate>,
+    seed: u64,
+) -> anyhow::Result<Vec<SampleRequest>> {
     let num_requests = args.num_prompts;
-    let path = || args.dataset_path.clone().context("--dataset-path is required for this dataset");
+    let path = || {
+        args.dataset_path
+            .clone()
+            .context("--dataset-path is required for this dataset")
+    };
     Ok(match args.dataset_name.as_str() {
         "random" => datasets::random(
             tok,
@@ -151,7 +176,14 @@ fn sample(args: &ThroughputArgs, tok: &engine::tokenizer::Tokenizer, template: O
         )?,
         "sharegpt" => datasets::sharegpt(
             tok,
-            &datasets::ShareGptOptions { path: path()?, num_requests, output_len: args.output_len, seed, disable_shuffle: args.disable_shuffle, no_oversample: false },
+            &datasets::ShareGptOptions {
+                path: path()?,
+                num_requests,
+                output_len: args.output_len,
+                seed,
+                disable_shuffle: args.disable_shuffle,
+                no_oversample: false,
+            },
         )?,
         "sonnet" => datasets::sonnet(
             tok,
@@ -183,7 +215,11 @@ fn sample(args: &ThroughputArgs, tok: &engine::tokenizer::Tokenizer, template: O
 }
 
 /// Prints vLLM's three lines and writes the JSON file when asked.
-pub fn report(r: &ThroughputResult, output_json: Option<&std::path::Path>, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn report(
+    r: &ThroughputResult,
+    output_json: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let total_num_tokens = r.total_prompt_tokens + r.total_output_tokens;
     let secs = r.elapsed_time.max(f64::MIN_POSITIVE);
     writeln!(

@@ -42,12 +42,18 @@ fn start_mock(usage: bool) -> Mock {
     let requests = Arc::new(AtomicUsize::new(0));
     let count = requests.clone();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap().port()).unwrap();
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let count = count.clone();
                 tokio::spawn(async move {
                     let _ = serve_connection(sock, usage, count).await;
@@ -55,7 +61,10 @@ fn start_mock(usage: bool) -> Mock {
             }
         });
     });
-    Mock { port: rx.recv().unwrap(), requests }
+    Mock {
+        port: rx.recv().unwrap(),
+        requests,
+    }
 }
 
 /// Reads one request (head and body); `None` at the end of the connection.
@@ -75,7 +84,11 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
         .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = sock.read(&mut byte).await?;
@@ -85,16 +98,24 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
         buf.extend_from_slice(&byte[..n]);
     }
     let first_line = head.lines().next().unwrap_or_default().to_string();
-    Ok(Some((first_line, String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string())))
+    Ok(Some((
+        first_line,
+        String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string(),
+    )))
 }
 
 async fn chunk(sock: &mut TcpStream, data: &str) -> std::io::Result<()> {
     let event = format!("data: {data}\n\n");
-    sock.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes()).await?;
+    sock.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
+        .await?;
     sock.flush().await
 }
 
-async fn serve_connection(mut sock: TcpStream, usage: bool, count: Arc<AtomicUsize>) -> std::io::Result<()> {
+async fn serve_connection(
+    mut sock: TcpStream,
+    usage: bool,
+    count: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     sock.set_nodelay(true)?;
     while let Some((line, body)) = read_request(&mut sock).await? {
         if line.starts_with("GET /v1/models") {
@@ -136,7 +157,11 @@ fn tokenizer_path() -> Option<std::path::PathBuf> {
 
 fn run_bench(extra: &str) -> (String, serde_json::Value) {
     static RUN: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("bench-serve-{}-{}", std::process::id(), RUN.fetch_add(1, Ordering::SeqCst)));
+    let dir = std::env::temp_dir().join(format!(
+        "bench-serve-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::SeqCst)
+    ));
     let tok = tokenizer_path().expect("checked by the caller");
     let argv = format!(
         "bench --dataset-name random --random-input-len 16 --num-prompts 4 --max-concurrency 2 --tokenizer {} --disable-tqdm \
@@ -156,13 +181,27 @@ fn run_bench(extra: &str) -> (String, serde_json::Value) {
 
 /// The value of a `label   value` row of the result block.
 fn field(text: &str, label: &str) -> f64 {
-    let line = text.lines().skip_while(|l| !l.starts_with("=====")).find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} line in\n{text}"));
-    assert_eq!(&line[..40].trim_end(), &label, "labels are padded to 40 columns: {line:?}");
-    line[41..].trim().parse().unwrap_or_else(|_| panic!("{line:?}"))
+    let line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("====="))
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in\n{text}"));
+    assert_eq!(
+        &line[..40].trim_end(),
+        &label,
+        "labels are padded to 40 columns: {line:?}"
+    );
+    line[41..]
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{line:?}"))
 }
 
 fn near(got: f64, want: f64, what: &str) {
-    assert!((got - want).abs() <= TOLERANCE_MS, "{what}: {got:.2} ms, scripted {want:.2} ms");
+    assert!(
+        (got - want).abs() <= TOLERANCE_MS,
+        "{what}: {got:.2} ms, scripted {want:.2} ms"
+    );
 }
 
 #[test]
@@ -171,12 +210,25 @@ fn completions_metrics_match_the_script() {
         return;
     }
     let mock = start_mock(true);
-    let (text, saved) = run_bench(&format!("--base-url http://127.0.0.1:{} --model mock-model --ready-check-timeout-sec 10", mock.port));
-    assert_eq!(mock.requests.load(Ordering::SeqCst), 5, "the ready check's request plus four");
+    let (text, saved) = run_bench(&format!(
+        "--base-url http://127.0.0.1:{} --model mock-model --ready-check-timeout-sec 10",
+        mock.port
+    ));
+    assert_eq!(
+        mock.requests.load(Ordering::SeqCst),
+        5,
+        "the ready check's request plus four"
+    );
 
     let line_re = Regex::new(r"^(\S.{38}\S|\S.*\S)\s+\S+\s*$").unwrap();
-    let block: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("=====")).collect();
-    assert_eq!(block[0], "============ Serving Benchmark Result ============", "{text}");
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("====="))
+        .collect();
+    assert_eq!(
+        block[0], "============ Serving Benchmark Result ============",
+        "{text}"
+    );
     assert_eq!(*block.last().unwrap(), "=".repeat(50));
     for l in &block[1..block.len() - 1] {
         assert!(l.starts_with('-') || line_re.is_match(l), "{l:?}");
@@ -184,14 +236,37 @@ fn completions_metrics_match_the_script() {
     assert_eq!(field(&text, "Successful requests:"), 4.0);
     assert_eq!(field(&text, "Failed requests:"), 0.0);
     assert_eq!(field(&text, "Maximum request concurrency:"), 2.0);
-    assert_eq!(field(&text, "Total input tokens:"), 4.0 * 17.0, "prompt_tokens of the usage chunk");
-    assert_eq!(field(&text, "Total generated tokens:"), 20.0, "completion_tokens of the usage chunk");
+    assert_eq!(
+        field(&text, "Total input tokens:"),
+        4.0 * 17.0,
+        "prompt_tokens of the usage chunk"
+    );
+    assert_eq!(
+        field(&text, "Total generated tokens:"),
+        20.0,
+        "completion_tokens of the usage chunk"
+    );
     assert_eq!(field(&text, "Peak concurrent requests:"), 2.0);
-    for label in ["Benchmark duration (s):", "Request throughput (req/s):", "Output token throughput (tok/s):", "Peak output token throughput (tok/s):", "Total token throughput (tok/s):"] {
+    for label in [
+        "Benchmark duration (s):",
+        "Request throughput (req/s):",
+        "Output token throughput (tok/s):",
+        "Peak output token throughput (tok/s):",
+        "Total token throughput (tok/s):",
+    ] {
         assert!(field(&text, label) > 0.0, "{label}");
     }
-    for header in ["Time to First Token", "Time per Output Token (excl. 1st token)", "Inter-token Latency", "End-to-end Latency"] {
-        assert!(text.lines().any(|l| l.len() == 50 && l.starts_with('-') && l.contains(header)), "{header}");
+    for header in [
+        "Time to First Token",
+        "Time per Output Token (excl. 1st token)",
+        "Inter-token Latency",
+        "End-to-end Latency",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.len() == 50 && l.starts_with('-') && l.contains(header)),
+            "{header}"
+        );
     }
 
     // By hand: TTFT 200 ms; four gaps of 50 ms; E2EL 200 + 4 * 50 = 400 ms (the usage chunk at
@@ -208,7 +283,23 @@ fn completions_metrics_match_the_script() {
     assert!((0.78..1.2).contains(&duration), "{duration}");
 
     // The saved file: vLLM's keys, per-request detail with --save-detailed.
-    for k in ["duration", "completed", "total_input_tokens", "total_output_tokens", "request_throughput", "output_throughput", "total_token_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "p50_itl_ms", "std_e2el_ms", "max_concurrent_requests", "max_output_tokens_per_s"] {
+    for k in [
+        "duration",
+        "completed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+        "mean_ttft_ms",
+        "median_ttft_ms",
+        "p99_ttft_ms",
+        "mean_tpot_ms",
+        "p50_itl_ms",
+        "std_e2el_ms",
+        "max_concurrent_requests",
+        "max_output_tokens_per_s",
+    ] {
         assert!(saved[k].is_number(), "{k}: {saved}");
     }
     assert_eq!(saved["backend"], "openai");
@@ -218,7 +309,11 @@ fn completions_metrics_match_the_script() {
     for itl in saved["itls"].as_array().unwrap() {
         let itl = itl.as_array().unwrap();
         assert_eq!(itl.len(), 4, "one gap per chunk after the first");
-        let mean: f64 = itl.iter().map(|x| x.as_f64().unwrap() * 1000.0).sum::<f64>() / 4.0;
+        let mean: f64 = itl
+            .iter()
+            .map(|x| x.as_f64().unwrap() * 1000.0)
+            .sum::<f64>()
+            / 4.0;
         near(mean, 50.0, "per-request ITL");
     }
     assert_eq!(saved["generated_texts"][0], WORDS.concat());
@@ -232,22 +327,37 @@ fn chat_without_usage_counts_tokens_from_the_text() {
     let mock = start_mock(false);
     // No --model: the first model of /v1/models is used. Poisson arrivals at 20 req/s.
     let (text, saved) = run_bench(&format!("--host 127.0.0.1 --port {} --backend openai-chat --endpoint /v1/chat/completions --request-rate 20 --seed 3", mock.port));
-    assert!(text.contains("First model name: mock-model, first model id: mock-model"), "{text}");
+    assert!(
+        text.contains("First model name: mock-model, first model id: mock-model"),
+        "{text}"
+    );
     assert!(text.contains("Traffic request rate: 20.0\nBurstiness factor: 1.0 (Poisson process)\nMaximum request concurrency: 2"), "{text}");
     assert_eq!(field(&text, "Request rate configured (RPS):"), 20.0);
-    assert_eq!(field(&text, "Total generated tokens:"), 20.0, "five single-token words per answer");
+    assert_eq!(
+        field(&text, "Total generated tokens:"),
+        20.0,
+        "five single-token words per answer"
+    );
     near(field(&text, "Mean TTFT (ms):"), 200.0, "mean TTFT");
     near(field(&text, "Mean TPOT (ms):"), 50.0, "mean TPOT");
     near(field(&text, "Mean E2EL (ms):"), 400.0, "mean E2EL");
     assert_eq!(saved["backend"], "openai-chat");
     assert_eq!(saved["request_rate"], 20.0);
-    assert_eq!(mock.requests.load(Ordering::SeqCst), 4, "no ready check by default");
+    assert_eq!(
+        mock.requests.load(Ordering::SeqCst),
+        4,
+        "no ready check by default"
+    );
 }
 
 #[test]
 fn unreachable_server_fails_the_ready_check() {
     let Some(tok) = tokenizer_path() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let argv = format!("bench --port {port} --model m --tokenizer {} --num-prompts 1 --random-input-len 8 --ready-check-timeout-sec 1 --disable-tqdm", tok.display());
     let cli = Cli::try_parse_from(argv.split_whitespace()).unwrap();
     let err = bench::serve::run(cli.args, &mut Vec::new()).unwrap_err();
@@ -261,7 +371,10 @@ fn the_server_url_may_end_in_v1() {
         return;
     }
     let mock = start_mock(true);
-    let (text, _) = run_bench(&format!("--url http://127.0.0.1:{}/v1/ --model mock-model --ready-check-timeout-sec 10", mock.port));
+    let (text, _) = run_bench(&format!(
+        "--url http://127.0.0.1:{}/v1/ --model mock-model --ready-check-timeout-sec 10",
+        mock.port
+    ));
     assert_eq!(field(&text, "Successful requests:"), 4.0, "{text}");
     assert_eq!(field(&text, "Failed requests:"), 0.0, "{text}");
 }

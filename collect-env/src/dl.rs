@@ -15,7 +15,10 @@ impl Lib {
             let c = CString::new(*n).ok()?;
             // SAFETY: a valid NUL-terminated name; a null handle is checked.
             let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-            (!handle.is_null()).then(|| Lib { handle, name: n.to_string() })
+            (!handle.is_null()).then(|| Lib {
+                handle,
+                name: n.to_string(),
+            })
         })
     }
 
@@ -36,8 +39,14 @@ impl Lib {
             if libc::dladdr(p, &mut info) == 0 || info.dli_fname.is_null() {
                 return None;
             }
-            let path = CStr::from_ptr(info.dli_fname).to_string_lossy().into_owned();
-            Some(std::fs::canonicalize(&path).map(|p| p.display().to_string()).unwrap_or(path))
+            let path = CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned();
+            Some(
+                std::fs::canonicalize(&path)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or(path),
+            )
         }
     }
 }

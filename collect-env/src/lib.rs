@@ -18,7 +18,10 @@ pub struct Section {
 
 impl Section {
     fn new(title: &str) -> Section {
-        Section { title: title.to_string(), ..Section::default() }
+        Section {
+            title: title.to_string(),
+            ..Section::default()
+        }
     }
 
     fn add(&mut self, key: &str, value: impl Into<String>) {
@@ -51,7 +54,14 @@ fn build_section() -> Section {
     s.add("build profile", env!("COLLECT_ENV_PROFILE"));
     s.add("target", env!("COLLECT_ENV_TARGET"));
     let features = env!("COLLECT_ENV_FEATURES");
-    s.add("cargo features", if features.is_empty() { "none (CPU backend only)" } else { features });
+    s.add(
+        "cargo features",
+        if features.is_empty() {
+            "none (CPU backend only)"
+        } else {
+            features
+        },
+    );
     s.add("compiled CPU features", system::compiled_target_features());
     s.add("rust toolchain", env!("COLLECT_ENV_RUSTC_VERSION"));
     s
@@ -62,13 +72,24 @@ fn env_section(vars: impl Iterator<Item = (String, String)>) -> Section {
     let mut found: Vec<(String, String)> = vars
         .filter(|(k, _)| ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
         .map(|(k, v)| {
-            let v = if is_secret(&k) { REDACTED.to_string() } else { v };
+            let v = if is_secret(&k) {
+                REDACTED.to_string()
+            } else {
+                v
+            };
             (k, v)
         })
         .collect();
     found.sort();
     if found.is_empty() {
-        s.extra.push(format!("(none of {} set)", ENV_PREFIXES.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")));
+        s.extra.push(format!(
+            "(none of {} set)",
+            ENV_PREFIXES
+                .iter()
+                .map(|p| format!("{p}*"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     for (k, v) in found {
         s.add(&k, v);
@@ -78,12 +99,22 @@ fn env_section(vars: impl Iterator<Item = (String, String)>) -> Section {
 
 /// Collects the report from this process's machine and environment.
 pub fn report() -> Report {
-    report_with_env(std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())))
+    report_with_env(std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    }))
 }
 
 /// As [`report`], with the environment given (tests use it to check redaction).
 pub fn report_with_env(vars: impl Iterator<Item = (String, String)>) -> Report {
-    let mut sections = vec![system::os_section(), system::cpu_section(), system::memory_section(), build_section()];
+    let mut sections = vec![
+        system::os_section(),
+        system::cpu_section(),
+        system::memory_section(),
+        build_section(),
+    ];
     sections.extend(gpu::sections());
     sections.push(env_section(vars));
     Report { sections }
@@ -117,7 +148,10 @@ impl Report {
                 m.insert(k.clone(), Value::String(v.clone()));
             }
             if !s.extra.is_empty() {
-                m.insert("lines".into(), Value::Array(s.extra.iter().cloned().map(Value::String).collect()));
+                m.insert(
+                    "lines".into(),
+                    Value::Array(s.extra.iter().cloned().map(Value::String).collect()),
+                );
             }
             root.insert(s.title.clone(), Value::Object(m));
         }
@@ -131,10 +165,18 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_and_others_kept() {
-        let vars = [("VLLM_API_KEY", "sk-very-secret"), ("HF_TOKEN", "hf_abc"), ("VLLM_CACHE_ROOT", "/tmp/c"), ("PATH", "/bin")];
+        let vars = [
+            ("VLLM_API_KEY", "sk-very-secret"),
+            ("HF_TOKEN", "hf_abc"),
+            ("VLLM_CACHE_ROOT", "/tmp/c"),
+            ("PATH", "/bin"),
+        ];
         let r = report_with_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let text = r.to_text();
-        assert!(!text.contains("sk-very-secret") && !text.contains("hf_abc"), "{text}");
+        assert!(
+            !text.contains("sk-very-secret") && !text.contains("hf_abc"),
+            "{text}"
+        );
         assert!(text.contains("VLLM_API_KEY") && text.contains(REDACTED));
         assert!(text.contains("/tmp/c"));
         assert!(!text.contains("/bin\n"));
@@ -146,7 +188,15 @@ mod tests {
     fn every_section_is_present() {
         let r = report_with_env(std::iter::empty());
         let titles: Vec<&str> = r.sections.iter().map(|s| s.title.as_str()).collect();
-        for t in ["Operating system", "CPU", "Memory", "vllm-rs", "NVIDIA GPUs", "CUDA libraries", "Environment variables"] {
+        for t in [
+            "Operating system",
+            "CPU",
+            "Memory",
+            "vllm-rs",
+            "NVIDIA GPUs",
+            "CUDA libraries",
+            "Environment variables",
+        ] {
             assert!(titles.contains(&t), "{t} missing from {titles:?}");
         }
     }

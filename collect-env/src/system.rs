@@ -10,11 +10,17 @@ fn read(path: &str) -> Option<String> {
 }
 
 fn os_release() -> String {
-    let Some(text) = read("/etc/os-release") else { return "unknown".into() };
-    let field = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('='))).map(|v| v.trim_matches('"').to_string())
+    let Some(text) = read("/etc/os-release") else {
+        return "unknown".into();
     };
-    field("PRETTY_NAME").or_else(|| field("NAME")).unwrap_or_else(|| "unknown".into())
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    field("PRETTY_NAME")
+        .or_else(|| field("NAME"))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn uname() -> (String, String) {
@@ -25,14 +31,21 @@ fn uname() -> (String, String) {
             return ("unknown".into(), "unknown".into());
         }
         let s = |f: &[libc::c_char]| CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
-        (format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.version)), s(&u.machine))
+        (
+            format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.version)),
+            s(&u.machine),
+        )
     }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn glibc() -> String {
     // SAFETY: returns a pointer to a static NUL-terminated string.
-    unsafe { CStr::from_ptr(libc::gnu_get_libc_version()).to_string_lossy().into_owned() }
+    unsafe {
+        CStr::from_ptr(libc::gnu_get_libc_version())
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -52,8 +65,27 @@ pub fn os_section() -> Section {
 
 /// The CPU flags that decide which kernels run fast.
 const INTERESTING_FLAGS: &[&str] = &[
-    "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
-    "amx_bf16", "amx_int8", "neon", "asimd", "asimdhp", "asimddp", "sve", "sve2", "bf16", "i8mm",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
 ];
 
 pub fn cpu_section() -> Section {
@@ -62,7 +94,9 @@ pub fn cpu_section() -> Section {
     let value = |line: &str| line.split_once(':').map(|(_, v)| v.trim().to_string());
     let model = info
         .lines()
-        .find(|l| l.starts_with("model name") || l.starts_with("Hardware") || l.starts_with("cpu model"))
+        .find(|l| {
+            l.starts_with("model name") || l.starts_with("Hardware") || l.starts_with("cpu model")
+        })
         .and_then(value)
         .unwrap_or_else(|| "unknown".into());
     s.add("model", model);
@@ -77,12 +111,28 @@ pub fn cpu_section() -> Section {
         }
     }
     let sockets: BTreeSet<&String> = cores.iter().map(|(p, _)| p).collect();
-    s.add("logical CPUs", if logical > 0 { logical.to_string() } else { "unknown".into() });
-    s.add("physical cores", if cores.is_empty() { "unknown".into() } else { cores.len().to_string() });
+    s.add(
+        "logical CPUs",
+        if logical > 0 {
+            logical.to_string()
+        } else {
+            "unknown".into()
+        },
+    );
+    s.add(
+        "physical cores",
+        if cores.is_empty() {
+            "unknown".into()
+        } else {
+            cores.len().to_string()
+        },
+    );
     if !sockets.is_empty() {
         s.add("sockets", sockets.len().to_string());
     }
-    let usable = std::thread::available_parallelism().map(|n| n.get().to_string()).unwrap_or_else(|_| "unknown".into());
+    let usable = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "unknown".into());
     s.add("usable by this process", usable);
     let flags: BTreeSet<&str> = info
         .lines()
@@ -90,9 +140,23 @@ pub fn cpu_section() -> Section {
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.split_whitespace().collect())
         .unwrap_or_default();
-    let present: Vec<&str> = INTERESTING_FLAGS.iter().copied().filter(|f| flags.contains(f)).collect();
-    s.add("relevant flags", if present.is_empty() { "none found".to_string() } else { present.join(" ") });
-    let missing: Vec<&str> = ["avx2", "avx512f", "amx_tile", "neon", "asimd"].into_iter().filter(|f| !flags.contains(f)).collect();
+    let present: Vec<&str> = INTERESTING_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| flags.contains(f))
+        .collect();
+    s.add(
+        "relevant flags",
+        if present.is_empty() {
+            "none found".to_string()
+        } else {
+            present.join(" ")
+        },
+    );
+    let missing: Vec<&str> = ["avx2", "avx512f", "amx_tile", "neon", "asimd"]
+        .into_iter()
+        .filter(|f| !flags.contains(f))
+        .collect();
     if !missing.is_empty() {
         s.add("not available", missing.join(" "));
     }
@@ -100,7 +164,15 @@ pub fn cpu_section() -> Section {
 }
 
 fn meminfo_kib(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().trim_end_matches("kB").trim().parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix(':')?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn gib(kib: u64) -> String {
@@ -110,8 +182,17 @@ fn gib(kib: u64) -> String {
 pub fn memory_section() -> Section {
     let mut s = Section::new("Memory");
     let text = read("/proc/meminfo").unwrap_or_default();
-    for (label, key) in [("total", "MemTotal"), ("available", "MemAvailable"), ("swap total", "SwapTotal")] {
-        s.add(label, meminfo_kib(&text, key).map(gib).unwrap_or_else(|| "unknown".into()));
+    for (label, key) in [
+        ("total", "MemTotal"),
+        ("available", "MemAvailable"),
+        ("swap total", "SwapTotal"),
+    ] {
+        s.add(
+            label,
+            meminfo_kib(&text, key)
+                .map(gib)
+                .unwrap_or_else(|| "unknown".into()),
+        );
     }
     // A container's limit matters more than the host's memory.
     if let Some(limit) = read("/sys/fs/cgroup/memory.max").map(|t| t.trim().to_string()) {

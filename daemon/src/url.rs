@@ -20,7 +20,13 @@ mod tests {
 
     #[test]
     fn every_form_names_the_same_server() {
-        for u in ["http://h:8000", "http://h:8000/", "http://h:8000/v1", "http://h:8000/v1/", " http://h:8000/v1 "] {
+        for u in [
+            "http://h:8000",
+            "http://h:8000/",
+            "http://h:8000/v1",
+            "http://h:8000/v1/",
+            " http://h:8000/v1 ",
+        ] {
             assert_eq!(server_root(u), "http://h:8000", "{u}");
             assert_eq!(api_base(u), "http://h:8000/v1", "{u}");
         }

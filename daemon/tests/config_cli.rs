@@ -9,7 +9,10 @@ use daemon::config::{ConfigError, EnvSettings, ServeConfig};
 use serde_json::json;
 
 fn load(args: &[&str]) -> Result<ServeConfig, ConfigError> {
-    let argv = std::iter::once("vllmd").chain(args.iter().copied()).map(String::from).collect();
+    let argv = std::iter::once("vllmd")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
     ServeConfig::load(argv, &EnvSettings::default())
 }
 
@@ -105,15 +108,63 @@ fn defaults_match_the_reference() {
 #[test]
 fn flags_of_every_group_parse() {
     let c = ok(&[
-        "model.gguf", "--host", "127.0.0.1", "--port", "9000", "--served-model-name", "a", "b",
-        "--allow-credentials", "--root-path", "/v", "--max-log-len", "100", "--enable-request-id-headers",
-        "--tokenizer", "tok.json", "--dtype", "bfloat16", "--seed", "7", "--max-logprobs", "-1",
-        "--load-format", "gguf", "--guided-decoding-backend", "xgrammar", "--block-size", "32",
-        "--gpu-memory-utilization", "0.5", "--swap-space", "1.5", "--no-enable-prefix-caching",
-        "--prefix-caching-hash-algo", "sha256", "--max-num-seqs", "64", "--enable-chunked-prefill",
-        "--max-num-partial-prefills", "4", "--max-long-partial-prefills", "2", "--scheduling-policy", "priority",
-        "--preemption-mode", "swap", "--enforce-eager", "--device", "cpu", "--enable-log-requests", "--disable-log-stats",
-        "--otlp-traces-endpoint", "http://otel", "--collect-detailed-traces", "model,worker", "-q", "gguf",
+        "model.gguf",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "9000",
+        "--served-model-name",
+        "a",
+        "b",
+        "--allow-credentials",
+        "--root-path",
+        "/v",
+        "--max-log-len",
+        "100",
+        "--enable-request-id-headers",
+        "--tokenizer",
+        "tok.json",
+        "--dtype",
+        "bfloat16",
+        "--seed",
+        "7",
+        "--max-logprobs",
+        "-1",
+        "--load-format",
+        "gguf",
+        "--guided-decoding-backend",
+        "xgrammar",
+        "--block-size",
+        "32",
+        "--gpu-memory-utilization",
+        "0.5",
+        "--swap-space",
+        "1.5",
+        "--no-enable-prefix-caching",
+        "--prefix-caching-hash-algo",
+        "sha256",
+        "--max-num-seqs",
+        "64",
+        "--enable-chunked-prefill",
+        "--max-num-partial-prefills",
+        "4",
+        "--max-long-partial-prefills",
+        "2",
+        "--scheduling-policy",
+        "priority",
+        "--preemption-mode",
+        "swap",
+        "--enforce-eager",
+        "--device",
+        "cpu",
+        "--enable-log-requests",
+        "--disable-log-stats",
+        "--otlp-traces-endpoint",
+        "http://otel",
+        "--collect-detailed-traces",
+        "model,worker",
+        "-q",
+        "gguf",
     ]);
     assert_eq!(c.model_tag, Some(PathBuf::from("model.gguf")));
     assert_eq!(c.model_config.model, Some(PathBuf::from("model.gguf")));
@@ -137,21 +188,41 @@ fn flags_of_every_group_parse() {
     assert_eq!(c.cache.prefix_caching_hash_algo, "sha256");
     assert_eq!(c.scheduler.max_num_seqs, Some(64));
     assert_eq!(c.scheduler.enable_chunked_prefill, Some(true));
-    assert_eq!((c.scheduler.max_num_partial_prefills, c.scheduler.max_long_partial_prefills), (4, 2));
+    assert_eq!(
+        (
+            c.scheduler.max_num_partial_prefills,
+            c.scheduler.max_long_partial_prefills
+        ),
+        (4, 2)
+    );
     assert_eq!(c.scheduler.scheduling_policy, "priority");
     assert_eq!(c.scheduler.preemption_mode.as_deref(), Some("swap"));
     assert!(c.model_config.enforce_eager && c.enable_log_requests && c.disable_log_stats);
     assert_eq!(c.device, "cpu");
-    assert_eq!(c.observability.otlp_traces_endpoint.as_deref(), Some("http://otel"));
-    assert_eq!(c.observability.collect_detailed_traces.as_deref(), Some("model,worker"));
+    assert_eq!(
+        c.observability.otlp_traces_endpoint.as_deref(),
+        Some("http://otel")
+    );
+    assert_eq!(
+        c.observability.collect_detailed_traces.as_deref(),
+        Some("model,worker")
+    );
 }
 
 #[test]
 fn boolean_flags_take_all_three_forms() {
     assert!(ok(&["--enforce-eager"]).model_config.enforce_eager);
-    assert!(!ok(&["--enforce-eager", "--no-enforce-eager"]).model_config.enforce_eager);
+    assert!(
+        !ok(&["--enforce-eager", "--no-enforce-eager"])
+            .model_config
+            .enforce_eager
+    );
     assert!(!ok(&["--enforce-eager=false"]).model_config.enforce_eager);
-    assert!(ok(&["--no-enforce-eager", "--enforce-eager=true"]).model_config.enforce_eager);
+    assert!(
+        ok(&["--no-enforce-eager", "--enforce-eager=true"])
+            .model_config
+            .enforce_eager
+    );
     // The flag does not swallow the positional model that follows it.
     let c = ok(&["--enforce-eager", "m.gguf"]);
     assert!(c.model_config.enforce_eager);
@@ -160,19 +231,45 @@ fn boolean_flags_take_all_three_forms() {
     assert!(!ok(&["--no-use-tqdm-on-load"]).load.use_tqdm_on_load);
     assert!(!ok(&["--no-disable-log-requests"]).disable_log_requests);
     // Tri-state flags stay unset unless given.
-    assert_eq!(ok(&["--enable-prefix-caching"]).cache.enable_prefix_caching, Some(true));
-    assert_eq!(ok(&["--no-enable-chunked-prefill"]).scheduler.enable_chunked_prefill, Some(false));
-    assert!(matches!(err(&["--enforce-eager=maybe"]), ConfigError::Cli(_)));
+    assert_eq!(
+        ok(&["--enable-prefix-caching"]).cache.enable_prefix_caching,
+        Some(true)
+    );
+    assert_eq!(
+        ok(&["--no-enable-chunked-prefill"])
+            .scheduler
+            .enable_chunked_prefill,
+        Some(false)
+    );
+    assert!(matches!(
+        err(&["--enforce-eager=maybe"]),
+        ConfigError::Cli(_)
+    ));
     // `--no-` only exists for boolean flags.
     assert!(matches!(err(&["--no-port"]), ConfigError::Cli(_)));
 }
 
 #[test]
 fn human_sizes_on_the_command_line() {
-    for (text, want) in [("1k", 1000), ("1K", 1024), ("25.6k", 25_600), ("2M", 2_097_152), ("4096", 4096)] {
-        assert_eq!(ok(&["--max-model-len", text]).model_config.max_model_len, Some(want), "{text}");
+    for (text, want) in [
+        ("1k", 1000),
+        ("1K", 1024),
+        ("25.6k", 25_600),
+        ("2M", 2_097_152),
+        ("4096", 4096),
+    ] {
+        assert_eq!(
+            ok(&["--max-model-len", text]).model_config.max_model_len,
+            Some(want),
+            "{text}"
+        );
     }
-    assert_eq!(ok(&["--max-num-batched-tokens", "8k"]).scheduler.max_num_batched_tokens, Some(8000));
+    assert_eq!(
+        ok(&["--max-num-batched-tokens", "8k"])
+            .scheduler
+            .max_num_batched_tokens,
+        Some(8000)
+    );
     let e = err(&["--max-model-len", "1.5K"]).to_string();
     assert!(e.contains("--max-model-len") && e.contains("1.5k"), "{e}");
 }
@@ -199,30 +296,75 @@ fn values_are_checked_against_choices_and_ranges() {
 
 #[test]
 fn unknown_flags_suggest_the_closest() {
-    let ConfigError::Cli(e) = err(&["--max-model-lenn", "5"]) else { panic!("expected a clap error") };
+    let ConfigError::Cli(e) = err(&["--max-model-lenn", "5"]) else {
+        panic!("expected a clap error")
+    };
     assert_eq!(e.kind(), ErrorKind::UnknownArgument);
     let text = e.to_string();
-    assert!(text.contains("--max-model-lenn") && text.contains("'--max-model-len'"), "{text}");
-    let ConfigError::Cli(e) = err(&["--gpu-memory-utilisation", "0.8"]) else { panic!("expected a clap error") };
+    assert!(
+        text.contains("--max-model-lenn") && text.contains("'--max-model-len'"),
+        "{text}"
+    );
+    let ConfigError::Cli(e) = err(&["--gpu-memory-utilisation", "0.8"]) else {
+        panic!("expected a clap error")
+    };
     assert!(e.to_string().contains("'--gpu-memory-utilization'"), "{e}");
 }
 
 #[test]
 fn vllm_spellings_short_forms_and_repeats() {
-    let c = ok(&["--max_model_len", "2k", "--tensor_parallel_size=1", "-tp", "1", "-pp=1", "-asc", "1"]);
+    let c = ok(&[
+        "--max_model_len",
+        "2k",
+        "--tensor_parallel_size=1",
+        "-tp",
+        "1",
+        "-pp=1",
+        "-asc",
+        "1",
+    ]);
     assert_eq!(c.model_config.max_model_len, Some(2000));
-    let c = ok(&["-tp", "4", "-dp", "2", "-dpa", "10.0.0.1", "-dpp", "5555", "-dpb", "ray", "-pp", "3"]);
-    assert_eq!((c.parallel.tensor_parallel_size, c.parallel.data_parallel_size, c.parallel.pipeline_parallel_size), (4, 2, 3));
-    assert_eq!(c.parallel.data_parallel_address.as_deref(), Some("10.0.0.1"));
+    let c = ok(&[
+        "-tp", "4", "-dp", "2", "-dpa", "10.0.0.1", "-dpp", "5555", "-dpb", "ray", "-pp", "3",
+    ]);
+    assert_eq!(
+        (
+            c.parallel.tensor_parallel_size,
+            c.parallel.data_parallel_size,
+            c.parallel.pipeline_parallel_size
+        ),
+        (4, 2, 3)
+    );
+    assert_eq!(
+        c.parallel.data_parallel_address.as_deref(),
+        Some("10.0.0.1")
+    );
     assert_eq!(c.parallel.data_parallel_rpc_port, Some(5555));
     assert_eq!(c.parallel.data_parallel_backend, "ray");
     // As with argparse, the last of a repeated flag wins; list flags accumulate.
     assert_eq!(ok(&["--port", "1", "--port", "2"]).frontend.port, 2);
-    assert_eq!(ok(&["--api-key", "a", "--api-key", "b", "c"]).frontend.api_key, ["a", "b", "c"]);
+    assert_eq!(
+        ok(&["--api-key", "a", "--api-key", "b", "c"])
+            .frontend
+            .api_key,
+        ["a", "b", "c"]
+    );
     // The CORS lists also take vLLM's JSON form.
-    assert_eq!(ok(&["--allowed-origins", r#"["https://a.example","https://b.example"]"#]).frontend.allowed_origins,
-        ["https://a.example", "https://b.example"]);
-    assert_eq!(ok(&["--allowed-methods", "GET", "POST"]).frontend.allowed_methods, ["GET", "POST"]);
+    assert_eq!(
+        ok(&[
+            "--allowed-origins",
+            r#"["https://a.example","https://b.example"]"#
+        ])
+        .frontend
+        .allowed_origins,
+        ["https://a.example", "https://b.example"]
+    );
+    assert_eq!(
+        ok(&["--allowed-methods", "GET", "POST"])
+            .frontend
+            .allowed_methods,
+        ["GET", "POST"]
+    );
     assert!(load(&["--allowed-headers", "[1, 2"]).is_err());
 }
 
@@ -231,7 +373,10 @@ fn the_positional_model_wins_over_model() {
     let c = ok(&["--model", "a.gguf", "b.gguf"]);
     assert_eq!(c.model_config.model, Some(PathBuf::from("b.gguf")));
     let c = ok(&["--model", "a.gguf"]);
-    assert_eq!((c.model_tag, c.model_config.model), (None, Some(PathBuf::from("a.gguf"))));
+    assert_eq!(
+        (c.model_tag, c.model_config.model),
+        (None, Some(PathBuf::from("a.gguf")))
+    );
 }
 
 #[test]
@@ -239,10 +384,22 @@ fn api_key_falls_back_to_the_environment() {
     let mut vars = HashMap::new();
     vars.insert("VLLM_API_KEY".to_string(), "from-env".to_string());
     let env = EnvSettings::from_map(&vars).unwrap_or_default();
-    let argv = |a: &[&str]| std::iter::once("vllmd").chain(a.iter().copied()).map(String::from).collect();
+    let argv = |a: &[&str]| {
+        std::iter::once("vllmd")
+            .chain(a.iter().copied())
+            .map(String::from)
+            .collect()
+    };
     let c = ServeConfig::load(argv(&[]), &env).map_err(|e| e.to_string());
-    assert_eq!(c.as_ref().map(|c| c.frontend.api_key.clone()), Ok(vec!["from-env".to_string()]));
-    let row = c.ok().and_then(|c| c.effective_settings().into_iter().find(|r| r.0 == "--api-key"));
+    assert_eq!(
+        c.as_ref().map(|c| c.frontend.api_key.clone()),
+        Ok(vec!["from-env".to_string()])
+    );
+    let row = c.ok().and_then(|c| {
+        c.effective_settings()
+            .into_iter()
+            .find(|r| r.0 == "--api-key")
+    });
     assert_eq!(row, Some(("--api-key".into(), "<redacted>".into(), "env")));
     let c = ServeConfig::load(argv(&["--api-key", "cli"]), &env).map(|c| c.frontend.api_key);
     assert_eq!(c.ok(), Some(vec!["cli".to_string()]));
@@ -250,16 +407,30 @@ fn api_key_falls_back_to_the_environment() {
 
 #[test]
 fn help_is_grouped_and_version_works() {
-    let ConfigError::Cli(e) = err(&["--help"]) else { panic!("expected clap's help") };
+    let ConfigError::Cli(e) = err(&["--help"]) else {
+        panic!("expected clap's help")
+    };
     assert_eq!(e.kind(), ErrorKind::DisplayHelp);
     let help = e.to_string();
     let headings = [
-        "Frontend:", "ModelConfig:", "LoadConfig:", "DecodingConfig:", "ParallelConfig:", "CacheConfig:",
-        "MultiModalConfig:", "LoRAConfig:", "ObservabilityConfig:", "SchedulerConfig:", "VllmConfig:", "DeviceConfig:",
+        "Frontend:",
+        "ModelConfig:",
+        "LoadConfig:",
+        "DecodingConfig:",
+        "ParallelConfig:",
+        "CacheConfig:",
+        "MultiModalConfig:",
+        "LoRAConfig:",
+        "ObservabilityConfig:",
+        "SchedulerConfig:",
+        "VllmConfig:",
+        "DeviceConfig:",
     ];
     let mut last = 0;
     for h in headings {
-        let at = help.find(&format!("\n{h}\n")).unwrap_or_else(|| panic!("no heading {h} in help"));
+        let at = help
+            .find(&format!("\n{h}\n"))
+            .unwrap_or_else(|| panic!("no heading {h} in help"));
         assert!(at > last, "{h} out of order");
         last = at;
     }
@@ -267,7 +438,9 @@ fn help_is_grouped_and_version_works() {
     assert!(help.contains("--enforce-eager[=<BOOL>]"));
     assert!(help.contains("-O, --compilation-config"));
     assert!(help.contains("--no-flag"));
-    let ConfigError::Cli(e) = err(&["--version"]) else { panic!("expected clap's version") };
+    let ConfigError::Cli(e) = err(&["--version"]) else {
+        panic!("expected clap's version")
+    };
     assert_eq!(e.kind(), ErrorKind::DisplayVersion);
     assert!(e.to_string().starts_with("vllmd "));
 }
@@ -277,14 +450,35 @@ fn effective_settings_report_value_and_source() {
     let c = ok(&["m.gguf", "--port", "9000", "--max-logprobs", "-1"]);
     let rows = c.effective_settings();
     let find = |flag: &str| rows.iter().find(|r| r.0 == flag).cloned();
-    assert_eq!(find("--port"), Some(("--port".into(), "9000".into(), "cli")));
-    assert_eq!(find("--host"), Some(("--host".into(), "None".into(), "default")));
-    assert_eq!(find("--max-logprobs"), Some(("--max-logprobs".into(), "-1".into(), "cli")));
-    assert_eq!(find("--allowed-origins"), Some(("--allowed-origins".into(), "[\"*\"]".into(), "default")));
-    assert_eq!(find("MODEL_TAG"), Some(("MODEL_TAG".into(), "m.gguf".into(), "cli")));
-    assert_eq!(find("--model"), Some(("--model".into(), "m.gguf".into(), "cli")));
+    assert_eq!(
+        find("--port"),
+        Some(("--port".into(), "9000".into(), "cli"))
+    );
+    assert_eq!(
+        find("--host"),
+        Some(("--host".into(), "None".into(), "default"))
+    );
+    assert_eq!(
+        find("--max-logprobs"),
+        Some(("--max-logprobs".into(), "-1".into(), "cli"))
+    );
+    assert_eq!(
+        find("--allowed-origins"),
+        Some(("--allowed-origins".into(), "[\"*\"]".into(), "default"))
+    );
+    assert_eq!(
+        find("MODEL_TAG"),
+        Some(("MODEL_TAG".into(), "m.gguf".into(), "cli"))
+    );
+    assert_eq!(
+        find("--model"),
+        Some(("--model".into(), "m.gguf".into(), "cli"))
+    );
     // One row per flag of the help, including every group.
-    assert_eq!(rows.len(), ServeConfig::cli_command().get_arguments().count());
+    assert_eq!(
+        rows.len(),
+        ServeConfig::cli_command().get_arguments().count()
+    );
 }
 
 #[test]
@@ -292,16 +486,32 @@ fn the_serde_schema_is_the_flag_set() {
     // YAML keys are serde's field names; they must be exactly the clap ids, or the file and
     // the command line would drift apart.
     let cmd = ServeConfig::cli_command();
-    let mut ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
+    let mut ids: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
     let value = serde_json::to_value(ServeConfig::default()).unwrap_or_default();
-    let mut keys: Vec<String> = value.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut keys: Vec<String> = value
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     ids.sort();
     keys.sort();
     assert_eq!(ids, keys);
     assert!(ids.len() >= 173, "only {} flags", ids.len());
     // And the value round-trips through serde unchanged.
-    let c = ok(&["--hf-overrides", r#"{"a": [1, {"b": null}]}"#, "--rope-theta", "1e6", "--swap-space", "0.25"]);
+    let c = ok(&[
+        "--hf-overrides",
+        r#"{"a": [1, {"b": null}]}"#,
+        "--rope-theta",
+        "1e6",
+        "--swap-space",
+        "0.25",
+    ]);
     let v = serde_json::to_value(&c).unwrap_or_default();
     let back: Option<ServeConfig> = serde_json::from_value(v.clone()).ok();
-    assert_eq!(back.map(|b| serde_json::to_value(b).unwrap_or_default()), Some(v));
+    assert_eq!(
+        back.map(|b| serde_json::to_value(b).unwrap_or_default()),
+        Some(v)
+    );
 }

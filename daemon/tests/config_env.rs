@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use daemon::config::{ConfigError, EnvSettings, LogLevel};
 
 fn env(vars: &[(&str, &str)]) -> Result<EnvSettings, ConfigError> {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     EnvSettings::from_map(&map)
 }
 
@@ -57,20 +60,44 @@ fn every_variable_is_read() {
     assert_eq!(e.logging_level, LogLevel::Debug);
     assert_eq!(e.logging_level.as_filter(), "debug");
     assert!(!e.configure_logging);
-    assert_eq!(e.logging_config_path, Some(PathBuf::from("/home/u/log.json")));
+    assert_eq!(
+        e.logging_config_path,
+        Some(PathBuf::from("/home/u/log.json"))
+    );
     assert_eq!(e.logging_prefix, "[node0] ");
 }
 
 #[test]
 fn xdg_directories_and_special_values() {
-    let e = ok(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/xc"), ("XDG_CONFIG_HOME", "/xf")]);
-    assert_eq!((e.cache_root, e.config_root), (PathBuf::from("/xc/vllm"), PathBuf::from("/xf/vllm")));
+    let e = ok(&[
+        ("HOME", "/h"),
+        ("XDG_CACHE_HOME", "/xc"),
+        ("XDG_CONFIG_HOME", "/xf"),
+    ]);
+    assert_eq!(
+        (e.cache_root, e.config_root),
+        (PathBuf::from("/xc/vllm"), PathBuf::from("/xf/vllm"))
+    );
     // 0 GiB means "not set" in vLLM, i.e. the 4 GiB default.
-    assert_eq!(ok(&[("VLLM_CPU_KVCACHE_SPACE", "0")]).cpu_kvcache_space_gib, 4);
+    assert_eq!(
+        ok(&[("VLLM_CPU_KVCACHE_SPACE", "0")]).cpu_kvcache_space_gib,
+        4
+    );
     // Empty counts as unset; WARNING has the alias WARN, CRITICAL maps to error.
-    assert_eq!(ok(&[("VLLM_API_KEY", ""), ("VLLM_LOGGING_LEVEL", "")]), EnvSettings::default());
-    assert_eq!(ok(&[("VLLM_LOGGING_LEVEL", "warn")]).logging_level, LogLevel::Warning);
-    assert_eq!(ok(&[("VLLM_LOGGING_LEVEL", "CRITICAL")]).logging_level.as_filter(), "error");
+    assert_eq!(
+        ok(&[("VLLM_API_KEY", ""), ("VLLM_LOGGING_LEVEL", "")]),
+        EnvSettings::default()
+    );
+    assert_eq!(
+        ok(&[("VLLM_LOGGING_LEVEL", "warn")]).logging_level,
+        LogLevel::Warning
+    );
+    assert_eq!(
+        ok(&[("VLLM_LOGGING_LEVEL", "CRITICAL")])
+            .logging_level
+            .as_filter(),
+        "error"
+    );
     assert!(!ok(&[("VLLM_KEEP_ALIVE_ON_ENGINE_DEATH", "0")]).keep_alive_on_engine_death);
 }
 
@@ -90,7 +117,10 @@ fn invalid_values_name_the_variable() {
         match env(&[(var, value)]) {
             Err(e @ ConfigError::Env { .. }) => {
                 assert_eq!(e.key(), Some(var));
-                assert!(e.to_string().contains(var) && e.to_string().contains(value), "{e}");
+                assert!(
+                    e.to_string().contains(var) && e.to_string().contains(value),
+                    "{e}"
+                );
             }
             other => panic!("{var}={value}: expected an error, got {other:?}"),
         }
@@ -99,7 +129,14 @@ fn invalid_values_name_the_variable() {
 
 #[test]
 fn single_node_variables_work_or_are_reported() {
-    let e = ok(&[("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "9"), ("VLLM_NO_DEPRECATION_WARNING", "1"), ("VLLM_ATTENTION_BACKEND", "FLASHINFER"), ("VLLM_HOST_IP", "10.1.2.3"), ("VLLM_PORT", "5000"), ("VLLM_ZZZ", "1")]);
+    let e = ok(&[
+        ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "9"),
+        ("VLLM_NO_DEPRECATION_WARNING", "1"),
+        ("VLLM_ATTENTION_BACKEND", "FLASHINFER"),
+        ("VLLM_HOST_IP", "10.1.2.3"),
+        ("VLLM_PORT", "5000"),
+        ("VLLM_ZZZ", "1"),
+    ]);
     assert_eq!(e.http_timeout_keep_alive_s, 9);
     assert!(e.no_deprecation_warning);
     assert_eq!(e.attention_backend.as_deref(), Some("FLASHINFER"));
@@ -112,7 +149,12 @@ fn single_node_variables_work_or_are_reported() {
     assert!(w[1].ends_with("VLLM_ZZZ"), "{w:?}");
     assert_eq!(ok(&[]).http_timeout_keep_alive_s, 5);
     assert!(ok(&[]).warnings().is_empty());
-    for (var, value) in [("VLLM_ATTENTION_BACKEND", "FAST"), ("VLLM_PORT", "tcp://10.0.0.1:80"), ("VLLM_PORT", "x"), ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "-1")] {
+    for (var, value) in [
+        ("VLLM_ATTENTION_BACKEND", "FAST"),
+        ("VLLM_PORT", "tcp://10.0.0.1:80"),
+        ("VLLM_PORT", "x"),
+        ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "-1"),
+    ] {
         match env(&[(var, value)]) {
             Err(ConfigError::Env { var: v, .. }) => assert_eq!(v, var),
             other => panic!("{var}={value}: expected an error, got {other:?}"),

@@ -53,7 +53,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("allowed_local_media_path", &["/media"], &[]),
     ("revision", &["main"], &[]),
     ("code_revision", &["main"], &[]),
-    ("rope_scaling", &[r#"{"rope_type": "linear", "factor": 2.0}"#], &[]),
+    (
+        "rope_scaling",
+        &[r#"{"rope_type": "linear", "factor": 2.0}"#],
+        &[],
+    ),
     ("rope_theta", &["500000"], &[]),
     ("tokenizer_revision", &["main"], &[]),
     ("max_model_len", &["1k"], &[]),
@@ -66,10 +70,18 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("hf_token", &["secret"], &[]),
     ("hf_overrides", &[r#"{"rope_theta": 5.0}"#], &[]),
     ("override_neuron_config", &[r#"{"a": 1}"#], &[]),
-    ("override_pooler_config", &[r#"{"pooling_type": "MEAN"}"#], &[]),
+    (
+        "override_pooler_config",
+        &[r#"{"pooling_type": "MEAN"}"#],
+        &[],
+    ),
     ("logits_processor_pattern", &[".*"], &[]),
     ("generation_config", &["vllm"], &[]),
-    ("override_generation_config", &[r#"{"temperature": 0.5}"#], &[]),
+    (
+        "override_generation_config",
+        &[r#"{"temperature": 0.5}"#],
+        &[],
+    ),
     ("model_impl", &["transformers"], &[]),
     ("override_attention_dtype", &["float16"], &[]),
     ("logits_processors", &["a.B"], &[]),
@@ -122,7 +134,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("max_num_batched_tokens", &["4096"], &[]),
     ("max_num_seqs", &["8"], &[]),
     ("max_num_partial_prefills", &["2"], &[]),
-    ("max_long_partial_prefills", &["2"], &["--max-num-partial-prefills", "2"]),
+    (
+        "max_long_partial_prefills",
+        &["2"],
+        &["--max-num-partial-prefills", "2"],
+    ),
     ("cuda_graph_sizes", &["8"], &[]),
     ("long_prefill_token_threshold", &["100"], &[]),
     ("num_lookahead_slots", &["1"], &[]),
@@ -133,7 +149,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("scheduler_cls", &["s.S"], &[]),
     ("speculative_config", &[r#"{"method": "ngram"}"#], &[]),
     ("kv_transfer_config", &[r#"{"kv_connector": "x"}"#], &[]),
-    ("kv_events_config", &[r#"{"enable_kv_cache_events": true}"#], &[]),
+    (
+        "kv_events_config",
+        &[r#"{"enable_kv_cache_events": true}"#],
+        &[],
+    ),
     ("compilation_config", &[r#"{"level": 3}"#], &[]),
     ("additional_config", &[r#"{"a": 1}"#], &[]),
     ("device", &["cpu"], &[]),
@@ -165,89 +185,166 @@ fn cases() -> Vec<Case> {
         if matches!(id.as_str(), "help" | "version" | "config") {
             continue;
         }
-        let (value, context): (Vec<String>, Vec<String>) = match SAMPLES.iter().find(|(i, _, _)| *i == id) {
-            Some((_, v, c)) => (v.iter().map(|s| s.to_string()).collect(), c.iter().map(|s| s.to_string()).collect()),
-            None => match defaults.get(&id) {
-                Some(Value::Bool(b)) => (vec![(!b).to_string()], Vec::new()),
-                other => panic!("--{long} (default {other:?}) needs a sample value in SAMPLES"),
-            },
-        };
+        let (value, context): (Vec<String>, Vec<String>) =
+            match SAMPLES.iter().find(|(i, _, _)| *i == id) {
+                Some((_, v, c)) => (
+                    v.iter().map(|s| s.to_string()).collect(),
+                    c.iter().map(|s| s.to_string()).collect(),
+                ),
+                None => match defaults.get(&id) {
+                    Some(Value::Bool(b)) => (vec![(!b).to_string()], Vec::new()),
+                    other => panic!("--{long} (default {other:?}) needs a sample value in SAMPLES"),
+                },
+            };
         let mut args = context.clone();
-        if (value.len() == 1 && defaults.get(&id).is_some_and(Value::is_boolean)) || value == ["false"] {
+        if (value.len() == 1 && defaults.get(&id).is_some_and(Value::is_boolean))
+            || value == ["false"]
+        {
             args.push(format!("--{long}={}", value[0]));
         } else {
             args.push(format!("--{long}"));
             args.extend(value.iter().cloned());
         }
-        let yaml_value = if value.len() == 1 { Value::String(value[0].clone()) } else { Value::from(value.clone()) };
+        let yaml_value = if value.len() == 1 {
+            Value::String(value[0].clone())
+        } else {
+            Value::from(value.clone())
+        };
         let mut yaml = String::new();
         for pair in context.chunks(2) {
-            yaml.push_str(&format!("{}: {}\n", pair[0].trim_start_matches('-'), pair.get(1).map(String::as_str).unwrap_or("true")));
+            yaml.push_str(&format!(
+                "{}: {}\n",
+                pair[0].trim_start_matches('-'),
+                pair.get(1).map(String::as_str).unwrap_or("true")
+            ));
         }
         yaml.push_str(&format!("{long}: {yaml_value}\n"));
-        out.push(Case { id, long: long.to_string(), args, context, yaml });
+        out.push(Case {
+            id,
+            long: long.to_string(),
+            args,
+            context,
+            yaml,
+        });
     }
     out
 }
 
 fn load(args: &[String]) -> Result<ServeConfig, ConfigError> {
-    let argv = std::iter::once("vllmd".to_string()).chain(args.iter().cloned()).collect();
+    let argv = std::iter::once("vllmd".to_string())
+        .chain(args.iter().cloned())
+        .collect();
     ServeConfig::load(argv, &EnvSettings::default())
 }
 
 fn plan(cfg: &ServeConfig) -> String {
-    let plan = ServePlan::new(cfg, &EnvSettings::default()).unwrap_or_else(|e| panic!("no plan: {e}"));
+    let plan =
+        ServePlan::new(cfg, &EnvSettings::default()).unwrap_or_else(|e| panic!("no plan: {e}"));
     format!("{plan:?}")
 }
 
 #[test]
 fn every_flag_works_is_refused_or_is_reported_without_effect() {
     let cases = cases();
-    let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).chain(["config"]).collect();
+    let ids: BTreeSet<&str> = cases
+        .iter()
+        .map(|c| c.id.as_str())
+        .chain(["config"])
+        .collect();
     let table: BTreeSet<&str> = FATES.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, table, "the fate table and the command must hold the same flags");
+    assert_eq!(
+        ids, table,
+        "the fate table and the command must hold the same flags"
+    );
     let (mut works, mut refused, mut no_effect) = (0, 0, 0);
     for case in &cases {
         let what = format!("--{} ({:?})", case.long, case.args);
         let cfg = load(&case.args).unwrap_or_else(|e| panic!("{what} should parse: {e}"));
-        let base = load(&case.context).unwrap_or_else(|e| panic!("{what}: the context should parse: {e}"));
+        let base =
+            load(&case.context).unwrap_or_else(|e| panic!("{what}: the context should parse: {e}"));
         match daemon::config::fate(&case.id) {
             Fate::Works => {
                 works += 1;
                 assert!(cfg.check_supported().is_ok(), "{what} is refused");
-                assert!(cfg.no_effect_flags().is_empty(), "{what} reported without effect");
-                assert_ne!(plan(&cfg), plan(&base), "{what} changes nothing the server does");
-                assert!(validate_yaml(&case.yaml).is_empty(), "{what}: {:?}", validate_yaml(&case.yaml));
+                assert!(
+                    cfg.no_effect_flags().is_empty(),
+                    "{what} reported without effect"
+                );
+                assert_ne!(
+                    plan(&cfg),
+                    plan(&base),
+                    "{what} changes nothing the server does"
+                );
+                assert!(
+                    validate_yaml(&case.yaml).is_empty(),
+                    "{what}: {:?}",
+                    validate_yaml(&case.yaml)
+                );
             }
             Fate::Refused(allowed) => {
                 refused += 1;
                 match cfg.check_supported() {
-                    Err(ConfigError::Unsupported { flags }) => assert_eq!(flags, [format!("--{}", case.long)], "{what}"),
+                    Err(ConfigError::Unsupported { flags }) => {
+                        assert_eq!(flags, [format!("--{}", case.long)], "{what}")
+                    }
                     other => panic!("{what} should be refused, got {other:?}"),
                 }
                 let problems = validate_yaml(&case.yaml);
                 assert_eq!(problems.len(), 1, "{what}: {problems:?}");
-                assert_eq!(problems[0].message, format!("not supported yet: --{}", case.long), "{what}");
-                assert_eq!(problems[0].line, Some(case.yaml.lines().count()), "{what}: the problem names the key's line");
+                assert_eq!(
+                    problems[0].message,
+                    format!("not supported yet: --{}", case.long),
+                    "{what}"
+                );
+                assert_eq!(
+                    problems[0].line,
+                    Some(case.yaml.lines().count()),
+                    "{what}: the problem names the key's line"
+                );
                 for ok in allowed {
                     let args = vec![format!("--{}", case.long), ok.to_string()];
-                    assert!(load(&args).map(|c| c.check_supported().is_ok()).unwrap_or(false), "--{} {ok} should be accepted", case.long);
+                    assert!(
+                        load(&args)
+                            .map(|c| c.check_supported().is_ok())
+                            .unwrap_or(false),
+                        "--{} {ok} should be accepted",
+                        case.long
+                    );
                 }
             }
             Fate::NoEffect(why) => {
                 no_effect += 1;
                 assert!(cfg.check_supported().is_ok(), "{what} is refused");
-                assert_eq!(cfg.no_effect_flags(), [(format!("--{}", case.long), why)], "{what}");
+                assert_eq!(
+                    cfg.no_effect_flags(),
+                    [(format!("--{}", case.long), why)],
+                    "{what}"
+                );
                 let warning = cfg.no_effect_warning().unwrap_or_default();
-                assert!(warning.contains(&format!("--{} ({why})", case.long)), "{what}: {warning}");
-                assert_eq!(plan(&cfg), plan(&base), "{what} is said to have no effect but changes the plan");
+                assert!(
+                    warning.contains(&format!("--{} ({why})", case.long)),
+                    "{what}: {warning}"
+                );
+                assert_eq!(
+                    plan(&cfg),
+                    plan(&base),
+                    "{what} is said to have no effect but changes the plan"
+                );
                 assert!(validate_yaml(&case.yaml).is_empty(), "{what}");
-                let from_yaml = ServeConfig::from_yaml(&case.yaml, &EnvSettings::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert_eq!(from_yaml.no_effect_warning(), Some(warning), "{what}: YAML and command line disagree");
+                let from_yaml = ServeConfig::from_yaml(&case.yaml, &EnvSettings::default())
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(
+                    from_yaml.no_effect_warning(),
+                    Some(warning),
+                    "{what}: YAML and command line disagree"
+                );
             }
         }
     }
-    assert!(works > 50 && refused > 50 && no_effect > 10, "{works} work, {refused} refused, {no_effect} without effect");
+    assert!(
+        works > 50 && refused > 50 && no_effect > 10,
+        "{works} work, {refused} refused, {no_effect} without effect"
+    );
 }
 
 #[test]
@@ -258,18 +355,38 @@ fn the_config_file_flag_works() {
     let _ = std::fs::remove_file(&path);
     let cfg = cfg.unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(plan(&cfg), plan(&ServeConfig::default()));
-    assert_eq!(cfg.no_effect_flags().len(), 1, "flags set in the file are the user's too");
+    assert_eq!(
+        cfg.no_effect_flags().len(),
+        1,
+        "flags set in the file are the user's too"
+    );
 }
 
 #[test]
 fn defaults_alone_warn_about_nothing_and_one_line_names_every_flag_without_effect() {
     let cfg = load(&[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.no_effect_warning(), None);
-    let args: Vec<String> = ["-O3", "--enforce-eager", "--trust-remote-code", "--swap-space", "2", "--port", "1"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = [
+        "-O3",
+        "--enforce-eager",
+        "--trust-remote-code",
+        "--swap-space",
+        "2",
+        "--port",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let cfg = load(&args).unwrap_or_else(|e| panic!("{e}"));
     let warning = cfg.no_effect_warning().unwrap_or_default();
     assert_eq!(warning.lines().count(), 1);
-    for flag in ["--compilation-config", "--enforce-eager", "--trust-remote-code", "--swap-space"] {
+    for flag in [
+        "--compilation-config",
+        "--enforce-eager",
+        "--trust-remote-code",
+        "--swap-space",
+    ] {
         assert!(warning.contains(flag), "{flag} missing from {warning}");
     }
     assert!(!warning.contains("--port"));
@@ -280,5 +397,8 @@ fn help_shows_each_fate() {
     let help = ServeConfig::cli_command().render_help().to_string();
     assert!(help.contains("[vllm-rs: not supported yet]"), "{help}");
     assert!(help.contains("[vllm-rs: only recompute]"), "{help}");
-    assert!(help.contains("[vllm-rs: no effect: vllm-rs never captures CUDA graphs"), "{help}");
+    assert!(
+        help.contains("[vllm-rs: no effect: vllm-rs never captures CUDA graphs"),
+        "{help}"
+    );
 }

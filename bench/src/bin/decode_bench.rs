@@ -52,34 +52,69 @@ fn main() -> anyhow::Result<()> {
         max_model_len: Some(args.prompt_len + args.decode_len + 1),
         ..Default::default()
     };
-    let loaded = loader::load(&opts, &|d, t| eprint!("\rloading layers {d}/{t}")).with_context(|| format!("loading {}", model.display()))?;
+    let loaded = loader::load(&opts, &|d, t| eprint!("\rloading layers {d}/{t}"))
+        .with_context(|| format!("loading {}", model.display()))?;
     eprintln!();
     let (peak, rss) = memory_mib();
     let m = &loaded.model;
     println!("model: {}", model.display());
-    println!("load time: {:.2} s, weights {:.0} MiB ({:?}), RSS {:.0} MiB (peak {:.0} MiB)", loaded.load_time.as_secs_f64(), m.weight_bytes() as f64 / 1048576.0, loaded.weight_dtype, rss, peak);
+    println!(
+        "load time: {:.2} s, weights {:.0} MiB ({:?}), RSS {:.0} MiB (peak {:.0} MiB)",
+        loaded.load_time.as_secs_f64(),
+        m.weight_bytes() as f64 / 1048576.0,
+        loaded.weight_dtype,
+        rss,
+        peak
+    );
 
     let block = 16;
     let total = args.prompt_len + args.decode_len;
-    let mut kv = KvCache::new(m.config().num_hidden_layers, total.div_ceil(block), m.kv_layout(block));
+    let mut kv = KvCache::new(
+        m.config().num_hidden_layers,
+        total.div_ceil(block),
+        m.kv_layout(block),
+    );
     let table: Vec<u32> = (0..total.div_ceil(block) as u32).collect();
     // A deterministic prompt of ordinary vocabulary ids.
     let vocab = m.config().vocab_size as u32;
-    let prompt: Vec<u32> = (0..args.prompt_len as u32).map(|i| 1000 + (i * 7919) % (vocab / 2)).collect();
+    let prompt: Vec<u32> = (0..args.prompt_len as u32)
+        .map(|i| 1000 + (i * 7919) % (vocab / 2))
+        .collect();
 
     let t0 = Instant::now();
-    let out = m.forward(&[SequenceInput { tokens: &prompt, start_pos: 0, block_table: &table, all_logits: false }], &mut kv)?;
+    let out = m.forward(
+        &[SequenceInput {
+            tokens: &prompt,
+            start_pos: 0,
+            block_table: &table,
+            all_logits: false,
+        }],
+        &mut kv,
+    )?;
     let prefill = t0.elapsed().as_secs_f64();
     let mut next = argmax(out.last(0));
     let t1 = Instant::now();
     for step in 0..args.decode_len {
         let tok = [next];
-        let out = m.forward(&[SequenceInput { tokens: &tok, start_pos: args.prompt_len + step, block_table: &table, all_logits: false }], &mut kv)?;
+        let out = m.forward(
+            &[SequenceInput {
+                tokens: &tok,
+                start_pos: args.prompt_len + step,
+                block_table: &table,
+                all_logits: false,
+            }],
+            &mut kv,
+        )?;
         next = argmax(out.last(0));
     }
     let decode = t1.elapsed().as_secs_f64();
     println!("threads: {}", rayon_threads());
-    println!("prefill: {} tokens in {:.3} s = {:.1} tokens/s", args.prompt_len, prefill, args.prompt_len as f64 / prefill);
+    println!(
+        "prefill: {} tokens in {:.3} s = {:.1} tokens/s",
+        args.prompt_len,
+        prefill,
+        args.prompt_len as f64 / prefill
+    );
     println!(
         "decode (1 sequence): {} tokens in {:.3} s = {:.1} tokens/s ({:.1} ms/token)",
         args.decode_len,
@@ -91,7 +126,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn argmax(v: &[f32]) -> u32 {

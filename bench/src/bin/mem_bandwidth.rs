@@ -7,16 +7,30 @@
 use std::time::Instant;
 
 fn parse_args() -> Result<(usize, usize, bool), String> {
-    let mut threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut mib = 1024usize;
     let mut json = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--threads" => threads = it.next().and_then(|v| v.parse().ok()).ok_or("--threads needs a number")?,
-            "--mib" => mib = it.next().and_then(|v| v.parse().ok()).ok_or("--mib needs a number")?,
+            "--threads" => {
+                threads = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--threads needs a number")?
+            }
+            "--mib" => {
+                mib = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--mib needs a number")?
+            }
             "--json" => json = true,
-            "-h" | "--help" => return Err("usage: mem_bandwidth [--threads N] [--mib SIZE] [--json]".into()),
+            "-h" | "--help" => {
+                return Err("usage: mem_bandwidth [--threads N] [--mib SIZE] [--json]".into())
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -52,15 +66,23 @@ fn main() {
     for _ in 0..6 {
         let t = Instant::now();
         let sums: Vec<f32> = std::thread::scope(|s| {
-            let handles: Vec<_> = buf.chunks(per).map(|part| s.spawn(move || sum_chunk(part))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).collect()
+            let handles: Vec<_> = buf
+                .chunks(per)
+                .map(|part| s.spawn(move || sum_chunk(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0.0))
+                .collect()
         });
         let secs = t.elapsed().as_secs_f64();
         sink += sums.iter().sum::<f32>();
         best = best.max((len * 4) as f64 / secs / 1e9);
     }
     if json {
-        println!("{{\"bandwidth_gb_s\": {best:.2}, \"threads\": {threads}, \"buffer_mib\": {mib}}}");
+        println!(
+            "{{\"bandwidth_gb_s\": {best:.2}, \"threads\": {threads}, \"buffer_mib\": {mib}}}"
+        );
     } else {
         println!("read bandwidth: {best:.2} GB/s ({threads} threads, {mib} MiB buffer, best of 6; checksum {sink})");
     }

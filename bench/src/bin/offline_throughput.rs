@@ -38,23 +38,47 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let model = args.model.clone().unwrap_or_else(engine::paths::default_model_path);
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(engine::paths::default_model_path);
     let max_len = args.input_len + args.output_len;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    println!("model: {}  prompts: {} x ({} in, {} out)", model.display(), args.num_prompts, args.input_len, args.output_len);
+    println!(
+        "model: {}  prompts: {} x ({} in, {} out)",
+        model.display(),
+        args.num_prompts,
+        args.input_len,
+        args.output_len
+    );
     for &bs in &args.batch_sizes {
-        let opts = LoadOptions { model: model.clone(), dtype: args.dtype.parse().map_err(anyhow::Error::msg)?, max_model_len: Some(max_len), ..Default::default() };
-        let loaded = loader::load(&opts, &|_, _| {}).with_context(|| format!("loading {}", model.display()))?;
+        let opts = LoadOptions {
+            model: model.clone(),
+            dtype: args.dtype.parse().map_err(anyhow::Error::msg)?,
+            max_model_len: Some(max_len),
+            ..Default::default()
+        };
+        let loaded = loader::load(&opts, &|_, _| {})
+            .with_context(|| format!("loading {}", model.display()))?;
         let vocab = loaded.model.config().vocab_size as u32;
         let mut cfg = EngineConfig::new(max_len);
         cfg.scheduler.max_num_seqs = bs;
         cfg.enable_prefix_caching = false;
         let mut engine = LlmEngine::new(loaded, cfg)?;
-        let n = args.prompts_per_seq.map_or(args.num_prompts, |p| (p * bs).min(args.num_prompts));
+        let n = args
+            .prompts_per_seq
+            .map_or(args.num_prompts, |p| (p * bs).min(args.num_prompts));
         let reqs: Vec<EngineRequest> = (0..n)
             .map(|_| {
-                let prompt = (0..args.input_len).map(|_| rng.random_range(100..vocab)).collect();
-                let params = SamplingParams { temperature: 0.0, max_tokens: Some(args.output_len), ignore_eos: true, ..Default::default() };
+                let prompt = (0..args.input_len)
+                    .map(|_| rng.random_range(100..vocab))
+                    .collect();
+                let params = SamplingParams {
+                    temperature: 0.0,
+                    max_tokens: Some(args.output_len),
+                    ignore_eos: true,
+                    ..Default::default()
+                };
                 EngineRequest::new(prompt, params)
             })
             .collect();

@@ -39,27 +39,42 @@ pub struct SampleRequest {
 /// Loads a tokenizer the way `--tokenizer` names one: a GGUF file (its embedded tokenizer), a
 /// `tokenizer.json`, or a folder holding one (with its `tokenizer_config.json` when present).
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer, BenchError> {
-    let fail = |message: String| BenchError::TokenizerLoad { path: path.to_path_buf(), message };
+    let fail = |message: String| BenchError::TokenizerLoad {
+        path: path.to_path_buf(),
+        message,
+    };
     let is_gguf = path.is_file() && {
         let mut magic = [0u8; 4];
-        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"GGUF"
+        std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && &magic == b"GGUF"
     };
     if is_gguf {
         let file = GgufFile::open(path).map_err(|e| fail(e.to_string()))?;
         return Tokenizer::from_gguf(&file).map_err(|e| fail(e.to_string()));
     }
-    let json = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
+    let json = if path.is_dir() {
+        path.join("tokenizer.json")
+    } else {
+        path.to_path_buf()
+    };
     if !json.is_file() {
         return Err(fail("no such GGUF file or tokenizer.json".into()));
     }
-    let config = json.parent().map(|d| d.join("tokenizer_config.json")).filter(|c| c.is_file());
+    let config = json
+        .parent()
+        .map(|d| d.join("tokenizer_config.json"))
+        .filter(|c| c.is_file());
     Tokenizer::from_hf_files(&json, config.as_deref()).map_err(|e| fail(e.to_string()))
 }
 
 /// Ids a prompt may be built from: every id the vocabulary knows, less the special tokens.
 pub(crate) fn allowed_tokens(tok: &Tokenizer) -> Vec<u32> {
     let special = tok.special_token_ids();
-    (0..tok.vocab_size() as u32).filter(|id| special.binary_search(id).is_err() && tok.id_to_token(*id).is_some()).collect()
+    (0..tok.vocab_size() as u32)
+        .filter(|id| special.binary_search(id).is_err() && tok.id_to_token(*id).is_some())
+        .collect()
 }
 
 /// How many special tokens `encode(_, true)` adds.
@@ -71,7 +86,13 @@ pub(crate) fn num_special_tokens_to_add(tok: &Tokenizer) -> usize {
 /// `target` tokens (or ten tries have passed): some id runs decode to text that re-tokenizes
 /// differently, and the prompt length must be what the server will see. Missing ids are drawn
 /// from `allowed`. Returns the text and its token count.
-pub(crate) fn decode_to_target_len(tok: &Tokenizer, mut tokens: Vec<u32>, target: usize, allowed: &[u32], rng: &mut StdRng) -> Result<(String, Vec<u32>), BenchError> {
+pub(crate) fn decode_to_target_len(
+    tok: &Tokenizer,
+    mut tokens: Vec<u32>,
+    target: usize,
+    allowed: &[u32],
+    rng: &mut StdRng,
+) -> Result<(String, Vec<u32>), BenchError> {
     let mut tries_left = 10;
     loop {
         let text = tok.decode(&tokens, false)?;
@@ -91,19 +112,29 @@ pub(crate) fn decode_to_target_len(tok: &Tokenizer, mut tokens: Vec<u32>, target
 }
 
 /// `prompt` as the single user turn of the model's chat template, ready for generation.
-pub(crate) fn apply_chat_template(template: &ChatTemplate, prompt: &str) -> Result<String, BenchError> {
+pub(crate) fn apply_chat_template(
+    template: &ChatTemplate,
+    prompt: &str,
+) -> Result<String, BenchError> {
     let messages = [serde_json::json!({"role": "user", "content": prompt})];
     Ok(template.render(&messages, true, &serde_json::Map::new())?)
 }
 
 /// Fills `samples` up to `num_requests` with random repeats when the dataset had fewer, as
 /// vLLM does unless `--no-oversample`.
-pub(crate) fn oversample(samples: &mut Vec<SampleRequest>, num_requests: usize, no_oversample: bool, rng: &mut StdRng) {
+pub(crate) fn oversample(
+    samples: &mut Vec<SampleRequest>,
+    num_requests: usize,
+    no_oversample: bool,
+    rng: &mut StdRng,
+) {
     if no_oversample || samples.is_empty() || samples.len() >= num_requests {
         return;
     }
     let have = samples.len();
-    let extra: Vec<SampleRequest> = (0..num_requests - have).map(|_| samples[rng.random_range(0..have)].clone()).collect();
+    let extra: Vec<SampleRequest> = (0..num_requests - have)
+        .map(|_| samples[rng.random_range(0..have)].clone())
+        .collect();
     samples.extend(extra);
     eprintln!("Oversampled requests to reach {num_requests} total samples.");
 }

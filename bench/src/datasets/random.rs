@@ -23,7 +23,9 @@ pub struct RandomOptions {
 /// Samples the random dataset.
 pub fn random(tok: &Tokenizer, o: &RandomOptions) -> Result<Vec<SampleRequest>, BenchError> {
     if !(0.0..1.0).contains(&o.range_ratio) {
-        return Err(BenchError::Invalid("--random-range-ratio must be in [0, 1)".into()));
+        return Err(BenchError::Invalid(
+            "--random-range-ratio must be in [0, 1)".into(),
+        ));
     }
     // The server adds the special tokens (BOS): leave room for them in the requested length.
     let real_input_len = o.input_len.saturating_sub(num_special_tokens_to_add(tok));
@@ -40,13 +42,23 @@ pub fn random(tok: &Tokenizer, o: &RandomOptions) -> Result<Vec<SampleRequest>, 
     }
     let allowed = allowed_tokens(tok);
     if allowed.is_empty() {
-        return Err(BenchError::Invalid("the tokenizer has no ordinary tokens to build prompts from".into()));
+        return Err(BenchError::Invalid(
+            "the tokenizer has no ordinary tokens to build prompts from".into(),
+        ));
     }
     let mut rng = StdRng::seed_from_u64(o.seed);
-    let input_lens: Vec<usize> = (0..o.num_requests).map(|_| rng.random_range(input_low..=input_high)).collect();
-    let output_lens: Vec<usize> = (0..o.num_requests).map(|_| rng.random_range(output_low..=output_high)).collect();
-    let offsets: Vec<usize> = (0..o.num_requests).map(|_| rng.random_range(0..allowed.len())).collect();
-    let prefix: Vec<u32> = (0..o.prefix_len).map(|_| allowed[rng.random_range(0..allowed.len())]).collect();
+    let input_lens: Vec<usize> = (0..o.num_requests)
+        .map(|_| rng.random_range(input_low..=input_high))
+        .collect();
+    let output_lens: Vec<usize> = (0..o.num_requests)
+        .map(|_| rng.random_range(output_low..=output_high))
+        .collect();
+    let offsets: Vec<usize> = (0..o.num_requests)
+        .map(|_| rng.random_range(0..allowed.len()))
+        .collect();
+    let prefix: Vec<u32> = (0..o.prefix_len)
+        .map(|_| allowed[rng.random_range(0..allowed.len())])
+        .collect();
 
     let mut requests = Vec::with_capacity(o.num_requests);
     let mut mismatch: i64 = 0;
@@ -58,7 +70,11 @@ pub fn random(tok: &Tokenizer, o: &RandomOptions) -> Result<Vec<SampleRequest>, 
         let target = o.prefix_len + input_lens[i];
         let (prompt, ids) = decode_to_target_len(tok, tokens, target, &allowed, &mut rng)?;
         mismatch += ids.len() as i64 - target as i64;
-        requests.push(SampleRequest { prompt, prompt_len: ids.len(), expected_output_len: output_lens[i] });
+        requests.push(SampleRequest {
+            prompt,
+            prompt_len: ids.len(),
+            expected_output_len: output_lens[i],
+        });
     }
     if mismatch != 0 {
         eprintln!(
@@ -77,8 +93,17 @@ mod tests {
 
     #[test]
     fn prompts_have_the_requested_lengths_and_vary() {
-        let Some(tok) = test_support::tokenizer() else { return };
-        let o = RandomOptions { num_requests: 8, input_len: 64, output_len: 16, range_ratio: 0.0, prefix_len: 0, seed: 0 };
+        let Some(tok) = test_support::tokenizer() else {
+            return;
+        };
+        let o = RandomOptions {
+            num_requests: 8,
+            input_len: 64,
+            output_len: 16,
+            range_ratio: 0.0,
+            prefix_len: 0,
+            seed: 0,
+        };
         let reqs = random(&tok, &o).unwrap();
         assert_eq!(reqs.len(), 8);
         let special = num_special_tokens_to_add(&tok);
@@ -94,10 +119,25 @@ mod tests {
         assert_ne!(reqs[0].prompt, reqs[1].prompt);
         // One seed, one prompt set.
         assert_eq!(random(&tok, &o).unwrap(), reqs);
-        let ranged = random(&tok, &RandomOptions { range_ratio: 0.5, prefix_len: 10, ..o.clone() }).unwrap();
+        let ranged = random(
+            &tok,
+            &RandomOptions {
+                range_ratio: 0.5,
+                prefix_len: 10,
+                ..o.clone()
+            },
+        )
+        .unwrap();
         for r in &ranged {
             assert!((8..=24).contains(&r.expected_output_len));
         }
-        assert!(random(&tok, &RandomOptions { range_ratio: 1.0, ..o }).is_err());
+        assert!(random(
+            &tok,
+            &RandomOptions {
+                range_ratio: 1.0,
+                ..o
+            }
+        )
+        .is_err());
     }
 }

@@ -36,15 +36,28 @@ struct Turn {
 
 /// vLLM's pruning: prompts and answers of at least 4 tokens, prompts up to 1024 tokens and
 /// both together up to 2048 (the answer-length floor is waived when `--output-len` is given).
-fn is_valid_sequence(prompt_len: usize, output_len: usize, skip_min_output_len_check: bool) -> bool {
+fn is_valid_sequence(
+    prompt_len: usize,
+    output_len: usize,
+    skip_min_output_len_check: bool,
+) -> bool {
     const MIN_LEN: usize = 4;
-    prompt_len >= MIN_LEN && (skip_min_output_len_check || output_len >= MIN_LEN) && prompt_len <= 1024 && prompt_len + output_len <= 2048
+    prompt_len >= MIN_LEN
+        && (skip_min_output_len_check || output_len >= MIN_LEN)
+        && prompt_len <= 1024
+        && prompt_len + output_len <= 2048
 }
 
 pub fn sharegpt(tok: &Tokenizer, o: &ShareGptOptions) -> Result<Vec<SampleRequest>, BenchError> {
     let text = std::fs::read_to_string(&o.path).map_err(|e| BenchError::io(&o.path, e))?;
-    let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| BenchError::Dataset { path: o.path.clone(), message: format!("not a ShareGPT JSON list: {e}") })?;
-    let mut entries: Vec<Entry> = entries.into_iter().filter(|e| e.conversations.len() >= 2).collect();
+    let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| BenchError::Dataset {
+        path: o.path.clone(),
+        message: format!("not a ShareGPT JSON list: {e}"),
+    })?;
+    let mut entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| e.conversations.len() >= 2)
+        .collect();
     let mut rng = StdRng::seed_from_u64(o.seed);
     if !o.disable_shuffle {
         shuffle(&mut entries, &mut rng);
@@ -63,10 +76,17 @@ pub fn sharegpt(tok: &Tokenizer, o: &ShareGptOptions) -> Result<Vec<SampleReques
         if !is_valid_sequence(prompt_len, output_len, o.output_len.is_some()) {
             continue;
         }
-        samples.push(SampleRequest { prompt: prompt.clone(), prompt_len, expected_output_len: output_len });
+        samples.push(SampleRequest {
+            prompt: prompt.clone(),
+            prompt_len,
+            expected_output_len: output_len,
+        });
     }
     if samples.is_empty() {
-        return Err(BenchError::Dataset { path: o.path.clone(), message: "no conversation with two turns of usable length".into() });
+        return Err(BenchError::Dataset {
+            path: o.path.clone(),
+            message: "no conversation with two turns of usable length".into(),
+        });
     }
     oversample(&mut samples, o.num_requests, o.no_oversample, &mut rng);
     Ok(samples)
@@ -83,16 +103,48 @@ mod tests {
 
     #[test]
     fn first_turns_become_prompts() {
-        let Some(tok) = test_support::tokenizer() else { return };
-        let o = ShareGptOptions { path: fixture(), num_requests: 5, output_len: None, seed: 0, disable_shuffle: true, no_oversample: false };
+        let Some(tok) = test_support::tokenizer() else {
+            return;
+        };
+        let o = ShareGptOptions {
+            path: fixture(),
+            num_requests: 5,
+            output_len: None,
+            seed: 0,
+            disable_shuffle: true,
+            no_oversample: false,
+        };
         let reqs = sharegpt(&tok, &o).unwrap();
         assert_eq!(reqs.len(), 5);
-        assert!(reqs[0].prompt.starts_with("My sourdough starter"), "{}", reqs[0].prompt);
-        assert!(reqs.iter().all(|r| r.prompt_len >= 4 && r.expected_output_len >= 4));
-        let fixed = sharegpt(&tok, &ShareGptOptions { output_len: Some(7), num_requests: 50, disable_shuffle: false, ..o.clone() }).unwrap();
+        assert!(
+            reqs[0].prompt.starts_with("My sourdough starter"),
+            "{}",
+            reqs[0].prompt
+        );
+        assert!(reqs
+            .iter()
+            .all(|r| r.prompt_len >= 4 && r.expected_output_len >= 4));
+        let fixed = sharegpt(
+            &tok,
+            &ShareGptOptions {
+                output_len: Some(7),
+                num_requests: 50,
+                disable_shuffle: false,
+                ..o.clone()
+            },
+        )
+        .unwrap();
         assert_eq!(fixed.len(), 50, "oversampled to the requested count");
         assert!(fixed.iter().all(|r| r.expected_output_len == 7));
-        let exact = sharegpt(&tok, &ShareGptOptions { num_requests: 50, no_oversample: true, ..o }).unwrap();
+        let exact = sharegpt(
+            &tok,
+            &ShareGptOptions {
+                num_requests: 50,
+                no_oversample: true,
+                ..o
+            },
+        )
+        .unwrap();
         assert!(exact.len() < 50 && exact.len() >= 15, "{}", exact.len());
     }
 

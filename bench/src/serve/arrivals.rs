@@ -10,12 +10,21 @@ use rand_distr::{Distribution, Gamma};
 use crate::BenchError;
 
 /// `n` gaps between consecutive requests, in seconds, before any scaling.
-pub fn intervals(n: usize, rate: f64, burstiness: f64, rng: &mut StdRng) -> Result<Vec<f64>, BenchError> {
+pub fn intervals(
+    n: usize,
+    rate: f64,
+    burstiness: f64,
+    rng: &mut StdRng,
+) -> Result<Vec<f64>, BenchError> {
     if rate.is_nan() || rate <= 0.0 {
-        return Err(BenchError::Invalid(format!("--request-rate must be positive, not {rate}")));
+        return Err(BenchError::Invalid(format!(
+            "--request-rate must be positive, not {rate}"
+        )));
     }
     if burstiness.is_nan() || burstiness <= 0.0 {
-        return Err(BenchError::Invalid(format!("A positive burstiness factor is expected, but given {burstiness}.")));
+        return Err(BenchError::Invalid(format!(
+            "A positive burstiness factor is expected, but given {burstiness}."
+        )));
     }
     if rate.is_infinite() {
         return Ok(vec![0.0; n]);
@@ -24,7 +33,8 @@ pub fn intervals(n: usize, rate: f64, burstiness: f64, rng: &mut StdRng) -> Resu
         return Ok(vec![1.0 / rate; n]);
     }
     // Mean shape * scale = 1 / rate; variance 1 / (rate^2 * burstiness).
-    let gamma = Gamma::new(burstiness, 1.0 / (rate * burstiness)).map_err(|e| BenchError::Invalid(format!("gamma distribution: {e}")))?;
+    let gamma = Gamma::new(burstiness, 1.0 / (rate * burstiness))
+        .map_err(|e| BenchError::Invalid(format!("gamma distribution: {e}")))?;
     Ok((0..n).map(|_| gamma.sample(rng)).collect())
 }
 
@@ -56,7 +66,10 @@ mod tests {
         let rate = 4.0;
         let gaps = intervals(DRAWS, rate, 1.0, &mut StdRng::seed_from_u64(0)).unwrap();
         let mean = stats::mean(&gaps);
-        assert!((mean - 1.0 / rate).abs() / (1.0 / rate) < 0.03, "mean gap {mean}");
+        assert!(
+            (mean - 1.0 / rate).abs() / (1.0 / rate) < 0.03,
+            "mean gap {mean}"
+        );
         // Exponential: the standard deviation equals the mean.
         let cv = stats::std_dev(&gaps) / mean;
         assert!((cv - 1.0).abs() < 0.05, "coefficient of variation {cv}");
@@ -68,11 +81,17 @@ mod tests {
         for burstiness in [0.25, 0.5, 2.0, 8.0] {
             let gaps = intervals(DRAWS, rate, burstiness, &mut StdRng::seed_from_u64(7)).unwrap();
             let mean = stats::mean(&gaps);
-            assert!((mean - 1.0 / rate).abs() / (1.0 / rate) < 0.03, "burstiness {burstiness}: mean gap {mean}");
+            assert!(
+                (mean - 1.0 / rate).abs() / (1.0 / rate) < 0.03,
+                "burstiness {burstiness}: mean gap {mean}"
+            );
             // Gamma with shape k: coefficient of variation 1 / sqrt(k).
             let cv = stats::std_dev(&gaps) / mean;
             let want = 1.0 / burstiness.sqrt();
-            assert!((cv - want).abs() / want < 0.08, "burstiness {burstiness}: cv {cv}, want {want}");
+            assert!(
+                (cv - want).abs() / want < 0.08,
+                "burstiness {burstiness}: cv {cv}, want {want}"
+            );
         }
     }
 
@@ -82,7 +101,10 @@ mod tests {
         assert_eq!(a, schedule(100, 5.0, 1.0, 3).unwrap());
         assert_ne!(a, schedule(100, 5.0, 1.0, 4).unwrap());
         assert!(a.windows(2).all(|w| w[0] <= w[1]));
-        assert!((a[99] - 20.0).abs() < 1e-9, "the last request goes out at n / rate");
+        assert!(
+            (a[99] - 20.0).abs() < 1e-9,
+            "the last request goes out at n / rate"
+        );
         assert_eq!(schedule(3, f64::INFINITY, 1.0, 0).unwrap(), [0.0; 3]);
         assert_eq!(schedule(3, 2.0, f64::INFINITY, 0).unwrap(), [0.5, 1.0, 1.5]);
         assert!(schedule(3, 2.0, 0.0, 0).is_err());

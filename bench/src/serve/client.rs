@@ -100,7 +100,9 @@ impl SseBuffer {
             let t = text.trim();
             if let Some(data) = t.strip_prefix("data:") {
                 let data = data.trim();
-                if data == "[DONE]" || (!data.is_empty() && serde_json::from_str::<Value>(data).is_ok()) {
+                if data == "[DONE]"
+                    || (!data.is_empty() && serde_json::from_str::<Value>(data).is_ok())
+                {
                     events.push(t.to_string());
                     self.pending.clear();
                 }
@@ -122,7 +124,11 @@ fn find_separator(b: &[u8]) -> Option<(usize, usize)> {
 
 /// The data of one event: `data: X` lines joined; `None` for comments and data-less events.
 fn event_data(event: &str) -> Option<String> {
-    let lines: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+    let lines: Vec<&str> = event
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
@@ -136,18 +142,33 @@ pub struct StreamState {
 
 impl StreamState {
     pub fn new(sent: Instant, start_time: f64, prompt_len: usize) -> StreamState {
-        StreamState { sent, last: sent, first: false, out: RequestOutput { prompt_len, start_time, ..Default::default() } }
+        StreamState {
+            sent,
+            last: sent,
+            first: false,
+            out: RequestOutput {
+                prompt_len,
+                start_time,
+                ..Default::default()
+            },
+        }
     }
 
     /// Takes the events that arrived at `now`.
     pub fn on_events(&mut self, events: &[String], now: Instant, chat: bool) -> Result<(), String> {
         for event in events {
-            let Some(data) = event_data(event) else { continue };
+            let Some(data) = event_data(event) else {
+                continue;
+            };
             if data.trim() == "[DONE]" {
                 continue;
             }
-            let v: Value = serde_json::from_str(&data).map_err(|e| format!("bad stream chunk {data:?}: {e}"))?;
-            let choice = v.get("choices").and_then(Value::as_array).and_then(|c| c.first());
+            let v: Value = serde_json::from_str(&data)
+                .map_err(|e| format!("bad stream chunk {data:?}: {e}"))?;
+            let choice = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .and_then(|c| c.first());
             if let Some(choice) = choice {
                 if self.first {
                     self.out.itl.push((now - self.last).as_secs_f64());
@@ -156,7 +177,11 @@ impl StreamState {
                     self.out.ttft = (now - self.sent).as_secs_f64();
                 }
                 self.last = now;
-                let text = if chat { choice.pointer("/delta/content") } else { choice.get("text") };
+                let text = if chat {
+                    choice.pointer("/delta/content")
+                } else {
+                    choice.get("text")
+                };
                 if let Some(t) = text.and_then(Value::as_str) {
                     self.out.generated_text.push_str(t);
                 }
@@ -189,9 +214,16 @@ impl StreamState {
 
 /// Sends `input` and measures it. Failures come back as an unsuccessful output, never an error:
 /// they are counted, not fatal.
-pub async fn send(client: &reqwest::Client, input: &RequestInput, origin: Instant) -> RequestOutput {
+pub async fn send(
+    client: &reqwest::Client,
+    input: &RequestInput,
+    origin: Instant,
+) -> RequestOutput {
     let mut req = client.post(&input.api_url).json(&payload(input));
-    if let Some(key) = std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()) {
+    if let Some(key) = std::env::var("OPENAI_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+    {
         req = req.bearer_auth(key);
     }
     for (k, v) in &input.extra_headers {
@@ -202,7 +234,11 @@ pub async fn send(client: &reqwest::Client, input: &RequestInput, origin: Instan
     }
     let sent = Instant::now();
     let mut state = StreamState::new(sent, (sent - origin).as_secs_f64(), input.prompt_len);
-    let failed = |state: StreamState, error: String| RequestOutput { success: false, error, ..state.out };
+    let failed = |state: StreamState, error: String| RequestOutput {
+        success: false,
+        error,
+        ..state.out
+    };
     let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => return failed(state, format!("request failed: {e}")),
@@ -211,7 +247,14 @@ pub async fn send(client: &reqwest::Client, input: &RequestInput, origin: Instan
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         let reason = status.canonical_reason().unwrap_or("error");
-        return failed(state, format!("{} {reason}: {}", status.as_u16(), body.chars().take(300).collect::<String>()));
+        return failed(
+            state,
+            format!(
+                "{} {reason}: {}",
+                status.as_u16(),
+                body.chars().take(300).collect::<String>()
+            ),
+        );
     }
     let mut sse = SseBuffer::default();
     loop {
@@ -239,7 +282,10 @@ mod tests {
     fn events_split_across_chunks() {
         let mut b = SseBuffer::default();
         assert!(b.push(b"data: {\"a\":").is_empty());
-        assert_eq!(b.push(b"1}\n\ndata: {\"b\":2}\n\n: ping\n\nda"), ["data: {\"a\":1}", "data: {\"b\":2}", ": ping"]);
+        assert_eq!(
+            b.push(b"1}\n\ndata: {\"b\":2}\n\n: ping\n\nda"),
+            ["data: {\"a\":1}", "data: {\"b\":2}", ": ping"]
+        );
         assert_eq!(b.push(b"ta: [DONE]"), ["data: [DONE]"]);
         // A character split between chunks survives.
         let text = "data: {\"t\":\"é\"}\r\n\r\n".as_bytes();
@@ -252,20 +298,40 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut s = StreamState::new(t0, 1.5, 10);
-        let chunk = |text: &str| format!("data: {}", json!({"choices": [{"index": 0, "text": text}]}));
+        let chunk =
+            |text: &str| format!("data: {}", json!({"choices": [{"index": 0, "text": text}]}));
         s.on_events(&[chunk("Hel")], at(200), false).unwrap();
-        s.on_events(&[chunk("lo"), chunk(" there")], at(250), false).unwrap();
+        s.on_events(&[chunk("lo"), chunk(" there")], at(250), false)
+            .unwrap();
         s.on_events(&[chunk("!")], at(300), false).unwrap();
-        let usage = format!("data: {}", json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 4}}));
-        s.on_events(&[usage, ": keep-alive".into(), "data: [DONE]".into()], at(320), false).unwrap();
+        let usage = format!(
+            "data: {}",
+            json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 4}})
+        );
+        s.on_events(
+            &[usage, ": keep-alive".into(), "data: [DONE]".into()],
+            at(320),
+            false,
+        )
+        .unwrap();
         let out = s.finish();
         assert!(out.success);
         assert_eq!(out.generated_text, "Hello there!");
         assert!((out.ttft - 0.2).abs() < 1e-9);
         assert_eq!(out.itl.len(), 3);
-        assert!((out.itl[0] - 0.05).abs() < 1e-9 && out.itl[1].abs() < 1e-9 && (out.itl[2] - 0.05).abs() < 1e-9);
-        assert!((out.latency - 0.3).abs() < 1e-9, "ends at the last token, not the usage chunk");
-        assert_eq!((out.output_tokens, out.prompt_len, out.start_time), (4, 12, 1.5));
+        assert!(
+            (out.itl[0] - 0.05).abs() < 1e-9
+                && out.itl[1].abs() < 1e-9
+                && (out.itl[2] - 0.05).abs() < 1e-9
+        );
+        assert!(
+            (out.latency - 0.3).abs() < 1e-9,
+            "ends at the last token, not the usage chunk"
+        );
+        assert_eq!(
+            (out.output_tokens, out.prompt_len, out.start_time),
+            (4, 12, 1.5)
+        );
         let empty = StreamState::new(t0, 0.0, 1).finish();
         assert!(!empty.success && empty.error.contains("TTFT"));
     }

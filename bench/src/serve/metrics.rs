@@ -23,7 +23,10 @@ impl Summary {
             mean: stats::mean(seconds) * 1000.0,
             median: stats::median(seconds) * 1000.0,
             std: stats::std_dev(seconds) * 1000.0,
-            percentiles: percentiles.iter().map(|&p| (p, stats::percentile(seconds, p) * 1000.0)).collect(),
+            percentiles: percentiles
+                .iter()
+                .map(|&p| (p, stats::percentile(seconds, p) * 1000.0))
+                .collect(),
         }
     }
 }
@@ -54,7 +57,9 @@ pub type Goodput = Vec<(String, f64)>;
 pub fn parse_goodput(pairs: &[String]) -> Result<Goodput, String> {
     let mut out = Vec::new();
     for pair in pairs {
-        let bad = || format!("Invalid format found for service level objectives: {pair:?}. Specify service level objectives for goodput as \"KEY:VALUE\" pairs, where the key is a metric name, and the value is a number in milliseconds.");
+        let bad = || {
+            format!("Invalid format found for service level objectives: {pair:?}. Specify service level objectives for goodput as \"KEY:VALUE\" pairs, where the key is a metric name, and the value is a number in milliseconds.")
+        };
         let (k, v) = pair.split_once(':').ok_or_else(bad)?;
         let v: f64 = v.trim().parse().map_err(|_| bad())?;
         if !["ttft", "tpot", "e2el"].contains(&k) {
@@ -70,16 +75,27 @@ pub fn parse_goodput(pairs: &[String]) -> Result<Goodput, String> {
 
 /// Computes the metrics; also returns each request's output length (0 for failures).
 /// `count_tokens` counts the generated text when the server did not report usage.
-pub fn calculate(outputs: &[RequestOutput], dur_s: f64, count_tokens: &dyn Fn(&str) -> usize, percentiles: &[f64], goodput: &Goodput) -> (BenchmarkMetrics, Vec<usize>) {
+pub fn calculate(
+    outputs: &[RequestOutput],
+    dur_s: f64,
+    count_tokens: &dyn Fn(&str) -> usize,
+    percentiles: &[f64],
+    goodput: &Goodput,
+) -> (BenchmarkMetrics, Vec<usize>) {
     let mut output_lens = Vec::with_capacity(outputs.len());
     let (mut total_input, mut completed) = (0, 0);
-    let (mut itls, mut tpots, mut all_tpots, mut ttfts, mut e2els) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut itls, mut tpots, mut all_tpots, mut ttfts, mut e2els) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for o in outputs {
         if !o.success {
             output_lens.push(0);
             continue;
         }
-        let output_len = if o.output_tokens > 0 { o.output_tokens } else { count_tokens(&o.generated_text) };
+        let output_len = if o.output_tokens > 0 {
+            o.output_tokens
+        } else {
+            count_tokens(&o.generated_text)
+        };
         output_lens.push(output_len);
         total_input += o.prompt_len;
         let mut tpot = 0.0;
@@ -132,8 +148,13 @@ pub fn calculate(outputs: &[RequestOutput], dur_s: f64, count_tokens: &dyn Fn(&s
 /// first request's start), and the most requests in flight at any instant.
 fn peaks(outputs: &[RequestOutput]) -> (f64, usize) {
     let ok: Vec<&RequestOutput> = outputs.iter().filter(|o| o.success).collect();
-    let Some(min_start) = ok.iter().map(|o| o.start_time).reduce(f64::min) else { return (0.0, 0) };
-    let max_end = ok.iter().map(|o| o.start_time + o.latency).fold(f64::MIN, f64::max);
+    let Some(min_start) = ok.iter().map(|o| o.start_time).reduce(f64::min) else {
+        return (0.0, 0);
+    };
+    let max_end = ok
+        .iter()
+        .map(|o| o.start_time + o.latency)
+        .fold(f64::MIN, f64::max);
     let buckets = (max_end - min_start).ceil() as usize + 1;
     let mut tokens = vec![0usize; buckets];
     let mut events = Vec::with_capacity(ok.len() * 2);
@@ -188,10 +209,19 @@ pub fn percentile_word(p: f64) -> String {
 }
 
 /// Prints the `Serving Benchmark Result` block and adds the metrics to `result`.
-pub fn report(m: &BenchmarkMetrics, outputs: &[RequestOutput], info: &RunInfo, result: &mut Map<String, Value>, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn report(
+    m: &BenchmarkMetrics,
+    outputs: &[RequestOutput],
+    info: &RunInfo,
+    result: &mut Map<String, Value>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let failures: Vec<&RequestOutput> = outputs.iter().filter(|o| !o.success).collect();
     if !failures.is_empty() {
-        writeln!(out, "Failed requests during benchmark run detected (capping to 10):")?;
+        writeln!(
+            out,
+            "Failed requests during benchmark run detected (capping to 10):"
+        )?;
         for (i, f) in failures.iter().take(10).enumerate() {
             writeln!(out, "Error {i}: {}", f.error)?;
         }
@@ -213,15 +243,39 @@ pub fn report(m: &BenchmarkMetrics, outputs: &[RequestOutput], info: &RunInfo, r
         row2(out, "Request goodput (req/s):", m.request_goodput)?;
     }
     row2(out, "Output token throughput (tok/s):", m.output_throughput)?;
-    row2(out, "Peak output token throughput (tok/s):", m.max_output_tokens_per_s)?;
-    row2(out, "Peak concurrent requests:", m.max_concurrent_requests as f64)?;
-    row2(out, "Total token throughput (tok/s):", m.total_token_throughput)?;
+    row2(
+        out,
+        "Peak output token throughput (tok/s):",
+        m.max_output_tokens_per_s,
+    )?;
+    row2(
+        out,
+        "Peak concurrent requests:",
+        m.max_concurrent_requests as f64,
+    )?;
+    row2(
+        out,
+        "Total token throughput (tok/s):",
+        m.total_token_throughput,
+    )?;
 
     let per_request: [(&str, Value); 4] = [
-        ("input_lens", json!(outputs.iter().map(|o| o.prompt_len).collect::<Vec<_>>())),
-        ("ttfts", json!(outputs.iter().map(|o| o.ttft).collect::<Vec<_>>())),
-        ("itls", json!(outputs.iter().map(|o| o.itl.clone()).collect::<Vec<_>>())),
-        ("latencies", json!(outputs.iter().map(|o| o.latency).collect::<Vec<_>>())),
+        (
+            "input_lens",
+            json!(outputs.iter().map(|o| o.prompt_len).collect::<Vec<_>>()),
+        ),
+        (
+            "ttfts",
+            json!(outputs.iter().map(|o| o.ttft).collect::<Vec<_>>()),
+        ),
+        (
+            "itls",
+            json!(outputs.iter().map(|o| o.itl.clone()).collect::<Vec<_>>()),
+        ),
+        (
+            "latencies",
+            json!(outputs.iter().map(|o| o.latency).collect::<Vec<_>>()),
+        ),
     ];
     for (k, v) in per_request {
         result.insert(k.into(), v);
@@ -248,7 +302,12 @@ pub fn report(m: &BenchmarkMetrics, outputs: &[RequestOutput], info: &RunInfo, r
 
     let sections: [(&str, &str, &str, &Summary); 4] = [
         ("ttft", "TTFT", "Time to First Token", &m.ttft),
-        ("tpot", "TPOT", "Time per Output Token (excl. 1st token)", &m.tpot),
+        (
+            "tpot",
+            "TPOT",
+            "Time per Output Token (excl. 1st token)",
+            &m.tpot,
+        ),
         ("itl", "ITL", "Inter-token Latency", &m.itl),
         ("e2el", "E2EL", "End-to-end Latency", &m.e2el),
     ];
@@ -277,7 +336,16 @@ mod tests {
 
     fn ok(start: f64, ttft: f64, itl: &[f64], tokens: usize) -> RequestOutput {
         let latency = ttft + itl.iter().sum::<f64>();
-        RequestOutput { success: true, start_time: start, ttft, itl: itl.to_vec(), latency, output_tokens: tokens, prompt_len: 10, ..Default::default() }
+        RequestOutput {
+            success: true,
+            start_time: start,
+            ttft,
+            itl: itl.to_vec(),
+            latency,
+            output_tokens: tokens,
+            prompt_len: 10,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -288,12 +356,24 @@ mod tests {
         let a = ok(0.0, 0.25, &[0.125, 0.125, 0.125], 4);
         let mut b = ok(0.625, 0.5, &[0.25], 0);
         b.generated_text = "x y z".into();
-        let failed = RequestOutput { error: "boom".into(), ..Default::default() };
+        let failed = RequestOutput {
+            error: "boom".into(),
+            ..Default::default()
+        };
         let count = |t: &str| t.split_whitespace().count();
         let goodput = vec![("ttft".to_string(), 300.0)];
-        let (m, lens) = calculate(&[a.clone(), b.clone(), failed], 2.0, &count, &[50.0, 99.0], &goodput);
+        let (m, lens) = calculate(
+            &[a.clone(), b.clone(), failed],
+            2.0,
+            &count,
+            &[50.0, 99.0],
+            &goodput,
+        );
         assert_eq!(lens, [4, 3, 0]);
-        assert_eq!((m.completed, m.failed, m.total_input, m.total_output), (2, 1, 20, 7));
+        assert_eq!(
+            (m.completed, m.failed, m.total_input, m.total_output),
+            (2, 1, 20, 7)
+        );
         assert_eq!(m.request_throughput, 1.0);
         assert_eq!(m.request_goodput, 0.5, "only a meets TTFT <= 300 ms");
         assert_eq!(m.output_throughput, 3.5);
@@ -311,7 +391,10 @@ mod tests {
 
     #[test]
     fn goodput_flags() {
-        assert_eq!(parse_goodput(&["ttft:100".into(), "e2el:2.5".into()]).unwrap(), vec![("ttft".to_string(), 100.0), ("e2el".to_string(), 2.5)]);
+        assert_eq!(
+            parse_goodput(&["ttft:100".into(), "e2el:2.5".into()]).unwrap(),
+            vec![("ttft".to_string(), 100.0), ("e2el".to_string(), 2.5)]
+        );
         assert!(parse_goodput(&["itl:3".into()]).is_err());
         assert!(parse_goodput(&["ttft".into()]).is_err());
         assert!(parse_goodput(&["ttft:-1".into()]).is_err());
@@ -321,17 +404,35 @@ mod tests {
     fn block_layout() {
         let a = ok(0.0, 0.2, &[0.1], 2);
         let (m, _) = calculate(std::slice::from_ref(&a), 1.0, &|_| 0, &[99.0], &Vec::new());
-        let info = RunInfo { max_concurrency: Some(4), request_rate: f64::INFINITY, duration: 1.0, goodput: false, selected_metrics: vec!["ttft".into(), "tpot".into(), "itl".into()] };
+        let info = RunInfo {
+            max_concurrency: Some(4),
+            request_rate: f64::INFINITY,
+            duration: 1.0,
+            goodput: false,
+            selected_metrics: vec!["ttft".into(), "tpot".into(), "itl".into()],
+        };
         let mut out = Vec::new();
         let mut result = Map::new();
         report(&m, &[a], &info, &mut result, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "============ Serving Benchmark Result ============");
-        assert_eq!(lines[1], format!("{:<40} {:<10}", "Successful requests:", 1));
+        assert_eq!(
+            lines[0],
+            "============ Serving Benchmark Result ============"
+        );
+        assert_eq!(
+            lines[1],
+            format!("{:<40} {:<10}", "Successful requests:", 1)
+        );
         assert_eq!(lines[1].len(), 51);
-        assert_eq!(lines[3], "Maximum request concurrency:             4         ");
-        assert_eq!(lines[4], "Benchmark duration (s):                  1.00      ");
+        assert_eq!(
+            lines[3],
+            "Maximum request concurrency:             4         "
+        );
+        assert_eq!(
+            lines[4],
+            "Benchmark duration (s):                  1.00      "
+        );
         assert!(lines.contains(&"---------------Time to First Token----------------"));
         assert!(lines.contains(&"-----Time per Output Token (excl. 1st token)------"));
         assert!(lines.contains(&"Mean TTFT (ms):                          200.00    "));

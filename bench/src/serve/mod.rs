@@ -75,16 +75,32 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0, help_heading = "Random dataset options")]
     pub random_prefix_len: usize,
     /// Prefix tokens per request (prefix_repetition dataset).
-    #[arg(long, default_value_t = 256, help_heading = "Prefix repetition dataset options")]
+    #[arg(
+        long,
+        default_value_t = 256,
+        help_heading = "Prefix repetition dataset options"
+    )]
     pub prefix_repetition_prefix_len: usize,
     /// Suffix tokens per request (prefix_repetition dataset).
-    #[arg(long, default_value_t = 256, help_heading = "Prefix repetition dataset options")]
+    #[arg(
+        long,
+        default_value_t = 256,
+        help_heading = "Prefix repetition dataset options"
+    )]
     pub prefix_repetition_suffix_len: usize,
     /// Number of prefixes (prefix_repetition dataset); prompts per prefix is num_prompts / this.
-    #[arg(long, default_value_t = 10, help_heading = "Prefix repetition dataset options")]
+    #[arg(
+        long,
+        default_value_t = 10,
+        help_heading = "Prefix repetition dataset options"
+    )]
     pub prefix_repetition_num_prefixes: usize,
     /// Output tokens per request (prefix_repetition dataset).
-    #[arg(long, default_value_t = 128, help_heading = "Prefix repetition dataset options")]
+    #[arg(
+        long,
+        default_value_t = 128,
+        help_heading = "Prefix repetition dataset options"
+    )]
     pub prefix_repetition_output_len: usize,
 
     /// Label (prefix) of the result file name; default: the backend.
@@ -203,14 +219,19 @@ fn key_values(items: &[String], what: &str) -> anyhow::Result<Vec<(String, Strin
         .iter()
         .map(|item| match item.split_once('=') {
             Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
-            None => Err(anyhow!("Invalid {what} format {item:?}. Please use KEY=VALUE format.")),
+            None => Err(anyhow!(
+                "Invalid {what} format {item:?}. Please use KEY=VALUE format."
+            )),
         })
         .collect()
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC, the date stamp of result files.
 fn date_stamp(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
     let z = days + 719_468;
@@ -222,7 +243,12 @@ fn date_stamp(now: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Sampling flags given on the command line, then `--extra-body` over them.
@@ -233,9 +259,15 @@ fn extra_body(args: &ServeArgs) -> anyhow::Result<Map<String, Value>> {
         ("top_k", args.top_k.map(|v| json!(v))),
         ("min_p", args.min_p.map(|v| json!(v))),
         ("temperature", args.temperature.map(|v| json!(v))),
-        ("frequency_penalty", args.frequency_penalty.map(|v| json!(v))),
+        (
+            "frequency_penalty",
+            args.frequency_penalty.map(|v| json!(v)),
+        ),
         ("presence_penalty", args.presence_penalty.map(|v| json!(v))),
-        ("repetition_penalty", args.repetition_penalty.map(|v| json!(v))),
+        (
+            "repetition_penalty",
+            args.repetition_penalty.map(|v| json!(v)),
+        ),
     ];
     for (k, v) in params {
         if let Some(v) = v {
@@ -252,8 +284,19 @@ fn extra_body(args: &ServeArgs) -> anyhow::Result<Map<String, Value>> {
 }
 
 fn sample(args: &ServeArgs, tok: &Tokenizer) -> anyhow::Result<Vec<SampleRequest>> {
-    let path = || args.dataset_path.clone().with_context(|| format!("--dataset-path is required for the {} dataset", args.dataset_name));
-    let template = || tok.compile_chat_template().transpose().map_err(crate::BenchError::from);
+    let path = || {
+        args.dataset_path.clone().with_context(|| {
+            format!(
+                "--dataset-path is required for the {} dataset",
+                args.dataset_name
+            )
+        })
+    };
+    let template = || {
+        tok.compile_chat_template()
+            .transpose()
+            .map_err(crate::BenchError::from)
+    };
     let n = args.num_prompts;
     Ok(match args.dataset_name.as_str() {
         "random" => datasets::random(
@@ -324,33 +367,55 @@ fn sample(args: &ServeArgs, tok: &Tokenizer) -> anyhow::Result<Vec<SampleRequest
 /// The first model a server lists: (id, root). `root` falls back to the id.
 async fn first_model(client: &reqwest::Client, base_url: &str) -> anyhow::Result<(String, String)> {
     let url = format!("{base_url}/v1/models");
-    let fail = |e: String| anyhow!("Failed to fetch models from server at {url}. Check that the server is running and the URL is correct. Error: {e}");
-    let resp = client.get(&url).send().await.map_err(|e| fail(e.to_string()))?;
+    let fail = |e: String| {
+        anyhow!("Failed to fetch models from server at {url}. Check that the server is running and the URL is correct. Error: {e}")
+    };
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(fail(format!("HTTP {}", resp.status())));
     }
     let v: Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
-    let first = v.pointer("/data/0").ok_or_else(|| anyhow!("No models found on the server at {base_url}."))?;
-    let id = first.get("id").and_then(Value::as_str).ok_or_else(|| fail("a model without an id".into()))?;
+    let first = v
+        .pointer("/data/0")
+        .ok_or_else(|| anyhow!("No models found on the server at {base_url}."))?;
+    let id = first
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("a model without an id".into()))?;
     let root = first.get("root").and_then(Value::as_str).unwrap_or(id);
     Ok((id.to_string(), root.to_string()))
 }
 
 /// Sends `test` until it succeeds or `timeout` passes; the last output either way.
-async fn wait_for_endpoint(client: &reqwest::Client, test: &RequestInput, timeout: Duration, origin: Instant) -> RequestOutput {
+async fn wait_for_endpoint(
+    client: &reqwest::Client,
+    test: &RequestInput,
+    timeout: Duration,
+    origin: Instant,
+) -> RequestOutput {
     let deadline = Instant::now() + timeout;
     loop {
         let out = client::send(client, test, origin).await;
         if out.success || Instant::now() >= deadline {
             return out;
         }
-        tokio::time::sleep(Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(
+            Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
     }
 }
 
 /// `vllm bench serve`, report on `out`.
 pub fn run(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(run_async(args, out))
 }
 
@@ -364,15 +429,30 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
             (format!("{b}{}", args.endpoint), b)
         }
         None => {
-            let host = if args.host.contains(':') && !args.host.starts_with('[') { format!("[{}]", args.host) } else { args.host.clone() };
+            let host = if args.host.contains(':') && !args.host.starts_with('[') {
+                format!("[{}]", args.host)
+            } else {
+                args.host.clone()
+            };
             let b = format!("http://{host}:{}", args.port);
             (format!("{b}{}", args.endpoint), b)
         }
     };
     let chat = args.backend == "openai-chat";
-    let suffix = if chat { "chat/completions" } else { "completions" };
+    let suffix = if chat {
+        "chat/completions"
+    } else {
+        "completions"
+    };
     if !api_url.ends_with(suffix) {
-        bail!("{} URL must end with {suffix:?}: {api_url} (set --endpoint)", if chat { "OpenAI Chat Completions API" } else { "OpenAI Completions API" });
+        bail!(
+            "{} URL must end with {suffix:?}: {api_url} (set --endpoint)",
+            if chat {
+                "OpenAI Chat Completions API"
+            } else {
+                "OpenAI Completions API"
+            }
+        );
     }
     let headers = key_values(&args.header, "header")?;
     let metadata = key_values(&args.metadata, "metadata")?;
@@ -383,18 +463,29 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
         .context("building the HTTP client")?;
 
     let (model_name, model_id) = match &args.model {
-        Some(m) => (args.served_model_name.clone().unwrap_or_else(|| m.clone()), m.clone()),
+        Some(m) => (
+            args.served_model_name.clone().unwrap_or_else(|| m.clone()),
+            m.clone(),
+        ),
         None => {
-            writeln!(out, "Model not specified, fetching first model from server...")?;
+            writeln!(
+                out,
+                "Model not specified, fetching first model from server..."
+            )?;
             let (name, id) = first_model(&client, &base_url).await?;
             writeln!(out, "First model name: {name}, first model id: {id}")?;
             (name, id)
         }
     };
-    let tokenizer_id = args.tokenizer.clone().unwrap_or_else(|| PathBuf::from(&model_id));
+    let tokenizer_id = args
+        .tokenizer
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&model_id));
     let tok = datasets::load_tokenizer(&tokenizer_id)?;
 
-    if matches!(args.dataset_name.as_str(), "random" | "prefix_repetition") && args.dataset_path.is_some() {
+    if matches!(args.dataset_name.as_str(), "random" | "prefix_repetition")
+        && args.dataset_path.is_some()
+    {
         bail!("Cannot use '{}' dataset with --dataset-path. Please specify the appropriate --dataset-name (e.g., 'sharegpt', 'custom', 'sonnet') for your dataset file", args.dataset_name);
     }
     // The random dataset asks for exact lengths: generation must not stop early.
@@ -410,16 +501,31 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
     if !body.contains_key("temperature") {
         writeln!(out, "WARNING: vllm bench serve does not set temperature==0 (greedy) in requests by default. The default will be determined on the server side and can be model/API specific. For the old behavior, include --temperature=0.")?;
     }
-    let selected: Vec<String> = args.percentile_metrics.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    if let Some(bad) = selected.iter().find(|m| !["ttft", "tpot", "itl", "e2el"].contains(&m.as_str())) {
+    let selected: Vec<String> = args
+        .percentile_metrics
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = selected
+        .iter()
+        .find(|m| !["ttft", "tpot", "itl", "e2el"].contains(&m.as_str()))
+    {
         bail!("--percentile-metrics: unknown metric {bad:?} (known: ttft, tpot, itl, e2el)");
     }
     let percentiles: Vec<f64> = args
         .metric_percentiles
         .split(',')
-        .map(|p| p.trim().parse::<f64>().map_err(|_| anyhow!("--metric-percentiles: {p:?} is not a number")))
+        .map(|p| {
+            p.trim()
+                .parse::<f64>()
+                .map_err(|_| anyhow!("--metric-percentiles: {p:?} is not a number"))
+        })
         .collect::<anyhow::Result<_>>()?;
-    let id_prefix = args.request_id_prefix.clone().unwrap_or_else(|| format!("bench-{:08x}-", rand::rng().random::<u32>()));
+    let id_prefix = args
+        .request_id_prefix
+        .clone()
+        .unwrap_or_else(|| format!("bench-{:08x}-", rand::rng().random::<u32>()));
     let make_input = |i: usize, r: &SampleRequest| RequestInput {
         prompt: r.prompt.clone(),
         prompt_len: r.prompt_len,
@@ -436,9 +542,18 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
 
     let origin = Instant::now();
     writeln!(out, "Starting initial single prompt test run...")?;
-    let test = RequestInput { request_id: None, ..make_input(0, &requests[0]) };
+    let test = RequestInput {
+        request_id: None,
+        ..make_input(0, &requests[0])
+    };
     if args.ready_check_timeout_sec > 0 {
-        let t = wait_for_endpoint(&client, &test, Duration::from_secs(args.ready_check_timeout_sec), origin).await;
+        let t = wait_for_endpoint(
+            &client,
+            &test,
+            Duration::from_secs(args.ready_check_timeout_sec),
+            origin,
+        )
+        .await;
         if !t.success {
             bail!("Initial test run failed - Please make sure benchmark arguments are correctly specified. Error: {}", t.error);
         }
@@ -446,13 +561,17 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
     } else {
         writeln!(out, "Skipping endpoint ready check.")?;
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(args.max_concurrency.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS)));
+    let limit = Arc::new(tokio::sync::Semaphore::new(
+        args.max_concurrency
+            .unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     if args.num_warmups > 0 {
         writeln!(out, "Warming up with {} requests...", args.num_warmups)?;
         let bar = Arc::new(Progress::new("", args.num_warmups, !args.disable_tqdm));
         let mut tasks = Vec::new();
         for _ in 0..args.num_warmups {
-            let (client, test, limit, bar) = (client.clone(), test.clone(), limit.clone(), bar.clone());
+            let (client, test, limit, bar) =
+                (client.clone(), test.clone(), limit.clone(), bar.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 client::send(&client, &test, origin).await;
@@ -466,13 +585,31 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
         writeln!(out, "Warmup run completed.")?;
     }
     writeln!(out, "Starting main benchmark run...")?;
-    let distribution = if args.burstiness == 1.0 { "Poisson process" } else { "Gamma distribution" };
+    let distribution = if args.burstiness == 1.0 {
+        "Poisson process"
+    } else {
+        "Gamma distribution"
+    };
     writeln!(out, "Traffic request rate: {}", py_float(args.request_rate))?;
-    writeln!(out, "Burstiness factor: {} ({distribution})", py_float(args.burstiness))?;
-    writeln!(out, "Maximum request concurrency: {}", args.max_concurrency.map_or("None".to_string(), |c| c.to_string()))?;
+    writeln!(
+        out,
+        "Burstiness factor: {} ({distribution})",
+        py_float(args.burstiness)
+    )?;
+    writeln!(
+        out,
+        "Maximum request concurrency: {}",
+        args.max_concurrency
+            .map_or("None".to_string(), |c| c.to_string())
+    )?;
     out.flush()?;
 
-    let send_at = arrivals::schedule(requests.len(), args.request_rate, args.burstiness, args.seed)?;
+    let send_at = arrivals::schedule(
+        requests.len(),
+        args.request_rate,
+        args.burstiness,
+        args.seed,
+    )?;
     let bar = Arc::new(Progress::new("", requests.len(), !args.disable_tqdm));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(requests.len());
@@ -481,7 +618,8 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        let (client, input, limit, bar) = (client.clone(), make_input(i, r), limit.clone(), bar.clone());
+        let (client, input, limit, bar) =
+            (client.clone(), make_input(i, r), limit.clone(), bar.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             let o = client::send(&client, &input, origin).await;
@@ -502,14 +640,26 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
         writeln!(out, "WARNING: All requests failed. This is likely due to a misconfiguration on the benchmark arguments.")?;
     }
     let mut result = Map::new();
-    let info = metrics::RunInfo { max_concurrency: args.max_concurrency, request_rate: args.request_rate, duration, goodput: !goodput.is_empty(), selected_metrics: selected };
+    let info = metrics::RunInfo {
+        max_concurrency: args.max_concurrency,
+        request_rate: args.request_rate,
+        duration,
+        goodput: !goodput.is_empty(),
+        selected_metrics: selected,
+    };
     metrics::report(&m, &outputs, &info, &mut result, out)?;
     result.insert("output_lens".into(), json!(output_lens));
     save(&args, &model_id, &tokenizer_id, &metadata, result)
 }
 
 /// Adds the run's settings to `result` and writes it when `--save-result`/`--append-result`.
-fn save(args: &ServeArgs, model_id: &str, tokenizer_id: &std::path::Path, metadata: &[(String, String)], mut result: Map<String, Value>) -> anyhow::Result<()> {
+fn save(
+    args: &ServeArgs,
+    model_id: &str,
+    tokenizer_id: &std::path::Path,
+    metadata: &[(String, String)],
+    mut result: Map<String, Value>,
+) -> anyhow::Result<()> {
     if !(args.save_result || args.append_result) {
         return Ok(());
     }
@@ -534,20 +684,40 @@ fn save(args: &ServeArgs, model_id: &str, tokenizer_id: &std::path::Path, metada
         result.insert(k.clone(), json!(v));
     }
     if !args.save_detailed {
-        for k in ["input_lens", "output_lens", "start_times", "ttfts", "itls", "generated_texts", "errors"] {
+        for k in [
+            "input_lens",
+            "output_lens",
+            "start_times",
+            "ttfts",
+            "itls",
+            "generated_texts",
+            "errors",
+        ] {
             result.remove(k);
         }
     }
     let base_model = model_id.rsplit('/').next().unwrap_or(model_id);
-    let concurrency = args.max_concurrency.map(|c| format!("-concurrency{c}")).unwrap_or_default();
-    let mut name = args.result_filename.clone().unwrap_or_else(|| format!("{label}-{}qps{concurrency}-{base_model}-{date}.json", py_float(args.request_rate)));
+    let concurrency = args
+        .max_concurrency
+        .map(|c| format!("-concurrency{c}"))
+        .unwrap_or_default();
+    let mut name = args.result_filename.clone().unwrap_or_else(|| {
+        format!(
+            "{label}-{}qps{concurrency}-{base_model}-{date}.json",
+            py_float(args.request_rate)
+        )
+    });
     if let Some(dir) = &args.result_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         name = dir.join(name).display().to_string();
     }
     let text = serde_json::to_string(&Value::Object(result))?;
     if args.append_result {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&name).with_context(|| format!("opening {name}"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&name)
+            .with_context(|| format!("opening {name}"))?;
         if f.metadata().map(|m| m.len() > 0).unwrap_or(false) {
             writeln!(f)?;
         }
@@ -566,13 +736,22 @@ mod tests {
     fn dates_in_utc() {
         assert_eq!(date_stamp(UNIX_EPOCH), "19700101-000000");
         // 2026-11-28 08:49:37 UTC.
-        assert_eq!(date_stamp(UNIX_EPOCH + Duration::from_secs(1_795_855_777)), "20261128-084937");
-        assert_eq!(date_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229-000000");
+        assert_eq!(
+            date_stamp(UNIX_EPOCH + Duration::from_secs(1_795_855_777)),
+            "20261128-084937"
+        );
+        assert_eq!(
+            date_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "20000229-000000"
+        );
     }
 
     #[test]
     fn key_value_flags() {
-        assert_eq!(key_values(&["a=1".into(), "b = x=y".into()], "header").unwrap(), vec![("a".into(), "1".into()), ("b".into(), "x=y".into())]);
+        assert_eq!(
+            key_values(&["a=1".into(), "b = x=y".into()], "header").unwrap(),
+            vec![("a".into(), "1".into()), ("b".into(), "x=y".into())]
+        );
         assert!(key_values(&["nope".into()], "header").is_err());
     }
 }

@@ -122,14 +122,20 @@ const READ: &[&str] = &[
 ];
 
 fn invalid(var: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Env { var: var.into(), value: value.into(), reason: reason.into() }
+    ConfigError::Env {
+        var: var.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 impl EnvSettings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut map = HashMap::new();
-        let vllm = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).filter(|k| k.starts_with("VLLM_"));
+        let vllm = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.starts_with("VLLM_"));
         let names: Vec<String> = READ.iter().map(|s| s.to_string()).chain(vllm).collect();
         for name in &names {
             match std::env::var(name) {
@@ -171,14 +177,20 @@ impl EnvSettings {
                 Some(v) => match v.to_ascii_lowercase().as_str() {
                     "1" | "true" | "yes" | "on" => Ok(true),
                     "0" | "false" | "no" | "off" => Ok(false),
-                    _ => Err(invalid(name, v, "expected 1/0, true/false, yes/no or on/off")),
+                    _ => Err(invalid(
+                        name,
+                        v,
+                        "expected 1/0, true/false, yes/no or on/off",
+                    )),
                 },
             }
         };
         let count = |name: &str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
-                Some(v) => v.parse::<u64>().map_err(|_| invalid(name, v, "expected a whole number")),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| invalid(name, v, "expected a whole number")),
             }
         };
 
@@ -190,19 +202,35 @@ impl EnvSettings {
             if port.contains("://") {
                 return Err(invalid("VLLM_PORT", port, "looks like a URI; a Kubernetes service named `vllm` sets VLLM_PORT this way: rename the service"));
             }
-            port.parse::<u16>().map_err(|_| invalid("VLLM_PORT", port, "expected a port number"))?;
+            port.parse::<u16>()
+                .map_err(|_| invalid("VLLM_PORT", port, "expected a port number"))?;
         }
         let attention_backend = match get("VLLM_ATTENTION_BACKEND") {
             Some(b) if !ATTENTION_BACKENDS.contains(&b) => {
-                return Err(invalid("VLLM_ATTENTION_BACKEND", b, format!("unknown attention backend; vLLM's are {}", ATTENTION_BACKENDS.join(", "))));
+                return Err(invalid(
+                    "VLLM_ATTENTION_BACKEND",
+                    b,
+                    format!(
+                        "unknown attention backend; vLLM's are {}",
+                        ATTENTION_BACKENDS.join(", ")
+                    ),
+                ));
             }
             other => other.map(str::to_string),
         };
-        let mut vllm_vars: Vec<String> = map.iter().filter(|(k, v)| k.starts_with("VLLM_") && !v.trim().is_empty()).map(|(k, _)| k.clone()).collect();
+        let mut vllm_vars: Vec<String> = map
+            .iter()
+            .filter(|(k, v)| k.starts_with("VLLM_") && !v.trim().is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
         vllm_vars.sort();
         let timeout = count("VLLM_ENGINE_ITERATION_TIMEOUT_S", 60)?;
         if timeout == 0 {
-            return Err(invalid("VLLM_ENGINE_ITERATION_TIMEOUT_S", "0", "must be at least 1 second"));
+            return Err(invalid(
+                "VLLM_ENGINE_ITERATION_TIMEOUT_S",
+                "0",
+                "must be at least 1 second",
+            ));
         }
         let logging_level = match get("VLLM_LOGGING_LEVEL") {
             None => LogLevel::Info,
@@ -213,7 +241,13 @@ impl EnvSettings {
                 "WARNING" | "WARN" => LogLevel::Warning,
                 "ERROR" => LogLevel::Error,
                 "CRITICAL" | "FATAL" => LogLevel::Critical,
-                _ => return Err(invalid("VLLM_LOGGING_LEVEL", v, "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")),
+                _ => {
+                    return Err(invalid(
+                        "VLLM_LOGGING_LEVEL",
+                        v,
+                        "expected DEBUG, INFO, WARNING, ERROR or CRITICAL",
+                    ))
+                }
             },
         };
         Ok(EnvSettings {

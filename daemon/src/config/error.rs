@@ -32,13 +32,19 @@ impl fmt::Display for ConfigProblem {
 }
 
 fn yaml_report(path: &Option<PathBuf>, problems: &[ConfigProblem]) -> String {
-    let prefix = path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
+    let prefix = path
+        .as_ref()
+        .map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default();
     let lines: Vec<String> = problems.iter().map(|p| format!("{prefix}{p}")).collect();
     lines.join("\n")
 }
 
 fn unsupported_report(flags: &[String]) -> String {
-    let lines: Vec<String> = flags.iter().map(|f| format!("not supported yet: {f}")).collect();
+    let lines: Vec<String> = flags
+        .iter()
+        .map(|f| format!("not supported yet: {f}"))
+        .collect();
     lines.join("\n")
 }
 
@@ -52,15 +58,25 @@ pub enum ConfigError {
     #[error("{flag}: {message}")]
     JsonArg { flag: String, message: String },
     #[error("cannot read config file {}: {source}", path.display())]
-    ReadConfig { path: PathBuf, source: std::io::Error },
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Problems in a YAML config file, each with its line where known.
     #[error("{}", yaml_report(path, problems))]
-    Yaml { path: Option<PathBuf>, problems: Vec<ConfigProblem> },
+    Yaml {
+        path: Option<PathBuf>,
+        problems: Vec<ConfigProblem>,
+    },
     /// Flags the parser accepts but vllm-rs cannot honour yet: one `not supported yet: --flag` line each.
     #[error("{}", unsupported_report(flags))]
     Unsupported { flags: Vec<String> },
     #[error("environment variable {var}={value:?} is invalid: {reason}")]
-    Env { var: String, value: String, reason: String },
+    Env {
+        var: String,
+        value: String,
+        reason: String,
+    },
     /// Values that are fine one by one but not together.
     #[error("--{key}: {message}")]
     Invalid { key: String, message: String },
@@ -90,7 +106,9 @@ impl ConfigError {
     /// The flag name a misspelt key or flag probably meant.
     pub fn suggestion(&self) -> Option<&str> {
         match self {
-            ConfigError::Yaml { problems, .. } => problems.iter().find_map(|p| p.suggestion.as_deref()),
+            ConfigError::Yaml { problems, .. } => {
+                problems.iter().find_map(|p| p.suggestion.as_deref())
+            }
             _ => None,
         }
     }

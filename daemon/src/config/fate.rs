@@ -31,7 +31,9 @@ use Fate::{NoEffect, Refused, Works};
 
 /// Refused at any value other than the default.
 const NO: Fate = Refused(&[]);
-const CUDA_GRAPHS: Fate = NoEffect("vllm-rs never captures CUDA graphs nor compiles with torch.compile: it always runs eagerly");
+const CUDA_GRAPHS: Fate = NoEffect(
+    "vllm-rs never captures CUDA graphs nor compiles with torch.compile: it always runs eagerly",
+);
 const NO_MULTIMODAL: Fate = NoEffect("vllm-rs takes no multimodal input");
 
 /// Every long flag of `vllmd`, keyed by flag id (the YAML key), in `--help` order. A test checks
@@ -225,7 +227,11 @@ pub const FATES: &[(&str, Fate)] = &[
 
 /// The fate of the flag with this id; flags missing from the table (a test forbids that) work.
 pub fn fate(id: &str) -> Fate {
-    FATES.iter().find(|(f, _)| *f == id).map(|(_, fate)| *fate).unwrap_or(Works)
+    FATES
+        .iter()
+        .find(|(f, _)| *f == id)
+        .map(|(_, fate)| *fate)
+        .unwrap_or(Works)
 }
 
 /// The `--help` text of a flag with its fate appended (for flags that do not simply work).
@@ -293,8 +299,14 @@ impl ServeConfig {
         if flags.is_empty() {
             return None;
         }
-        let each: Vec<String> = flags.iter().map(|(flag, why)| format!("{flag} ({why})")).collect();
-        Some(format!("these flags have no effect in vllm-rs and are ignored: {}", each.join("; ")))
+        let each: Vec<String> = flags
+            .iter()
+            .map(|(flag, why)| format!("{flag} ({why})"))
+            .collect();
+        Some(format!(
+            "these flags have no effect in vllm-rs and are ignored: {}",
+            each.join("; ")
+        ))
     }
 }
 
@@ -308,10 +320,17 @@ mod tests {
         let ids: Vec<String> = flags(&cmd).into_iter().map(|f| f.id).collect();
         for (id, _) in FATES {
             assert!(ids.iter().any(|i| i == id), "{id} is not a flag");
-            assert_eq!(FATES.iter().filter(|(f, _)| f == id).count(), 1, "{id} is listed twice");
+            assert_eq!(
+                FATES.iter().filter(|(f, _)| f == id).count(),
+                1,
+                "{id} is listed twice"
+            );
         }
         for id in &ids {
-            assert!(FATES.iter().any(|(f, _)| f == id), "--{id} has no fate in FATES");
+            assert!(
+                FATES.iter().any(|(f, _)| f == id),
+                "--{id} has no fate in FATES"
+            );
         }
     }
 }

@@ -63,7 +63,11 @@ pub(crate) fn prepass(argv: &[String], flags: &[Flag]) -> Result<Vec<String>, Co
                 out.push(tok.clone());
                 continue;
             } else if let (Some(positive), None) = (base.strip_prefix("no-"), &attached) {
-                out.push(if bool_flag(positive) { format!("--{positive}=false") } else { format!("--{base}") });
+                out.push(if bool_flag(positive) {
+                    format!("--{positive}=false")
+                } else {
+                    format!("--{base}")
+                });
                 continue;
             } else {
                 out.push(match attached {
@@ -76,7 +80,11 @@ pub(crate) fn prepass(argv: &[String], flags: &[Flag]) -> Result<Vec<String>, Co
             if rest.is_empty() {
                 json_use = Some((COMPILATION_CONFIG.into(), String::new(), None));
             } else if let Some(v) = rest.strip_prefix('=') {
-                json_use = Some((COMPILATION_CONFIG.into(), String::new(), Some(v.to_string())));
+                json_use = Some((
+                    COMPILATION_CONFIG.into(),
+                    String::new(),
+                    Some(v.to_string()),
+                ));
             } else if rest.starts_with('.') {
                 let (path, attached) = match rest.split_once('=') {
                     Some((p, v)) => (p.to_string(), Some(v.to_string())),
@@ -84,7 +92,11 @@ pub(crate) fn prepass(argv: &[String], flags: &[Flag]) -> Result<Vec<String>, Co
                 };
                 json_use = Some((COMPILATION_CONFIG.into(), path, attached));
             } else if rest.bytes().all(|b| b.is_ascii_digit()) {
-                json_use = Some((COMPILATION_CONFIG.into(), String::new(), Some(rest.to_string())));
+                json_use = Some((
+                    COMPILATION_CONFIG.into(),
+                    String::new(),
+                    Some(rest.to_string()),
+                ));
             }
         } else if let Some(body) = tok.strip_prefix('-') {
             let (short, attached) = match body.split_once('=') {
@@ -109,7 +121,10 @@ pub(crate) fn prepass(argv: &[String], flags: &[Flag]) -> Result<Vec<String>, Co
             None => match it.next() {
                 Some(v) => v.clone(),
                 None => {
-                    return Err(ConfigError::JsonArg { flag: format!("--{flag}{path}"), message: "expects a value".into() })
+                    return Err(ConfigError::JsonArg {
+                        flag: format!("--{flag}{path}"),
+                        message: "expects a value".into(),
+                    })
                 }
             },
         };
@@ -122,8 +137,10 @@ pub(crate) fn prepass(argv: &[String], flags: &[Flag]) -> Result<Vec<String>, Co
             }
         };
         let current = &mut folded[slot].2;
-        apply(current, &flag, &path, &raw)
-            .map_err(|message| ConfigError::JsonArg { flag: format!("--{flag}{path}"), message })?;
+        apply(current, &flag, &path, &raw).map_err(|message| ConfigError::JsonArg {
+            flag: format!("--{flag}{path}"),
+            message,
+        })?;
     }
 
     for (flag, at, value) in folded {
@@ -140,7 +157,8 @@ fn loose(raw: &str) -> Value {
 
 fn apply(current: &mut Option<Value>, flag: &str, path: &str, raw: &str) -> Result<(), String> {
     if path.is_empty() {
-        let mut v: Value = serde_json::from_str(raw).map_err(|e| format!("not valid JSON ({e}): {raw}"))?;
+        let mut v: Value =
+            serde_json::from_str(raw).map_err(|e| format!("not valid JSON ({e}): {raw}"))?;
         if flag == COMPILATION_CONFIG && v.is_u64() {
             v = serde_json::json!({ "level": v });
         }
@@ -166,8 +184,14 @@ fn apply(current: &mut Option<Value>, flag: &str, path: &str, raw: &str) -> Resu
     let mut walked = String::new();
     for (i, key) in keys.iter().enumerate() {
         let Value::Object(map) = node else {
-            let at = if walked.is_empty() { "the value".to_string() } else { format!("`{walked}`") };
-            return Err(format!("{at} is not a JSON object, so it has no key `{key}`"));
+            let at = if walked.is_empty() {
+                "the value".to_string()
+            } else {
+                format!("`{walked}`")
+            };
+            return Err(format!(
+                "{at} is not a JSON object, so it has no key `{key}`"
+            ));
         };
         if !walked.is_empty() {
             walked.push('.');
@@ -178,7 +202,11 @@ fn apply(current: &mut Option<Value>, flag: &str, path: &str, raw: &str) -> Resu
             map.insert((*key).to_string(), loose(raw));
             return Ok(());
         }
-        let fresh = if last { Value::Array(Vec::new()) } else { Value::Object(Map::new()) };
+        let fresh = if last {
+            Value::Array(Vec::new())
+        } else {
+            Value::Object(Map::new())
+        };
         node = map.entry((*key).to_string()).or_insert(fresh);
     }
     match node {
@@ -186,7 +214,10 @@ fn apply(current: &mut Option<Value>, flag: &str, path: &str, raw: &str) -> Resu
             items.extend(raw.split(',').map(loose));
             Ok(())
         }
-        _ => Err(format!("`{}` is not a list, so `+` cannot append to it", if walked.is_empty() { flag } else { &walked })),
+        _ => Err(format!(
+            "`{}` is not a list, so `+` cannot append to it",
+            if walked.is_empty() { flag } else { &walked }
+        )),
     }
 }
 
@@ -207,34 +238,88 @@ mod tests {
     use super::*;
 
     fn flags() -> Vec<Flag> {
-        let f = |long: &str, kind| Flag { id: long.replace('-', "_"), long: long.into(), kind };
-        vec![f("json-arg", Kind::Json), f(COMPILATION_CONFIG, Kind::Json), f("enforce-eager", Kind::Bool), f("port", Kind::Scalar)]
+        let f = |long: &str, kind| Flag {
+            id: long.replace('-', "_"),
+            long: long.into(),
+            kind,
+        };
+        vec![
+            f("json-arg", Kind::Json),
+            f(COMPILATION_CONFIG, Kind::Json),
+            f("enforce-eager", Kind::Bool),
+            f("port", Kind::Scalar),
+        ]
     }
 
     fn run(args: &[&str]) -> Result<Vec<String>, ConfigError> {
-        let argv: Vec<String> = std::iter::once("vllmd").chain(args.iter().copied()).map(String::from).collect();
+        let argv: Vec<String> = std::iter::once("vllmd")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
         prepass(&argv, &flags())
     }
 
     fn folded(args: &[&str]) -> Value {
         let out = run(args).unwrap_or_default();
-        let tok = out.iter().find_map(|t| t.strip_prefix("--json-arg=")).unwrap_or("null");
+        let tok = out
+            .iter()
+            .find_map(|t| t.strip_prefix("--json-arg="))
+            .unwrap_or("null");
         serde_json::from_str(tok).unwrap_or(Value::Null)
     }
 
     #[test]
     fn dotted_keys_and_appends_fold_into_one_value() {
-        assert_eq!(folded(&["--json-arg.a.b", "1", "--json-arg.a.c=x"]), serde_json::json!({"a": {"b": 1, "c": "x"}}));
-        assert_eq!(folded(&["--json-arg", "{\"a\": {\"b\": 1}}", "--json-arg.a.d", "true"]), serde_json::json!({"a": {"b": 1, "d": true}}));
-        assert_eq!(folded(&["--json_arg.k+", "1", "--json-arg.k+=2,x"]), serde_json::json!({"k": [1, 2, "x"]}));
+        assert_eq!(
+            folded(&["--json-arg.a.b", "1", "--json-arg.a.c=x"]),
+            serde_json::json!({"a": {"b": 1, "c": "x"}})
+        );
+        assert_eq!(
+            folded(&[
+                "--json-arg",
+                "{\"a\": {\"b\": 1}}",
+                "--json-arg.a.d",
+                "true"
+            ]),
+            serde_json::json!({"a": {"b": 1, "d": true}})
+        );
+        assert_eq!(
+            folded(&["--json_arg.k+", "1", "--json-arg.k+=2,x"]),
+            serde_json::json!({"k": [1, 2, "x"]})
+        );
     }
 
     #[test]
     fn other_forms_are_rewritten_and_the_rest_kept() {
-        let out = run(&["m", "--no-enforce-eager", "--no-such", "--max_model_len=1k", "-tp", "2", "-dpb=mp", "-O3", "--", "--x.y"]);
-        let expected = ["vllmd", "m", "--enforce-eager=false", "--no-such", "--max-model-len=1k", "--tensor-parallel-size", "2",
-            "--data-parallel-backend=mp", "--compilation-config={\"level\":3}", "--", "--x.y"];
-        assert_eq!(out.ok(), Some(expected.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        let out = run(&[
+            "m",
+            "--no-enforce-eager",
+            "--no-such",
+            "--max_model_len=1k",
+            "-tp",
+            "2",
+            "-dpb=mp",
+            "-O3",
+            "--",
+            "--x.y",
+        ]);
+        let expected = [
+            "vllmd",
+            "m",
+            "--enforce-eager=false",
+            "--no-such",
+            "--max-model-len=1k",
+            "--tensor-parallel-size",
+            "2",
+            "--data-parallel-backend=mp",
+            "--compilation-config={\"level\":3}",
+            "--",
+            "--x.y",
+        ];
+        assert_eq!(
+            out.ok(),
+            Some(expected.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        );
     }
 
     #[test]

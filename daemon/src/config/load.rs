@@ -27,27 +27,59 @@ struct YamlLayer {
 }
 
 fn internal(e: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid { key: "config".into(), message: format!("internal error: {e}") }
+    ConfigError::Invalid {
+        key: "config".into(),
+        message: format!("internal error: {e}"),
+    }
 }
 
-fn yaml_layer(text: &str, path: Option<&Path>, cmd: &Command, flags: &[Flag]) -> Result<YamlLayer, ConfigError> {
-    let fail = |problems| ConfigError::Yaml { path: path.map(Path::to_path_buf), problems };
+fn yaml_layer(
+    text: &str,
+    path: Option<&Path>,
+    cmd: &Command,
+    flags: &[Flag],
+) -> Result<YamlLayer, ConfigError> {
+    let fail = |problems| ConfigError::Yaml {
+        path: path.map(Path::to_path_buf),
+        problems,
+    };
     let layer = yaml::read(text, cmd, flags);
     if !layer.problems.is_empty() {
         return Err(fail(layer.problems));
     }
-    let tokens: Vec<String> = layer.entries.iter().flat_map(|e| e.tokens.iter().cloned()).collect();
-    let matches = parse_tokens(cmd, flags, &tokens)
-        .map_err(|message| fail(vec![ConfigProblem { line: None, key: None, message, suggestion: None }]))?;
-    let cfg = ServeConfig::from_arg_matches(&matches).map_err(|e| fail(vec![ConfigProblem {
-        line: None,
-        key: None,
-        message: clap_message(&e),
-        suggestion: None,
-    }]))?;
+    let tokens: Vec<String> = layer
+        .entries
+        .iter()
+        .flat_map(|e| e.tokens.iter().cloned())
+        .collect();
+    let matches = parse_tokens(cmd, flags, &tokens).map_err(|message| {
+        fail(vec![ConfigProblem {
+            line: None,
+            key: None,
+            message,
+            suggestion: None,
+        }])
+    })?;
+    let cfg = ServeConfig::from_arg_matches(&matches).map_err(|e| {
+        fail(vec![ConfigProblem {
+            line: None,
+            key: None,
+            message: clap_message(&e),
+            suggestion: None,
+        }])
+    })?;
     let value = serde_json::to_value(&cfg).map_err(internal)?;
-    let empty_lists = layer.entries.iter().filter(|e| e.empty_list).map(|e| e.flag.id.clone()).collect();
-    Ok(YamlLayer { matches, value, empty_lists })
+    let empty_lists = layer
+        .entries
+        .iter()
+        .filter(|e| e.empty_list)
+        .map(|e| e.flag.id.clone())
+        .collect();
+    Ok(YamlLayer {
+        matches,
+        value,
+        empty_lists,
+    })
 }
 
 fn from_cli(matches: &ArgMatches, id: &str) -> bool {
@@ -68,12 +100,18 @@ impl ServeConfig {
             args.push("vllmd".into());
         }
         let argv = prepass(&args, &flags)?;
-        let matches = cmd.clone().try_get_matches_from(argv).map_err(ConfigError::Cli)?;
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(argv)
+            .map_err(ConfigError::Cli)?;
         let cli = Self::from_arg_matches(&matches).map_err(ConfigError::Cli)?;
         let yaml = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::ReadConfig { path: path.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadConfig {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Some(yaml_layer(&text, Some(path), &cmd, &flags)?)
             }
             None => None,
@@ -86,7 +124,10 @@ impl ServeConfig {
     pub fn from_yaml(text: &str, env: &EnvSettings) -> Result<ServeConfig, ConfigError> {
         let cmd = Self::cli_command();
         let flags = flags(&cmd);
-        let matches = cmd.clone().try_get_matches_from(["vllmd"]).map_err(ConfigError::Cli)?;
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(["vllmd"])
+            .map_err(ConfigError::Cli)?;
         let base = Self::from_arg_matches(&matches).map_err(ConfigError::Cli)?;
         let yaml = yaml_layer(text, None, &cmd, &flags)?;
         Self::combine(&base, &matches, Some(&yaml), &flags, env)
@@ -133,7 +174,9 @@ impl ServeConfig {
         // As in vLLM, the positional model wins over --model.
         if let Some(tag) = &self.model_tag {
             self.model_config.model = Some(tag.clone());
-            self.origins.0.insert("model".into(), self.source_of("model_tag"));
+            self.origins
+                .0
+                .insert("model".into(), self.source_of("model_tag"));
         }
         if self.frontend.api_key.is_empty() {
             if let Some(key) = &env.api_key {
@@ -150,10 +193,11 @@ impl ServeConfig {
             let mut out = Vec::new();
             for item in list.iter() {
                 if item.trim_start().starts_with('[') {
-                    let items: Vec<String> = serde_json::from_str(item).map_err(|e| ConfigError::Invalid {
-                        key: id.replace('_', "-"),
-                        message: format!("`{item}` is not a JSON list of strings: {e}"),
-                    })?;
+                    let items: Vec<String> =
+                        serde_json::from_str(item).map_err(|e| ConfigError::Invalid {
+                            key: id.replace('_', "-"),
+                            message: format!("`{item}` is not a JSON list of strings: {e}"),
+                        })?;
                     out.extend(items);
                 } else {
                     out.push(item.clone());
@@ -195,7 +239,10 @@ impl ServeConfig {
                     None => "MODEL_TAG".to_string(),
                 };
                 let v = value.get(id).unwrap_or(&Value::Null);
-                let shown = if SECRETS.contains(&id) && !matches!(v, Value::Null) && v != &Value::Array(Vec::new()) {
+                let shown = if SECRETS.contains(&id)
+                    && !matches!(v, Value::Null)
+                    && v != &Value::Array(Vec::new())
+                {
                     "<redacted>".to_string()
                 } else if id == "max_logprobs" && v.as_u64() == Some(usize::MAX as u64) {
                     "-1".to_string()
@@ -231,13 +278,22 @@ pub fn validate_yaml(text: &str) -> Vec<ConfigProblem> {
             let key = e.key().map(str::to_string);
             let line = key.as_deref().and_then(|k| {
                 let id = k.trim_start_matches('-').replace('-', "_");
-                layer.entries.iter().find(|en| en.flag.id == id).and_then(|en| en.line)
+                layer
+                    .entries
+                    .iter()
+                    .find(|en| en.flag.id == id)
+                    .and_then(|en| en.line)
             });
             let message = match &e {
                 ConfigError::Invalid { message, .. } => message.clone(),
                 other => other.to_string(),
             };
-            return vec![ConfigProblem { line, key, message, suggestion: None }];
+            return vec![ConfigProblem {
+                line,
+                key,
+                message,
+                suggestion: None,
+            }];
         }
     };
     cfg.unsupported_flags()
@@ -247,7 +303,11 @@ pub fn validate_yaml(text: &str) -> Vec<ConfigProblem> {
             let entry = layer.entries.iter().find(|e| e.flag.long == long);
             ConfigProblem {
                 line: entry.and_then(|e| e.line),
-                key: Some(entry.map(|e| e.key.clone()).unwrap_or_else(|| long.to_string())),
+                key: Some(
+                    entry
+                        .map(|e| e.key.clone())
+                        .unwrap_or_else(|| long.to_string()),
+                ),
                 message: format!("not supported yet: {flag}"),
                 suggestion: None,
             }

@@ -14,17 +14,17 @@ mod args;
 mod env;
 mod env_fate;
 mod error;
+mod fate;
 mod json_args;
 mod load;
 mod parse;
 mod size;
 mod suggest;
-mod fate;
 mod yaml;
 
 pub use args::{
-    CacheArgs, DecodingArgs, FrontendArgs, LoadArgs, LoraArgs, ModelArgs, MultiModalArgs, ObservabilityArgs,
-    ParallelArgs, SchedulerArgs, ServeConfig, Source, VllmArgs,
+    CacheArgs, DecodingArgs, FrontendArgs, LoadArgs, LoraArgs, ModelArgs, MultiModalArgs,
+    ObservabilityArgs, ParallelArgs, SchedulerArgs, ServeConfig, Source, VllmArgs,
 };
 pub use env::{EnvSettings, LogLevel};
 pub use env_fate::{env_fate, EnvFate, ATTENTION_BACKENDS, ENV_VARS};

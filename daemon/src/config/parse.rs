@@ -23,7 +23,10 @@ pub(crate) fn compilation_config(s: &str) -> Result<Value, String> {
 
 /// A fraction of device memory: more than 0, at most 1.
 pub(crate) fn fraction(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
     if v > 0.0 && v <= 1.0 {
         Ok(v)
     } else {
@@ -33,7 +36,10 @@ pub(crate) fn fraction(s: &str) -> Result<f64, String> {
 
 /// A size in GiB or a delay factor: finite and not negative.
 pub(crate) fn non_negative_f64(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
@@ -43,7 +49,10 @@ pub(crate) fn non_negative_f64(s: &str) -> Result<f64, String> {
 
 /// A finite number (RoPE theta).
 pub(crate) fn finite_f64(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
     if v.is_finite() {
         Ok(v)
     } else {
@@ -64,7 +73,9 @@ pub(crate) fn positive_usize(s: &str) -> Result<usize, String> {
 pub(crate) fn max_logprobs(s: &str) -> Result<usize, String> {
     match s.trim() {
         "-1" => Ok(usize::MAX),
-        t => t.parse().map_err(|_| format!("`{s}` is not a count (or -1 for no cap)")),
+        t => t
+            .parse()
+            .map_err(|_| format!("`{s}` is not a count (or -1 for no cap)")),
     }
 }
 
@@ -84,15 +95,26 @@ pub(crate) fn detailed_traces(s: &str) -> Result<String, String> {
     Ok(parts.join(","))
 }
 
-pub(crate) const REASONING_PARSERS: &[&str] =
-    &["deepseek_r1", "glm45", "GptOss", "granite", "hunyuan_a13b", "mistral", "qwen3", "step3"];
+pub(crate) const REASONING_PARSERS: &[&str] = &[
+    "deepseek_r1",
+    "glm45",
+    "GptOss",
+    "granite",
+    "hunyuan_a13b",
+    "mistral",
+    "qwen3",
+    "step3",
+];
 
 /// `--reasoning-parser`: empty (none) or one of the known parsers.
 pub(crate) fn reasoning_parser(s: &str) -> Result<String, String> {
     if s.is_empty() || REASONING_PARSERS.contains(&s) {
         Ok(s.to_string())
     } else {
-        Err(format!("`{s}` is not one of {}", REASONING_PARSERS.join(", ")))
+        Err(format!(
+            "`{s}` is not one of {}",
+            REASONING_PARSERS.join(", ")
+        ))
     }
 }
 
@@ -113,6 +135,10 @@ mod tests {
         assert!(positive_usize("0").is_err());
         assert_eq!(detailed_traces("model, worker"), Ok("model,worker".into()));
         assert!(detailed_traces("model,gpu").is_err());
-        assert!(reasoning_parser("qwen3").is_ok() && reasoning_parser("").is_ok() && reasoning_parser("qwen").is_err());
+        assert!(
+            reasoning_parser("qwen3").is_ok()
+                && reasoning_parser("").is_ok()
+                && reasoning_parser("qwen").is_err()
+        );
     }
 }

@@ -10,8 +10,16 @@ pub fn parse_human_len(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let err = |why: &str| format!("invalid length `{s}`{why} (examples: 4096, 1k, 1K, 25.6k, 2M)");
     let (num, exp, base) = match s.chars().last() {
-        Some(c @ ('k' | 'm' | 'g' | 't')) => (&s[..s.len() - 1], "kmgt".find(c).unwrap_or(0) as u32 + 1, 1000u128),
-        Some(c @ ('K' | 'M' | 'G' | 'T')) => (&s[..s.len() - 1], "KMGT".find(c).unwrap_or(0) as u32 + 1, 1024u128),
+        Some(c @ ('k' | 'm' | 'g' | 't')) => (
+            &s[..s.len() - 1],
+            "kmgt".find(c).unwrap_or(0) as u32 + 1,
+            1000u128,
+        ),
+        Some(c @ ('K' | 'M' | 'G' | 'T')) => (
+            &s[..s.len() - 1],
+            "KMGT".find(c).unwrap_or(0) as u32 + 1,
+            1024u128,
+        ),
         _ => (s, 0, 1),
     };
     let (int_part, frac_part) = match num.split_once('.') {
@@ -19,12 +27,22 @@ pub fn parse_human_len(s: &str) -> Result<usize, String> {
         None => (num, ""),
     };
     let digits_only = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    if int_part.is_empty() || !digits_only(int_part) || !digits_only(frac_part) || (num.contains('.') && frac_part.is_empty()) {
+    if int_part.is_empty()
+        || !digits_only(int_part)
+        || !digits_only(frac_part)
+        || (num.contains('.') && frac_part.is_empty())
+    {
         return Err(err(""));
     }
     if base == 1024 && !frac_part.is_empty() {
-        let lower = s.chars().last().map(|c| c.to_ascii_lowercase()).unwrap_or('k');
-        return Err(err(&format!(": decimals are not allowed with binary suffixes; did you mean {num}{lower}?")));
+        let lower = s
+            .chars()
+            .last()
+            .map(|c| c.to_ascii_lowercase())
+            .unwrap_or('k');
+        return Err(err(&format!(
+            ": decimals are not allowed with binary suffixes; did you mean {num}{lower}?"
+        )));
     }
     let mult = base.checked_pow(exp).ok_or_else(|| err(""))?;
     let int: u128 = int_part.parse().map_err(|_| err(": too large"))?;
@@ -32,12 +50,16 @@ pub fn parse_human_len(s: &str) -> Result<usize, String> {
     if !frac_part.is_empty() {
         let frac_digits = frac_part.len() as u32;
         let frac: u128 = frac_part.parse().map_err(|_| err(""))?;
-        let scale = 10u128.checked_pow(frac_digits).ok_or_else(|| err(": too many decimals"))?;
+        let scale = 10u128
+            .checked_pow(frac_digits)
+            .ok_or_else(|| err(": too many decimals"))?;
         let scaled = frac.checked_mul(mult).ok_or_else(|| err(": too large"))?;
         if scaled % scale != 0 {
             return Err(err(": not a whole number"));
         }
-        total = total.checked_add(scaled / scale).ok_or_else(|| err(": too large"))?;
+        total = total
+            .checked_add(scaled / scale)
+            .ok_or_else(|| err(": too large"))?;
     }
     if total == 0 {
         return Err(err(": must be at least 1"));

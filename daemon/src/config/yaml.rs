@@ -30,7 +30,12 @@ pub(crate) struct Layer {
 }
 
 fn problem(line: Option<usize>, key: Option<&str>, message: impl Into<String>) -> ConfigProblem {
-    ConfigProblem { line, key: key.map(str::to_string), message: message.into(), suggestion: None }
+    ConfigProblem {
+        line,
+        key: key.map(str::to_string),
+        message: message.into(),
+        suggestion: None,
+    }
 }
 
 /// The top-level keys of a block mapping and their 1-based lines, in order.
@@ -39,7 +44,11 @@ fn key_lines(text: &str) -> Vec<(String, usize)> {
     let mut indent = None;
     for (n, line) in text.lines().enumerate() {
         let body = line.trim_start();
-        if body.is_empty() || body.starts_with(['#', '%']) || body.starts_with("---") || body.starts_with("...") {
+        if body.is_empty()
+            || body.starts_with(['#', '%'])
+            || body.starts_with("---")
+            || body.starts_with("...")
+        {
             continue;
         }
         let depth = line.len() - body.len();
@@ -50,7 +59,8 @@ fn key_lines(text: &str) -> Vec<(String, usize)> {
             Some(q @ ('"' | '\'')) => body[1..].find(q).map(|end| body[1..1 + end].to_string()),
             _ => body.char_indices().find_map(|(i, c)| {
                 let after = body[i + 1..].chars().next();
-                (c == ':' && after.is_none_or(char::is_whitespace)).then(|| body[..i].trim_end().to_string())
+                (c == ':' && after.is_none_or(char::is_whitespace))
+                    .then(|| body[..i].trim_end().to_string())
             }),
         };
         if let Some(key) = key {
@@ -66,7 +76,9 @@ fn scalar_text(v: &Yaml) -> Option<String> {
         Yaml::Bool(b) => Some(b.to_string()),
         Yaml::Number(n) => Some(match n.as_f64() {
             // `1e6` or `4.0` for an integer flag: written as the integer it is.
-            Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                format!("{}", f as i64)
+            }
             _ => n.to_string(),
         }),
         _ => None,
@@ -106,7 +118,8 @@ fn tokens(flag: &Flag, path: &str, value: &Yaml) -> Result<(Vec<String>, bool), 
                 return Ok((out, false));
             }
             let text = match value {
-                Yaml::Sequence(_) | Yaml::Mapping(_) => serde_json::to_string(value).map_err(|e| format!("cannot be written as JSON: {e}"))?,
+                Yaml::Sequence(_) | Yaml::Mapping(_) => serde_json::to_string(value)
+                    .map_err(|e| format!("cannot be written as JSON: {e}"))?,
                 // A string is the JSON text itself, as on the command line ('{"a": 1}').
                 other => scalar_text(other).unwrap_or_default(),
             };
@@ -116,14 +129,18 @@ fn tokens(flag: &Flag, path: &str, value: &Yaml) -> Result<(Vec<String>, bool), 
             Yaml::Sequence(items) => {
                 let mut out = Vec::new();
                 for item in items {
-                    let text = scalar_text(item).ok_or_else(|| format!("list items must be scalars, not {}", kind_of(item)))?;
+                    let text = scalar_text(item).ok_or_else(|| {
+                        format!("list items must be scalars, not {}", kind_of(item))
+                    })?;
                     out.push(format!("{name}={text}"));
                 }
                 Ok((out, items.is_empty()))
             }
             other => scalar_text(other)
                 .map(|t| (vec![format!("{name}={t}")], false))
-                .ok_or_else(|| format!("expected a list or a single value, got {}", kind_of(other))),
+                .ok_or_else(|| {
+                    format!("expected a list or a single value, got {}", kind_of(other))
+                }),
         },
         Kind::Bool | Kind::Scalar => match scalar_text(value) {
             Some(t) => Ok((vec![format!("{name}={t}")], false)),
@@ -135,21 +152,36 @@ fn tokens(flag: &Flag, path: &str, value: &Yaml) -> Result<(Vec<String>, bool), 
 /// clap's message without the "error: " prefix, the usage and the help hint.
 pub(crate) fn clap_message(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    let lines: Vec<&str> = rendered.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
     lines.join(" ").trim_start_matches("error: ").to_string()
 }
 
 /// Runs tokens through the pre-pass and clap, as the command line would be.
-pub(crate) fn parse_tokens(cmd: &Command, flags: &[Flag], tokens: &[String]) -> Result<ArgMatches, String> {
-    let argv: Vec<String> = std::iter::once("vllmd".to_string()).chain(tokens.iter().cloned()).collect();
+pub(crate) fn parse_tokens(
+    cmd: &Command,
+    flags: &[Flag],
+    tokens: &[String],
+) -> Result<ArgMatches, String> {
+    let argv: Vec<String> = std::iter::once("vllmd".to_string())
+        .chain(tokens.iter().cloned())
+        .collect();
     let argv = prepass(&argv, flags).map_err(|e| e.to_string())?;
-    cmd.clone().try_get_matches_from(argv).map_err(|e| clap_message(&e))
+    cmd.clone()
+        .try_get_matches_from(argv)
+        .map_err(|e| clap_message(&e))
 }
 
 /// Reads the file into entries; every key is checked against the flags and its value against the
 /// flag's parser, so `problems` lists everything wrong at once.
 pub(crate) fn read(text: &str, cmd: &Command, flags: &[Flag]) -> Layer {
-    let mut layer = Layer { entries: Vec::new(), problems: Vec::new() };
+    let mut layer = Layer {
+        entries: Vec::new(),
+        problems: Vec::new(),
+    };
     let mut doc: Yaml = match serde_norway::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -160,19 +192,30 @@ pub(crate) fn read(text: &str, cmd: &Command, flags: &[Flag]) -> Layer {
                 let end = msg[at..].find(',').map_or(msg.len(), |i| at + i);
                 msg.replace_range(at..end, "");
             }
-            layer.problems.push(problem(line, None, format!("invalid YAML: {msg}")));
+            layer
+                .problems
+                .push(problem(line, None, format!("invalid YAML: {msg}")));
             return layer;
         }
     };
     if let Err(e) = doc.apply_merge() {
-        layer.problems.push(problem(None, None, format!("invalid YAML merge key: {e}")));
+        layer
+            .problems
+            .push(problem(None, None, format!("invalid YAML merge key: {e}")));
         return layer;
     }
     let map = match doc {
         Yaml::Null => return layer,
         Yaml::Mapping(m) => m,
         other => {
-            layer.problems.push(problem(Some(1), None, format!("expected a mapping of flag names to values, got {}", kind_of(&other))));
+            layer.problems.push(problem(
+                Some(1),
+                None,
+                format!(
+                    "expected a mapping of flag names to values, got {}",
+                    kind_of(&other)
+                ),
+            ));
             return layer;
         }
     };
@@ -180,14 +223,28 @@ pub(crate) fn read(text: &str, cmd: &Command, flags: &[Flag]) -> Layer {
     let mut seen: Vec<(String, String, Option<usize>)> = Vec::new();
     for (k, value) in map {
         let Some(key) = k.as_str().map(str::to_string) else {
-            layer.problems.push(problem(None, None, format!("keys must be flag names, not {}", scalar_text(&k).unwrap_or_else(|| kind_of(&k).into()))));
+            layer.problems.push(problem(
+                None,
+                None,
+                format!(
+                    "keys must be flag names, not {}",
+                    scalar_text(&k).unwrap_or_else(|| kind_of(&k).into())
+                ),
+            ));
             continue;
         };
-        let line = lines.iter().position(|(l, _)| *l == key).map(|i| lines.remove(i).1);
+        let line = lines
+            .iter()
+            .position(|(l, _)| *l == key)
+            .map(|i| lines.remove(i).1);
         let end = key.find(['.', '+']).unwrap_or(key.len());
         let (head, path) = (key[..end].replace('_', "-"), &key[end..]);
         if head == "model-tag" {
-            let mut p = problem(line, Some(&key), "the positional MODEL_TAG is written as the `model` key in a config file");
+            let mut p = problem(
+                line,
+                Some(&key),
+                "the positional MODEL_TAG is written as the `model` key in a config file",
+            );
             p.suggestion = Some("model".into());
             layer.problems.push(p);
             continue;
@@ -199,17 +256,34 @@ pub(crate) fn read(text: &str, cmd: &Command, flags: &[Flag]) -> Layer {
             continue;
         };
         if flag.id == "config" {
-            layer.problems.push(problem(line, Some(&key), "a config file cannot name another config file"));
+            layer.problems.push(problem(
+                line,
+                Some(&key),
+                "a config file cannot name another config file",
+            ));
             continue;
         }
         if !path.is_empty() && flag.kind != Kind::Json {
-            layer.problems.push(problem(line, Some(&key), format!("dotted keys and `+` only apply to JSON flags; --{} is not one", flag.long)));
+            layer.problems.push(problem(
+                line,
+                Some(&key),
+                format!(
+                    "dotted keys and `+` only apply to JSON flags; --{} is not one",
+                    flag.long
+                ),
+            ));
             continue;
         }
         if path.is_empty() {
             if let Some((_, first, first_line)) = seen.iter().find(|(id, _, _)| *id == flag.id) {
-                let at = first_line.map(|l| format!(" on line {l}")).unwrap_or_default();
-                layer.problems.push(problem(line, Some(&key), format!("duplicate of `{first}`{at}")));
+                let at = first_line
+                    .map(|l| format!(" on line {l}"))
+                    .unwrap_or_default();
+                layer.problems.push(problem(
+                    line,
+                    Some(&key),
+                    format!("duplicate of `{first}`{at}"),
+                ));
                 continue;
             }
             seen.push((flag.id.clone(), key.clone(), line));
@@ -220,7 +294,13 @@ pub(crate) fn read(text: &str, cmd: &Command, flags: &[Flag]) -> Layer {
                     layer.problems.push(problem(line, Some(&key), msg));
                     continue;
                 }
-                layer.entries.push(Entry { key, line, flag: flag.clone(), tokens, empty_list });
+                layer.entries.push(Entry {
+                    key,
+                    line,
+                    flag: flag.clone(),
+                    tokens,
+                    empty_list,
+                });
             }
             Err(msg) => layer.problems.push(problem(line, Some(&key), msg)),
         }
@@ -236,7 +316,18 @@ mod tests {
     fn key_lines_finds_top_level_keys_only() {
         let text = "# comment\n---\nport: 8000\nhf-overrides:\n  nested: 1\n\"quoted-key\": 2\nurl: http://x:1\n  - item\n";
         let keys = key_lines(text);
-        let expect = [("port", 3), ("hf-overrides", 4), ("quoted-key", 6), ("url", 7)];
-        assert_eq!(keys, expect.iter().map(|(k, l)| (k.to_string(), *l)).collect::<Vec<_>>());
+        let expect = [
+            ("port", 3),
+            ("hf-overrides", 4),
+            ("quoted-key", 6),
+            ("url", 7),
+        ];
+        assert_eq!(
+            keys,
+            expect
+                .iter()
+                .map(|(k, l)| (k.to_string(), *l))
+                .collect::<Vec<_>>()
+        );
     }
 }

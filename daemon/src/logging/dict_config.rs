@@ -39,7 +39,15 @@ pub struct DictConfig {
 }
 
 /// Our crates: what Python's `vllm` logger (and its children) stands for here.
-const OUR_TARGETS: &[&str] = &["daemon", "engine", "kernels", "cli", "tui", "bench", "collect_env"];
+const OUR_TARGETS: &[&str] = &[
+    "daemon",
+    "engine",
+    "kernels",
+    "cli",
+    "tui",
+    "bench",
+    "collect_env",
+];
 
 /// Python level (name or number) to a `tracing` level name.
 fn level(v: &Value) -> Option<&'static str> {
@@ -73,7 +81,11 @@ fn targets(logger: &str) -> Option<Vec<String>> {
     if logger == "uvicorn" || logger.starts_with("uvicorn.") {
         return Some(vec![logger.to_string()]);
     }
-    if logger.is_empty() || !logger.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':') {
+    if logger.is_empty()
+        || !logger
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':')
+    {
         return None;
     }
     Some(vec![logger.replace('.', "::")])
@@ -81,13 +93,17 @@ fn targets(logger: &str) -> Option<Vec<String>> {
 
 impl DictConfig {
     pub fn load(path: &Path) -> Result<DictConfig, DictConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DictConfigError::Read(path.to_path_buf(), e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| DictConfigError::Json(path.to_path_buf(), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DictConfigError::Read(path.to_path_buf(), e))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| DictConfigError::Json(path.to_path_buf(), e))?;
         Self::from_value(&value).map_err(|e| DictConfigError::Invalid(path.to_path_buf(), e))
     }
 
     pub fn from_value(v: &Value) -> Result<DictConfig, String> {
-        let obj = v.as_object().ok_or("the configuration must be a JSON object (a dictConfig dictionary)")?;
+        let obj = v
+            .as_object()
+            .ok_or("the configuration must be a JSON object (a dictConfig dictionary)")?;
         let empty = Map::new();
         let section = |key: &str| -> Result<&Map<String, Value>, String> {
             match obj.get(key) {
@@ -108,11 +124,23 @@ impl DictConfig {
 
         let root_level = match root.get("level") {
             None => None,
-            Some(l) => Some(level(l).ok_or_else(|| format!("root.level {l} is not a logging level"))?),
+            Some(l) => {
+                Some(level(l).ok_or_else(|| format!("root.level {l} is not a logging level"))?)
+            }
         };
         let mut used_handlers: Vec<&'_ str> = Vec::new();
-        fn take_handlers<'a>(owner: &str, entry: &'a Map<String, Value>, used: &mut Vec<&'a str>, ignored: &mut Vec<String>) {
-            for h in entry.get("handlers").and_then(Value::as_array).into_iter().flatten() {
+        fn take_handlers<'a>(
+            owner: &str,
+            entry: &'a Map<String, Value>,
+            used: &mut Vec<&'a str>,
+            ignored: &mut Vec<String>,
+        ) {
+            for h in entry
+                .get("handlers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 match h.as_str() {
                     Some(name) if !used.contains(&name) => used.push(name),
                     Some(_) => {}
@@ -123,26 +151,45 @@ impl DictConfig {
         take_handlers("root", root, &mut used_handlers, &mut ignored);
         let mut directives = Vec::new();
         for (name, entry) in loggers {
-            let entry = entry.as_object().ok_or_else(|| format!("loggers.{name} must be an object"))?;
-            take_handlers(&format!("loggers.{name}"), entry, &mut used_handlers, &mut ignored);
-            let Some(l) = entry.get("level") else { continue };
-            let l = level(l).ok_or_else(|| format!("loggers.{name}.level {l} is not a logging level"))?;
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| format!("loggers.{name} must be an object"))?;
+            take_handlers(
+                &format!("loggers.{name}"),
+                entry,
+                &mut used_handlers,
+                &mut ignored,
+            );
+            let Some(l) = entry.get("level") else {
+                continue;
+            };
+            let l = level(l)
+                .ok_or_else(|| format!("loggers.{name}.level {l} is not a logging level"))?;
             match targets(name) {
                 Some(ts) => directives.extend(ts.into_iter().map(|t| format!("{t}={l}"))),
                 None => ignored.push(format!("logger `{name}` (no such log target here)")),
             }
-            for key in entry.keys().filter(|k| !matches!(k.as_str(), "level" | "handlers")) {
+            for key in entry
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "level" | "handlers"))
+            {
                 ignored.push(format!("loggers.{name}.{key}"));
             }
         }
-        for key in root.keys().filter(|k| !matches!(k.as_str(), "level" | "handlers")) {
+        for key in root
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "level" | "handlers"))
+        {
             ignored.push(format!("root.{key}"));
         }
 
         // One sink for everything: the first file handler in use, else the first stream.
         let mut sink = None;
         for name in &used_handlers {
-            let h = handlers.get(*name).and_then(Value::as_object).ok_or_else(|| format!("handler `{name}` is used but not defined in `handlers`"))?;
+            let h = handlers
+                .get(*name)
+                .and_then(Value::as_object)
+                .ok_or_else(|| format!("handler `{name}` is used but not defined in `handlers`"))?;
             let chosen = if let Some(file) = h.get("filename").and_then(Value::as_str) {
                 Some(Sink::File(PathBuf::from(file)))
             } else {
@@ -157,21 +204,36 @@ impl DictConfig {
             };
             match (&sink, chosen) {
                 (None, Some(s)) => sink = Some(s),
-                (Some(Sink::File(_)), _) | (_, None) => ignored.push(format!("handler `{name}` (one output only)")),
+                (Some(Sink::File(_)), _) | (_, None) => {
+                    ignored.push(format!("handler `{name}` (one output only)"))
+                }
                 (Some(_), Some(Sink::File(f))) => {
                     ignored.push("the stream handler (a file handler takes precedence)".into());
                     sink = Some(Sink::File(f));
                 }
                 (Some(_), Some(_)) => ignored.push(format!("handler `{name}` (one output only)")),
             }
-            for key in h.keys().filter(|k| !matches!(k.as_str(), "class" | "filename" | "stream")) {
+            for key in h
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "class" | "filename" | "stream"))
+            {
                 ignored.push(format!("handlers.{name}.{key}"));
             }
         }
-        for name in handlers.keys().filter(|n| !used_handlers.contains(&n.as_str())) {
-            ignored.push(format!("handler `{name}` (not used by root nor any logger)"));
+        for name in handlers
+            .keys()
+            .filter(|n| !used_handlers.contains(&n.as_str()))
+        {
+            ignored.push(format!(
+                "handler `{name}` (not used by root nor any logger)"
+            ));
         }
-        Ok(DictConfig { root_level, directives, sink: sink.unwrap_or(Sink::Stderr), ignored })
+        Ok(DictConfig {
+            root_level,
+            directives,
+            sink: sink.unwrap_or(Sink::Stderr),
+            ignored,
+        })
     }
 }
 
@@ -192,12 +254,25 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(c.root_level, Some("warn"));
-        assert!(c.directives.contains(&"daemon=debug".to_string()) && c.directives.contains(&"engine=debug".to_string()));
+        assert!(
+            c.directives.contains(&"daemon=debug".to_string())
+                && c.directives.contains(&"engine=debug".to_string())
+        );
         assert!(c.directives.contains(&"hyper=error".to_string()));
         assert!(c.directives.contains(&"uvicorn.access=error".to_string()));
         assert_eq!(c.sink, Sink::File("out.log".into()));
-        for part in ["`formatters`", "`disable_existing_loggers`", "loggers.vllm.propagate", "handlers.file.formatter", "handler `unused`"] {
-            assert!(c.ignored.iter().any(|i| i.contains(part)), "{part} not in {:?}", c.ignored);
+        for part in [
+            "`formatters`",
+            "`disable_existing_loggers`",
+            "loggers.vllm.propagate",
+            "handlers.file.formatter",
+            "handler `unused`",
+        ] {
+            assert!(
+                c.ignored.iter().any(|i| i.contains(part)),
+                "{part} not in {:?}",
+                c.ignored
+            );
         }
     }
 

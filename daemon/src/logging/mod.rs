@@ -29,7 +29,13 @@ pub fn init(env: &EnvSettings, level: Option<&str>) {
 
 /// The server's logging: [`init`] plus the HTTP layer's own level (`--uvicorn-log-level`).
 pub fn init_server(env: &EnvSettings, cfg: &crate::config::ServeConfig) {
-    init_with(env, None, &[crate::serve::plan::http_log_directive(&cfg.frontend.uvicorn_log_level)]);
+    init_with(
+        env,
+        None,
+        &[crate::serve::plan::http_log_directive(
+            &cfg.frontend.uvicorn_log_level,
+        )],
+    );
 }
 
 fn init_with(env: &EnvSettings, level: Option<&str>, extra: &[String]) {
@@ -47,41 +53,77 @@ pub fn try_init(env: &EnvSettings, level: Option<&str>) -> Result<(), LoggingErr
 }
 
 /// [`try_init`] with more `tracing` filter directives (for other loggers' own levels).
-pub fn try_init_with(env: &EnvSettings, level: Option<&str>, extra: &[String]) -> Result<(), LoggingError> {
+pub fn try_init_with(
+    env: &EnvSettings,
+    level: Option<&str>,
+    extra: &[String],
+) -> Result<(), LoggingError> {
     if !env.configure_logging {
         if env.logging_config_path.is_some() {
             return Err(LoggingError::ConfigWithoutConfigure);
         }
         return Ok(());
     }
-    let dict = env.logging_config_path.as_deref().map(DictConfig::load).transpose()?;
-    let level = dict.as_ref().and_then(|d| d.root_level).or(level).unwrap_or(env.logging_level.as_filter());
+    let dict = env
+        .logging_config_path
+        .as_deref()
+        .map(DictConfig::load)
+        .transpose()?;
+    let level = dict
+        .as_ref()
+        .and_then(|d| d.root_level)
+        .or(level)
+        .unwrap_or(env.logging_level.as_filter());
     let mut directives = format!("{level},tokenizers=warn");
     for d in extra.iter().chain(dict.iter().flat_map(|d| &d.directives)) {
         directives.push(',');
         directives.push_str(d);
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, ansi) = match dict.as_ref().map(|d| &d.sink) {
         // Colours only for a person at a terminal: escape codes in a redirected log break grep.
-        None | Some(Sink::Stderr) => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
-        Some(Sink::Stdout) => (BoxMakeWriter::new(std::io::stdout), std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+        None | Some(Sink::Stderr) => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ),
+        Some(Sink::Stdout) => (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ),
         Some(Sink::File(path)) => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| LoggingError::File(path.clone(), e))?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| LoggingError::File(path.clone(), e))?;
             (BoxMakeWriter::new(Mutex::new(file)), false)
         }
     };
     let prefix = env.logging_prefix.clone();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(false);
     if prefix.is_empty() {
         builder.init();
     } else {
-        builder.event_format(PrefixedFormat { prefix, inner: tracing_subscriber::fmt::format().with_target(false) }).init();
+        builder
+            .event_format(PrefixedFormat {
+                prefix,
+                inner: tracing_subscriber::fmt::format().with_target(false),
+            })
+            .init();
     }
     if let (Some(d), Some(path)) = (&dict, &env.logging_config_path) {
         tracing::info!("logging configured from {}", path.display());
         if !d.ignored.is_empty() {
-            tracing::warn!("VLLM_LOGGING_CONFIG_PATH {}: no equivalent here, ignored: {}", path.display(), d.ignored.join(", "));
+            tracing::warn!(
+                "VLLM_LOGGING_CONFIG_PATH {}: no equivalent here, ignored: {}",
+                path.display(),
+                d.ignored.join(", ")
+            );
         }
     }
     Ok(())
@@ -98,7 +140,12 @@ where
     N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
     F: tracing_subscriber::fmt::FormatEvent<S, N>,
 {
-    fn format_event(&self, ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>, mut writer: tracing_subscriber::fmt::format::Writer<'_>, event: &tracing::Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
         write!(writer, "{}", self.prefix)?;
         self.inner.format_event(ctx, writer, event)
     }

@@ -4,30 +4,34 @@ use std::sync::Arc;
 
 /// `vllm:time_to_first_token_seconds`.
 pub const TTFT_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0,
-    640.0, 2560.0,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 ];
 
 /// `vllm:inter_token_latency_seconds` and both time-per-output-token histograms.
-pub const TOKEN_LATENCY_BUCKETS: &[f64] =
-    &[0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
+pub const TOKEN_LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+    40.0, 80.0,
+];
 
 /// End-to-end latency and the per-phase request times.
 pub const REQUEST_LATENCY_BUCKETS: &[f64] = &[
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0,
-    7680.0,
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+    480.0, 960.0, 1920.0, 7680.0,
 ];
 
 /// `vllm:iteration_tokens_total`.
-pub const ITERATION_TOKENS_BUCKETS: &[f64] =
-    &[1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0];
+pub const ITERATION_TOKENS_BUCKETS: &[f64] = &[
+    1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
 
 /// `vllm:request_params_n`.
 pub const PARAMS_N_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0];
 
 /// prometheus-fastapi-instrumentator's `http_request_duration_highr_seconds`.
 pub const HTTP_HIGHR_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
+    7.5, 10.0, 30.0, 60.0,
 ];
 
 /// prometheus-fastapi-instrumentator's `http_request_duration_seconds` (few buckets: it carries labels).
@@ -73,7 +77,12 @@ impl Histogram {
             }
         }
         let n = clean.len();
-        Histogram { bounds: clean.into(), counts: vec![0; n + 1], sum: 0.0, count: 0 }
+        Histogram {
+            bounds: clean.into(),
+            counts: vec![0; n + 1],
+            sum: 0.0,
+            count: 0,
+        }
     }
 
     pub fn observe(&mut self, value: f64) {
@@ -104,7 +113,11 @@ impl Histogram {
 
     /// `(upper bound, cumulative count)` per bucket, ending with `(+Inf, count)`.
     pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        let bounds = self.bounds.iter().copied().chain(std::iter::once(f64::INFINITY));
+        let bounds = self
+            .bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY));
         bounds.zip(self.counts.iter().scan(0u64, |acc, &c| {
             *acc += c;
             Some(*acc)
@@ -118,8 +131,14 @@ mod tests {
 
     #[test]
     fn one_two_five_layout_stops_at_max() {
-        assert_eq!(buckets_1_2_5(100), vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
-        assert_eq!(buckets_1_2_5(2048), vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]);
+        assert_eq!(
+            buckets_1_2_5(100),
+            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+        );
+        assert_eq!(
+            buckets_1_2_5(2048),
+            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
+        );
         assert_eq!(buckets_1_2_5(4), vec![1.0, 2.0]);
         assert!(buckets_1_2_5(0).is_empty());
     }
@@ -166,10 +185,22 @@ mod tests {
             HTTP_LOWR_BUCKETS,
         ] {
             assert!(layout.windows(2).all(|w| w[0] < w[1]), "{layout:?}");
-            assert_eq!(Histogram::new(layout).cumulative().count(), layout.len() + 1);
+            assert_eq!(
+                Histogram::new(layout).cumulative().count(),
+                layout.len() + 1
+            );
         }
-        assert_eq!((TTFT_BUCKETS[0], TTFT_BUCKETS[TTFT_BUCKETS.len() - 1]), (0.001, 2560.0));
+        assert_eq!(
+            (TTFT_BUCKETS[0], TTFT_BUCKETS[TTFT_BUCKETS.len() - 1]),
+            (0.001, 2560.0)
+        );
         assert_eq!(TOKEN_LATENCY_BUCKETS[TOKEN_LATENCY_BUCKETS.len() - 1], 80.0);
-        assert_eq!((REQUEST_LATENCY_BUCKETS[0], REQUEST_LATENCY_BUCKETS[REQUEST_LATENCY_BUCKETS.len() - 1]), (0.3, 7680.0));
+        assert_eq!(
+            (
+                REQUEST_LATENCY_BUCKETS[0],
+                REQUEST_LATENCY_BUCKETS[REQUEST_LATENCY_BUCKETS.len() - 1]
+            ),
+            (0.3, 7680.0)
+        );
     }
 }

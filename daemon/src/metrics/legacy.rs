@@ -18,27 +18,58 @@ use super::EngineState;
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
 /// The reference's names of current metrics.
-pub(super) fn render_seed_names(x: &mut Exposition, e: &EngineState, base: &Labels<'_>, created: f64) {
-    x.gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", &[(base.clone(), e.kv_cache_usage)]);
-    let one = |v: u64| [CounterSeries { labels: base.clone(), value: v as f64, created }];
+pub(super) fn render_seed_names(
+    x: &mut Exposition,
+    e: &EngineState,
+    base: &Labels<'_>,
+    created: f64,
+) {
+    x.gauge(
+        "vllm:gpu_cache_usage_perc",
+        "GPU KV-cache usage. 1 means 100 percent usage.",
+        &[(base.clone(), e.kv_cache_usage)],
+    );
+    let one = |v: u64| {
+        [CounterSeries {
+            labels: base.clone(),
+            value: v as f64,
+            created,
+        }]
+    };
     x.counter(
         "vllm:gpu_prefix_cache_queries",
         "GPU prefix cache queries, in terms of number of queried tokens.",
         &one(e.prefix_cache_queries.total),
     );
-    x.counter("vllm:gpu_prefix_cache_hits", "GPU prefix cache hits, in terms of number of cached tokens.", &one(e.prefix_cache_hits.total));
+    x.counter(
+        "vllm:gpu_prefix_cache_hits",
+        "GPU prefix cache hits, in terms of number of cached tokens.",
+        &one(e.prefix_cache_hits.total),
+    );
     x.histogram(
         "vllm:request_max_num_generation_tokens",
         "Histogram of maximum number of requested generation tokens.",
-        &[HistogramSeries { labels: base.clone(), histogram: &e.max_num_generation_tokens, created }],
+        &[HistogramSeries {
+            labels: base.clone(),
+            histogram: &e.max_num_generation_tokens,
+            created,
+        }],
     );
 }
 
 /// The reference's deprecated metrics (`--show-hidden-metrics-for-version`).
 pub(super) fn render_hidden(x: &mut Exposition, e: &EngineState, base: &Labels<'_>, created: f64) {
-    x.gauge("vllm:num_requests_swapped", "Number of requests swapped to CPU. DEPRECATED: KV cache offloading is not used in V1", &[(base.clone(), 0.0)]);
+    x.gauge(
+        "vllm:num_requests_swapped",
+        "Number of requests swapped to CPU. DEPRECATED: KV cache offloading is not used in V1",
+        &[(base.clone(), 0.0)],
+    );
     x.gauge("vllm:cpu_cache_usage_perc", "CPU KV-cache usage. 1 means 100 percent usage. DEPRECATED: KV cache offloading is not used in V1", &[(base.clone(), 0.0)]);
-    x.gauge("vllm:cpu_prefix_cache_hit_rate", "CPU prefix cache block hit rate. DEPRECATED: KV cache offloading is not used in V1", &[(base.clone(), 0.0)]);
+    x.gauge(
+        "vllm:cpu_prefix_cache_hit_rate",
+        "CPU prefix cache block hit rate. DEPRECATED: KV cache offloading is not used in V1",
+        &[(base.clone(), 0.0)],
+    );
     let (q, h) = (e.prefix_cache_queries.total, e.prefix_cache_hits.total);
     let rate = if q == 0 { 0.0 } else { h as f64 / q as f64 };
     x.gauge(

@@ -18,8 +18,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use engine::stats::{EngineStats, FinishedRequestStats, StepStats};
 
 use histogram::{
-    buckets_1_2_5, Histogram, HTTP_HIGHR_BUCKETS, HTTP_LOWR_BUCKETS, ITERATION_TOKENS_BUCKETS, PARAMS_N_BUCKETS,
-    REQUEST_LATENCY_BUCKETS, TOKEN_LATENCY_BUCKETS, TTFT_BUCKETS,
+    buckets_1_2_5, Histogram, HTTP_HIGHR_BUCKETS, HTTP_LOWR_BUCKETS, ITERATION_TOKENS_BUCKETS,
+    PARAMS_N_BUCKETS, REQUEST_LATENCY_BUCKETS, TOKEN_LATENCY_BUCKETS, TTFT_BUCKETS,
 };
 pub use render::CONTENT_TYPE;
 use render::{CounterSeries, Exposition, HistogramSeries};
@@ -32,11 +32,20 @@ const FINISH_REASONS: [&str; 3] = ["stop", "length", "abort"];
 
 /// vLLM keeps these handlers out of the HTTP metrics. The instrumentator treats them as regex
 /// searches, so they match as substrings (`/load` also hides `/v1/load_lora_adapter`).
-const HTTP_EXCLUDED: [&str; 6] = ["/metrics", "/health", "/load", "/ping", "/version", "/server_info"];
+const HTTP_EXCLUDED: [&str; 6] = [
+    "/metrics",
+    "/health",
+    "/load",
+    "/ping",
+    "/version",
+    "/server_info",
+];
 
 /// Methods kept as they are; anything else becomes `OTHER`, because the method is chosen by the
 /// client and each distinct value would be a new series.
-const HTTP_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 /// Beyond this many HTTP series new handlers fold into `none`: a caller passing raw paths
 /// instead of route templates must not grow the scrape without bound.
@@ -87,14 +96,29 @@ impl CacheConfigInfo {
             ("block_size".into(), self.block_size.to_string()),
             ("cache_dtype".into(), self.cache_dtype.clone()),
             ("calculate_kv_scales".into(), py_bool(false)),
-            ("cpu_offload_gb".into(), render::python_repr(self.cpu_offload_gb)),
-            ("enable_prefix_caching".into(), py_bool(self.enable_prefix_caching)),
-            ("gpu_memory_utilization".into(), render::python_repr(self.gpu_memory_utilization)),
+            (
+                "cpu_offload_gb".into(),
+                render::python_repr(self.cpu_offload_gb),
+            ),
+            (
+                "enable_prefix_caching".into(),
+                py_bool(self.enable_prefix_caching),
+            ),
+            (
+                "gpu_memory_utilization".into(),
+                render::python_repr(self.gpu_memory_utilization),
+            ),
             ("is_attention_free".into(), py_bool(false)),
             ("num_cpu_blocks".into(), "None".into()),
             ("num_gpu_blocks".into(), self.num_gpu_blocks.to_string()),
-            ("num_gpu_blocks_override".into(), py_opt(self.num_gpu_blocks_override)),
-            ("prefix_caching_hash_algo".into(), self.prefix_caching_hash_algo.clone()),
+            (
+                "num_gpu_blocks_override".into(),
+                py_opt(self.num_gpu_blocks_override),
+            ),
+            (
+                "prefix_caching_hash_algo".into(),
+                self.prefix_caching_hash_algo.clone(),
+            ),
             ("sliding_window".into(), py_opt(self.sliding_window)),
             ("swap_space".into(), render::python_repr(self.swap_space)),
         ];
@@ -183,7 +207,10 @@ impl EngineState {
             preemptions: MonotonicCounter::default(),
             prompt_tokens: MonotonicCounter::default(),
             generation_tokens: MonotonicCounter::default(),
-            success: FINISH_REASONS.iter().map(|r| (r.to_string(), MonotonicCounter::default())).collect(),
+            success: FINISH_REASONS
+                .iter()
+                .map(|r| (r.to_string(), MonotonicCounter::default()))
+                .collect(),
             request_prompt_tokens: Histogram::new(&tokens),
             request_generation_tokens: Histogram::new(&tokens),
             iteration_tokens: Histogram::new(ITERATION_TOKENS_BUCKETS),
@@ -206,7 +233,11 @@ impl EngineState {
     fn follow_snapshot(&mut self, stats: &EngineStats) {
         self.running = stats.num_running;
         self.waiting = stats.num_waiting;
-        self.kv_cache_usage = if stats.kv_cache_usage.is_finite() { stats.kv_cache_usage.clamp(0.0, 1.0) } else { 0.0 };
+        self.kv_cache_usage = if stats.kv_cache_usage.is_finite() {
+            stats.kv_cache_usage.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self.prefix_cache_queries.follow(stats.prefix_cache_queries);
         self.prefix_cache_hits.follow(stats.prefix_cache_hits);
         self.preemptions.follow(stats.num_preemptions);
@@ -252,7 +283,10 @@ impl EngineState {
             }
             // Without per-token timestamps, each of the request's n-1 gaps is taken as the mean
             // gap: `_count` and `_sum` stay exact, only the spread within a request is lost.
-            if let (Some(d), Some(gaps)) = (decode, r.num_output_tokens.checked_sub(1).filter(|&g| g > 0)) {
+            if let (Some(d), Some(gaps)) = (
+                decode,
+                r.num_output_tokens.checked_sub(1).filter(|&g| g > 0),
+            ) {
                 let mean = d / gaps as f64;
                 self.inter_token_latency.observe_n(mean, gaps as u64);
                 self.time_per_output_token.observe_n(mean, gaps as u64);
@@ -281,33 +315,88 @@ impl EngineState {
             _ => 0.0,
         };
         self.request_time_per_output_token.observe(mean_tpot);
-        self.request_prompt_tokens.observe(r.num_prompt_tokens as f64);
-        self.request_generation_tokens.observe(r.num_output_tokens as f64);
-        self.prefill_kv_computed.observe(r.num_prompt_tokens.saturating_sub(r.num_cached_tokens) as f64);
+        self.request_prompt_tokens
+            .observe(r.num_prompt_tokens as f64);
+        self.request_generation_tokens
+            .observe(r.num_output_tokens as f64);
+        self.prefill_kv_computed
+            .observe(r.num_prompt_tokens.saturating_sub(r.num_cached_tokens) as f64);
         self.max_num_generation_tokens.observe(r.max_tokens as f64);
     }
 
     /// `(name, help, histogram)` in vLLM's registration order.
     fn histograms(&self) -> [(&'static str, &'static str, &Histogram); 15] {
         [
-            ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", &self.request_prompt_tokens),
-            ("vllm:request_generation_tokens", "Number of generation tokens processed.", &self.request_generation_tokens),
-            ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", &self.iteration_tokens),
-            ("vllm:request_params_n", "Histogram of the n request parameter.", &self.params_n),
-            ("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", &self.params_max_tokens),
-            ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.time_to_first_token),
-            ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.inter_token_latency),
-            ("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.", &self.time_per_output_token),
+            (
+                "vllm:request_prompt_tokens",
+                "Number of prefill tokens processed.",
+                &self.request_prompt_tokens,
+            ),
+            (
+                "vllm:request_generation_tokens",
+                "Number of generation tokens processed.",
+                &self.request_generation_tokens,
+            ),
+            (
+                "vllm:iteration_tokens_total",
+                "Histogram of number of tokens per engine_step.",
+                &self.iteration_tokens,
+            ),
+            (
+                "vllm:request_params_n",
+                "Histogram of the n request parameter.",
+                &self.params_n,
+            ),
+            (
+                "vllm:request_params_max_tokens",
+                "Histogram of the max_tokens request parameter.",
+                &self.params_max_tokens,
+            ),
+            (
+                "vllm:time_to_first_token_seconds",
+                "Histogram of time to first token in seconds.",
+                &self.time_to_first_token,
+            ),
+            (
+                "vllm:inter_token_latency_seconds",
+                "Histogram of inter-token latency in seconds.",
+                &self.inter_token_latency,
+            ),
+            (
+                "vllm:time_per_output_token_seconds",
+                "Histogram of time per output token in seconds.",
+                &self.time_per_output_token,
+            ),
             (
                 "vllm:request_time_per_output_token_seconds",
                 "Histogram of time_per_output_token_seconds per request.",
                 &self.request_time_per_output_token,
             ),
-            ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &self.e2e_latency),
-            ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", &self.queue_time),
-            ("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", &self.inference_time),
-            ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", &self.prefill_time),
-            ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", &self.decode_time),
+            (
+                "vllm:e2e_request_latency_seconds",
+                "Histogram of e2e request latency in seconds.",
+                &self.e2e_latency,
+            ),
+            (
+                "vllm:request_queue_time_seconds",
+                "Histogram of time spent in WAITING phase for request.",
+                &self.queue_time,
+            ),
+            (
+                "vllm:request_inference_time_seconds",
+                "Histogram of time spent in RUNNING phase for request.",
+                &self.inference_time,
+            ),
+            (
+                "vllm:request_prefill_time_seconds",
+                "Histogram of time spent in PREFILL phase for request.",
+                &self.prefill_time,
+            ),
+            (
+                "vllm:request_decode_time_seconds",
+                "Histogram of time spent in DECODE phase for request.",
+                &self.decode_time,
+            ),
             (
                 "vllm:request_prefill_kv_computed_tokens",
                 "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
@@ -342,7 +431,9 @@ pub struct Metrics {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A panic elsewhere while holding the lock leaves plain numbers behind, still worth serving.
@@ -424,17 +515,30 @@ impl Metrics {
         if HTTP_EXCLUDED.iter().any(|p| route.contains(p)) {
             return;
         }
-        let method = HTTP_METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)).copied().unwrap_or("OTHER");
+        let method = HTTP_METHODS
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(method))
+            .copied()
+            .unwrap_or("OTHER");
         let status = format!("{}xx", status / 100);
-        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+        let seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
         let mut h = lock(&self.http);
         let mut handler = if route.is_empty() { "none" } else { route };
-        let known = h.durations.contains_key(&(method.to_string(), handler.to_string()));
+        let known = h
+            .durations
+            .contains_key(&(method.to_string(), handler.to_string()));
         if !known && h.requests.len() + h.durations.len() >= MAX_HTTP_SERIES {
             handler = "none";
         }
         let now = unix_now();
-        h.requests.entry((method.to_string(), status, handler.to_string())).or_insert((0, now)).0 += 1;
+        h.requests
+            .entry((method.to_string(), status, handler.to_string()))
+            .or_insert((0, now))
+            .0 += 1;
         h.durations
             .entry((method.to_string(), handler.to_string()))
             .or_insert_with(|| (Histogram::new(HTTP_LOWR_BUCKETS), now))
@@ -447,39 +551,100 @@ impl Metrics {
     pub fn render(&self) -> String {
         let e = lock(&self.engine).clone();
         let h = lock(&self.http).clone();
-        let base = vec![("engine", ENGINE_INDEX), ("model_name", self.model_name.as_str())];
+        let base = vec![
+            ("engine", ENGINE_INDEX),
+            ("model_name", self.model_name.as_str()),
+        ];
         let created = self.created;
-        let one = |c: &MonotonicCounter| [CounterSeries { labels: base.clone(), value: c.total as f64, created }];
+        let one = |c: &MonotonicCounter| {
+            [CounterSeries {
+                labels: base.clone(),
+                value: c.total as f64,
+                created,
+            }]
+        };
         let mut x = Exposition::new();
 
-        x.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", &[(base.clone(), e.running as f64)]);
-        x.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", &[(base.clone(), e.waiting as f64)]);
-        x.gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", &[(base.clone(), e.kv_cache_usage)]);
+        x.gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            &[(base.clone(), e.running as f64)],
+        );
+        x.gauge(
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            &[(base.clone(), e.waiting as f64)],
+        );
+        x.gauge(
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            &[(base.clone(), e.kv_cache_usage)],
+        );
         x.counter(
             "vllm:prefix_cache_queries",
             "Prefix cache queries, in terms of number of queried tokens.",
             &one(&e.prefix_cache_queries),
         );
-        x.counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", &one(&e.prefix_cache_hits));
-        x.counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", &one(&e.preemptions));
-        x.counter("vllm:prompt_tokens", "Number of prefill tokens processed.", &one(&e.prompt_tokens));
-        x.counter("vllm:generation_tokens", "Number of generation tokens processed.", &one(&e.generation_tokens));
+        x.counter(
+            "vllm:prefix_cache_hits",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            &one(&e.prefix_cache_hits),
+        );
+        x.counter(
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            &one(&e.preemptions),
+        );
+        x.counter(
+            "vllm:prompt_tokens",
+            "Number of prefill tokens processed.",
+            &one(&e.prompt_tokens),
+        );
+        x.counter(
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            &one(&e.generation_tokens),
+        );
         let success: Vec<CounterSeries<'_>> = e
             .success
             .iter()
             .map(|(reason, c)| {
                 let mut labels = base.clone();
                 labels.push(("finished_reason", reason.as_str()));
-                CounterSeries { labels, value: c.total as f64, created }
+                CounterSeries {
+                    labels,
+                    value: c.total as f64,
+                    created,
+                }
             })
             .collect();
-        x.counter("vllm:request_success", "Count of successfully processed requests.", &success);
+        x.counter(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            &success,
+        );
         for (name, help, histogram) in e.histograms() {
-            x.histogram(name, help, &[HistogramSeries { labels: base.clone(), histogram, created }]);
+            x.histogram(
+                name,
+                help,
+                &[HistogramSeries {
+                    labels: base.clone(),
+                    histogram,
+                    created,
+                }],
+            );
         }
-        let mut info: Vec<(&str, &str)> = self.cache_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut info: Vec<(&str, &str)> = self
+            .cache_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         info.extend(base.iter().copied());
-        x.gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", &[(info, 1.0)]);
+        x.gauge(
+            "vllm:cache_config_info",
+            "Information of the LLMEngine CacheConfig",
+            &[(info, 1.0)],
+        );
         legacy::render_seed_names(&mut x, &e, &base, created);
         if self.show_hidden {
             legacy::render_hidden(&mut x, &e, &base, created);
@@ -489,12 +654,20 @@ impl Metrics {
             .requests
             .iter()
             .map(|((method, status, handler), &(n, created))| CounterSeries {
-                labels: vec![("handler", handler.as_str()), ("method", method.as_str()), ("status", status.as_str())],
+                labels: vec![
+                    ("handler", handler.as_str()),
+                    ("method", method.as_str()),
+                    ("status", status.as_str()),
+                ],
                 value: n as f64,
                 created,
             })
             .collect();
-        x.counter("http_requests", "Total number of requests by method, status and handler.", &requests);
+        x.counter(
+            "http_requests",
+            "Total number of requests by method, status and handler.",
+            &requests,
+        );
         x.histogram(
             "http_request_duration_highr_seconds",
             "Latency with many buckets but no API specific labels. Made for more accurate percentile calculations. ",
@@ -503,11 +676,13 @@ impl Metrics {
         let durations: Vec<HistogramSeries<'_>> = h
             .durations
             .iter()
-            .map(|((method, handler), (histogram, created))| HistogramSeries {
-                labels: vec![("handler", handler.as_str()), ("method", method.as_str())],
-                histogram,
-                created: *created,
-            })
+            .map(
+                |((method, handler), (histogram, created))| HistogramSeries {
+                    labels: vec![("handler", handler.as_str()), ("method", method.as_str())],
+                    histogram,
+                    created: *created,
+                },
+            )
             .collect();
         x.histogram(
             "http_request_duration_seconds",

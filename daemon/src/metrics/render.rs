@@ -21,7 +21,11 @@ pub fn format_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let s = python_repr(v);
     if v > 0.0 {
@@ -41,7 +45,11 @@ pub fn format_float(v: f64) -> String {
 /// [-4, 16), scientific (`1e-05`, `1.5e+16`) outside it, and always a `.0` on whole numbers.
 pub fn python_repr(v: f64) -> String {
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if v.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Rust's `{:e}` gives the same shortest digits Python picks, e.g. `1.5e-5`.
     let sci = format!("{v:e}");
@@ -88,8 +96,12 @@ fn escape_help(s: &str) -> Cow<'_, str> {
 /// Whether `name` is a legal label name in the 0.0.4 format (and not a reserved `__` one).
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    first_ok && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with("__")
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first_ok
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
 }
 
 /// One counter series: labels, value, creation time (Unix seconds).
@@ -114,7 +126,9 @@ pub struct Exposition {
 
 impl Exposition {
     pub fn new() -> Self {
-        Exposition { out: String::with_capacity(64 * 1024) }
+        Exposition {
+            out: String::with_capacity(64 * 1024),
+        }
     }
 
     pub fn finish(self) -> String {
@@ -159,14 +173,22 @@ impl Exposition {
         for s in series {
             self.sample(&total, &s.labels, s.value);
         }
-        self.created(name, help, series.iter().map(|s| (&s.labels[..], s.created)));
+        self.created(
+            name,
+            help,
+            series.iter().map(|s| (&s.labels[..], s.created)),
+        );
     }
 
     pub fn histogram(&mut self, name: &str, help: &str, series: &[HistogramSeries<'_>]) {
         self.header(name, help, "histogram");
         let bucket = format!("{name}_bucket");
         for s in series {
-            let buckets: Vec<(String, u64)> = s.histogram.cumulative().map(|(b, c)| (format_float(b), c)).collect();
+            let buckets: Vec<(String, u64)> = s
+                .histogram
+                .cumulative()
+                .map(|(b, c)| (format_float(b), c))
+                .collect();
             let mut labels = s.labels.clone();
             labels.push(("le", ""));
             let le_at = labels.len() - 1;
@@ -174,15 +196,28 @@ impl Exposition {
                 labels[le_at].1 = le;
                 self.sample(&bucket, &labels, *cumulative as f64);
             }
-            self.sample(&format!("{name}_count"), &s.labels, s.histogram.count() as f64);
+            self.sample(
+                &format!("{name}_count"),
+                &s.labels,
+                s.histogram.count() as f64,
+            );
             self.sample(&format!("{name}_sum"), &s.labels, s.histogram.sum());
         }
-        self.created(name, help, series.iter().map(|s| (&s.labels[..], s.created)));
+        self.created(
+            name,
+            help,
+            series.iter().map(|s| (&s.labels[..], s.created)),
+        );
     }
 
     /// prometheus_client writes creation times as a separate gauge family, and only when the
     /// family has at least one series.
-    fn created<'s, 'l: 's>(&mut self, name: &str, help: &str, series: impl Iterator<Item = (&'s Labels<'l>, f64)>) {
+    fn created<'s, 'l: 's>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl Iterator<Item = (&'s Labels<'l>, f64)>,
+    ) {
         let series: Vec<_> = series.collect();
         if series.is_empty() {
             return;
@@ -251,9 +286,21 @@ mod tests {
         x.counter(
             "c",
             "A counter.",
-            &[CounterSeries { labels: vec![("model_name", "m"), ("engine", "0")], value: 3.0, created: 10.0 }],
+            &[CounterSeries {
+                labels: vec![("model_name", "m"), ("engine", "0")],
+                value: 3.0,
+                created: 10.0,
+            }],
         );
-        x.histogram("h", "A histogram.", &[HistogramSeries { labels: vec![("model_name", "m")], histogram: &h, created: 10.0 }]);
+        x.histogram(
+            "h",
+            "A histogram.",
+            &[HistogramSeries {
+                labels: vec![("model_name", "m")],
+                histogram: &h,
+                created: 10.0,
+            }],
+        );
         x.counter("empty", "No series.", &[]);
         let want = "\
 # HELP c_total A counter.

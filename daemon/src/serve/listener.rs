@@ -47,7 +47,9 @@ fn builder(limits: HttpLimits) -> Builder<TokioExecutor> {
         .header_read_timeout(limits.keep_alive.max(Duration::from_secs(1)))
         .max_headers(limits.max_header_count.max(1))
         .max_buf_size(limits.max_incomplete_event_size.max(MIN_BUF));
-    b.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(limits.max_incomplete_event_size).unwrap_or(u32::MAX));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_incomplete_event_size).unwrap_or(u32::MAX));
     b
 }
 
@@ -56,7 +58,8 @@ async fn serve_io<I>(io: I, app: Router, builder: Arc<Builder<TokioExecutor>>, w
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(conn).await {
         // Resets and bad requests from one client are its own business.
         tracing::debug!(target: "uvicorn.error", "connection ended with an error: {e}");
@@ -64,7 +67,13 @@ where
 }
 
 /// TLS first, on the connection's own task so a slow client never holds up `accept`.
-async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, app: Router, builder: Arc<Builder<TokioExecutor>>, watcher: Watcher) {
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    app: Router,
+    builder: Arc<Builder<TokioExecutor>>,
+    watcher: Watcher,
+) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => serve_io(tls, app, builder, watcher).await,
         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
@@ -73,7 +82,14 @@ async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, app: Router, builde
 }
 
 /// Accepts until `shutdown` resolves, then lets open connections finish for up to `drain`.
-pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, limits: HttpLimits, drain: Duration, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: Listener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    limits: HttpLimits,
+    drain: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = Arc::new(builder(limits));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -96,7 +112,9 @@ pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, li
                 let (builder, watcher) = (builder.clone(), graceful.watcher());
                 match &tls {
                     None => tokio::spawn(serve_io(stream, app, builder, watcher)),
-                    Some(acceptor) => tokio::spawn(serve_tls(stream, acceptor.clone(), app, builder, watcher)),
+                    Some(acceptor) => {
+                        tokio::spawn(serve_tls(stream, acceptor.clone(), app, builder, watcher))
+                    }
                 };
             }
             Listener::Unix(l) => {
@@ -115,8 +133,14 @@ pub async fn serve(listener: Listener, tls: Option<TlsAcceptor>, app: Router, li
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!("drain time ({} s) over: closing the remaining connections", drain.as_secs());
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "drain time ({} s) over: closing the remaining connections",
+            drain.as_secs()
+        );
     }
 }
 

@@ -36,15 +36,23 @@ pub enum ServeError {
     #[error(transparent)]
     Engine(#[from] engine::llm_engine::EngineError),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("the engine died: {0}")]
     EngineDied(String),
 }
 
 /// Everything before the HTTP listener: the model, the engine thread and the shared state.
 pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>, ServeError> {
-    cfg.check_supported().map_err(|e| ServeError::Config(e.to_string()))?;
-    let warnings = cfg.no_effect_warning().into_iter().chain(env.warnings()).chain(plan::deprecation_warnings(cfg, env));
+    cfg.check_supported()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let warnings = cfg
+        .no_effect_warning()
+        .into_iter()
+        .chain(env.warnings())
+        .chain(plan::deprecation_warnings(cfg, env));
     for warning in warnings {
         tracing::warn!("{warning}");
     }
@@ -88,24 +96,51 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         "vllm" => None,
         path => {
             let p = PathBuf::from(path);
-            let file = if p.is_dir() { p.join("generation_config.json") } else { p };
-            let text = std::fs::read_to_string(&file).map_err(|e| ServeError::Io { what: format!("--generation-config {}", file.display()), source: e })?;
-            Some(serde_json::from_str(&text).map_err(|e| ServeError::Config(format!("--generation-config {}: {e}", file.display())))?)
+            let file = if p.is_dir() {
+                p.join("generation_config.json")
+            } else {
+                p
+            };
+            let text = std::fs::read_to_string(&file).map_err(|e| ServeError::Io {
+                what: format!("--generation-config {}", file.display()),
+                source: e,
+            })?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                ServeError::Config(format!("--generation-config {}: {e}", file.display()))
+            })?)
         }
     };
-    let defaults = SamplingDefaults::from_generation_config(generation_config.as_ref(), plan.override_generation_config.as_ref());
+    let defaults = SamplingDefaults::from_generation_config(
+        generation_config.as_ref(),
+        plan.override_generation_config.as_ref(),
+    );
 
     let chat_source = match &plan.chat_template {
-        Some(t) if std::path::Path::new(t).is_file() => Some(std::fs::read_to_string(t).map_err(|e| ServeError::Io { what: format!("--chat-template {t}"), source: e })?),
+        Some(t) if std::path::Path::new(t).is_file() => {
+            Some(std::fs::read_to_string(t).map_err(|e| ServeError::Io {
+                what: format!("--chat-template {t}"),
+                source: e,
+            })?)
+        }
         Some(t) => Some(t.clone()),
         None => loaded.tokenizer.chat_template().map(str::to_string),
     };
     let tokenizer_bos = loaded.tokenizer.bos_token().map(str::to_string);
     let tokenizer_eos = loaded.tokenizer.eos_token().map(str::to_string);
-    let content_format = server::content_format::resolve(&plan.api.chat_template_content_format, chat_source.as_deref());
-    tracing::info!("chat template content format: {} (--chat-template-content-format {})", content_format.as_str(), plan.api.chat_template_content_format);
+    let content_format = server::content_format::resolve(
+        &plan.api.chat_template_content_format,
+        chat_source.as_deref(),
+    );
+    tracing::info!(
+        "chat template content format: {} (--chat-template-content-format {})",
+        content_format.as_str(),
+        plan.api.chat_template_content_format
+    );
     let chat_template = match chat_source {
-        Some(src) => Some(ChatTemplate::new(&src, tokenizer_bos.as_deref(), tokenizer_eos.as_deref()).map_err(|e| ServeError::Config(format!("chat template: {e}")))?),
+        Some(src) => Some(
+            ChatTemplate::new(&src, tokenizer_bos.as_deref(), tokenizer_eos.as_deref())
+                .map_err(|e| ServeError::Config(format!("chat template: {e}")))?,
+        ),
         None => None,
     };
 
@@ -127,11 +162,21 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     let handle = EngineHandle::spawn(engine);
 
     let model_names = if plan.served_model_names.is_empty() {
-        vec![model_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| model_root.clone())]
+        vec![model_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| model_root.clone())]
     } else {
         plan.served_model_names.clone()
     };
-    let metrics = Metrics::new(&model_names[0], max_model_len, CacheConfigInfo { num_gpu_blocks: num_blocks, ..cache_info });
+    let metrics = Metrics::new(
+        &model_names[0],
+        max_model_len,
+        CacheConfigInfo {
+            num_gpu_blocks: num_blocks,
+            ..cache_info
+        },
+    );
     let metrics = Arc::new(metrics.with_hidden_metrics(plan.show_hidden_metrics));
     Ok(Arc::new(AppState {
         engine: handle,
@@ -154,7 +199,10 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
 fn server_info(cfg: &ServeConfig) -> serde_json::Value {
     let mut config = serde_json::to_value(cfg).unwrap_or_default();
     for secret in ["api_key", "hf_token"] {
-        if let Some(v) = config.get_mut(secret).filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())) {
+        if let Some(v) = config
+            .get_mut(secret)
+            .filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+        {
             *v = serde_json::Value::String("<redacted>".into());
         }
     }
@@ -163,7 +211,10 @@ fn server_info(cfg: &ServeConfig) -> serde_json::Value {
 
 /// One engine report into the metrics (the only place that does it).
 pub fn feed_metrics(metrics: &Metrics, report: &StatsReport) {
-    let latencies = TokenLatencies { time_to_first_token: &report.latencies.time_to_first_token, inter_token: &report.latencies.inter_token };
+    let latencies = TokenLatencies {
+        time_to_first_token: &report.latencies.time_to_first_token,
+        inter_token: &report.latencies.inter_token,
+    };
     metrics.observe_engine_with_latencies(&report.stats, &report.finished, latencies);
     for step in &report.latencies.steps {
         metrics.observe_step(step);
@@ -177,15 +228,26 @@ async fn poll_stats(state: Arc<AppState>, log_every: Option<Duration>) {
     let mut last = (0u64, 0u64, 0u64, 0u64);
     loop {
         tick.tick().await;
-        let Ok(report) = state.engine.stats().await else { return };
+        let Ok(report) = state.engine.stats().await else {
+            return;
+        };
         feed_metrics(&state.metrics, &report);
         let stats = report.stats;
         if let Some(every) = log_every {
             let dt = last_log.elapsed();
             if dt >= every {
                 let secs = dt.as_secs_f64();
-                let (p, g, q, h) = (stats.num_prompt_tokens, stats.num_generation_tokens, stats.prefix_cache_queries, stats.prefix_cache_hits);
-                let hit_rate = if q > last.2 { 100.0 * (h - last.3) as f64 / (q - last.2) as f64 } else { 0.0 };
+                let (p, g, q, h) = (
+                    stats.num_prompt_tokens,
+                    stats.num_generation_tokens,
+                    stats.prefix_cache_queries,
+                    stats.prefix_cache_hits,
+                );
+                let hit_rate = if q > last.2 {
+                    100.0 * (h - last.3) as f64 / (q - last.2) as f64
+                } else {
+                    0.0
+                };
                 tracing::info!(
                     "Avg prompt throughput: {:.1} tokens/s, Avg generation throughput: {:.1} tokens/s, Running: {} reqs, Waiting: {} reqs, GPU KV cache usage: {:.1}%, Prefix cache hit rate: {:.1}%",
                     (p - last.0) as f64 / secs,
@@ -218,7 +280,10 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: draining in-flight requests (up to {} s)", DRAIN.as_secs());
+    tracing::info!(
+        "shutting down: draining in-flight requests (up to {} s)",
+        DRAIN.as_secs()
+    );
 }
 
 /// How long in-flight requests may finish after SIGINT/SIGTERM.
@@ -227,7 +292,11 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// Watches the engine thread. Without `VLLM_KEEP_ALIVE_ON_ENGINE_DEATH` a dead engine stops the
 /// server (as vLLM terminates its API server), so an orchestrator restarts it; with it, the
 /// server stays up and answers 503 (inference routes and /health) until stopped.
-async fn watch_engine(dead_reason: impl Fn() -> Option<String>, keep_alive: bool, died: tokio::sync::oneshot::Sender<String>) {
+async fn watch_engine(
+    dead_reason: impl Fn() -> Option<String>,
+    keep_alive: bool,
+    died: tokio::sync::oneshot::Sender<String>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
@@ -250,9 +319,13 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
     // Certificates are checked before the model loads: a typo should not cost a model load.
     let tls = if tls_settings.enabled() {
         if plan.uds.is_some() {
-            return Err(ServeError::Config("--uds serves plain HTTP on a local socket; drop --ssl-* or --uds".into()));
+            return Err(ServeError::Config(
+                "--uds serves plain HTTP on a local socket; drop --ssl-* or --uds".into(),
+            ));
         }
-        Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&tls_settings).map_err(|e| ServeError::Config(e.to_string()))?))
+        Some(tokio_rustls::TlsAcceptor::from(
+            tls::server_config(&tls_settings).map_err(|e| ServeError::Config(e.to_string()))?,
+        ))
     } else {
         None
     };
@@ -262,13 +335,23 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
         app = server::with_root_path(app, root);
     }
     let limits = plan.limits;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| ServeError::Io { what: "starting the async runtime".into(), source: e })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Io {
+            what: "starting the async runtime".into(),
+            source: e,
+        })?;
     rt.block_on(async move {
         let log_every = plan.log_stats.then_some(Duration::from_secs(10));
         tokio::spawn(poll_stats(state.clone(), log_every));
         let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
         let handle = state.engine.clone();
-        tokio::spawn(watch_engine(move || handle.dead_reason(), env.keep_alive_on_engine_death, died_tx));
+        tokio::spawn(watch_engine(
+            move || handle.dead_reason(),
+            env.keep_alive_on_engine_death,
+            died_tx,
+        ));
         let (death_tx, mut death_rx) = tokio::sync::watch::channel(None::<String>);
         let stop = async move {
             tokio::select! {
@@ -278,16 +361,31 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
         };
         let listener = if let Some(path) = &plan.uds {
             let _ = std::fs::remove_file(path);
-            let l = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Io { what: format!("binding {}", path.display()), source: e })?;
+            let l = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Io {
+                what: format!("binding {}", path.display()),
+                source: e,
+            })?;
             tracing::info!("ready: listening on unix:{}", path.display());
             Listener::Unix(l)
         } else {
             let host = plan.host.clone().unwrap_or_else(|| "0.0.0.0".into());
             let addr = format!("{host}:{}", plan.port);
-            let l = tokio::net::TcpListener::bind(&addr).await.map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
-            let shown = if host == "0.0.0.0" { format!("localhost:{}", plan.port) } else { addr.clone() };
+            let l = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| ServeError::Io {
+                    what: format!("binding {addr}"),
+                    source: e,
+                })?;
+            let shown = if host == "0.0.0.0" {
+                format!("localhost:{}", plan.port)
+            } else {
+                addr.clone()
+            };
             let scheme = if tls.is_some() { "https" } else { "http" };
-            tracing::info!("ready: serving {} on {scheme}://{shown}/v1", state.model_name());
+            tracing::info!(
+                "ready: serving {} on {scheme}://{shown}/v1",
+                state.model_name()
+            );
             Listener::Tcp(l)
         };
         listener::serve(listener, tls, app, limits, DRAIN, stop).await;
@@ -306,7 +404,10 @@ mod tests {
     /// The engine "dies" on the third look; the watcher stops the server only without keep-alive.
     async fn outcome(keep_alive: bool) -> Option<String> {
         let looks = std::sync::atomic::AtomicUsize::new(0);
-        let dead = move || (looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2).then(|| "boom".to_string());
+        let dead = move || {
+            (looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2)
+                .then(|| "boom".to_string())
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         watch_engine(dead, keep_alive, tx).await;
         rx.await.ok()
@@ -314,7 +415,10 @@ mod tests {
 
     #[test]
     fn engine_death_stops_the_server_unless_kept_alive() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         assert_eq!(rt.block_on(outcome(false)), Some("boom".to_string()));
         assert_eq!(rt.block_on(outcome(true)), None);
     }
@@ -322,7 +426,11 @@ mod tests {
     #[test]
     fn server_info_hides_the_api_key() {
         let env = EnvSettings::default();
-        let cfg = ServeConfig::load(vec!["vllmd".into(), "--api-key".into(), "secret".into()], &env).unwrap();
+        let cfg = ServeConfig::load(
+            vec!["vllmd".into(), "--api-key".into(), "secret".into()],
+            &env,
+        )
+        .unwrap();
         let info = server_info(&cfg);
         assert_eq!(info["vllm_config"]["api_key"], "<redacted>");
         assert!(!info.to_string().contains("secret"));

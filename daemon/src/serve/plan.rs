@@ -61,7 +61,9 @@ fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ServeError>
 where
     T::Err: std::fmt::Display,
 {
-    value.parse().map_err(|e| ServeError::Config(format!("--{flag}: {e}")))
+    value
+        .parse()
+        .map_err(|e| ServeError::Config(format!("--{flag}: {e}")))
 }
 
 /// Whether requests are logged: `--enable-log-requests`, or the deprecated
@@ -85,9 +87,16 @@ pub fn http_log_directive(uvicorn_log_level: &str) -> String {
 
 /// `--root-path` as a prefix to strip: `/x` (no trailing slash); empty and `/` mean none.
 fn root_path(given: Option<&str>) -> Result<Option<String>, ServeError> {
-    let Some(p) = given.map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) else { return Ok(None) };
+    let Some(p) = given
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
     if !p.starts_with('/') {
-        return Err(ServeError::Config(format!("--root-path {p}: must start with `/`")));
+        return Err(ServeError::Config(format!(
+            "--root-path {p}: must start with `/`"
+        )));
     }
     Ok(Some(p.to_string()))
 }
@@ -146,7 +155,10 @@ impl ServePlan {
         ec.kv_cache_bytes = (env.cpu_kvcache_space_gib as usize) << 30;
         ec.gpu_memory_utilization = cfg.cache.gpu_memory_utilization;
         ec.enable_prefix_caching = cfg.cache.enable_prefix_caching.unwrap_or(true);
-        ec.prefix_caching_hash_algo = parse::<PrefixHashAlgo>("prefix-caching-hash-algo", &cfg.cache.prefix_caching_hash_algo)?;
+        ec.prefix_caching_hash_algo = parse::<PrefixHashAlgo>(
+            "prefix-caching-hash-algo",
+            &cfg.cache.prefix_caching_hash_algo,
+        )?;
         ec.max_logprobs = mc.max_logprobs;
         ec.logprobs_mode = parse::<LogprobsMode>("logprobs-mode", &mc.logprobs_mode)?;
         ec.seed = mc.seed.unwrap_or(0);
@@ -157,7 +169,8 @@ impl ServePlan {
         s.max_num_partial_prefills = cfg.scheduler.max_num_partial_prefills;
         s.max_long_partial_prefills = cfg.scheduler.max_long_partial_prefills;
         s.long_prefill_token_threshold = cfg.scheduler.long_prefill_token_threshold;
-        s.policy = parse::<SchedulingPolicy>("scheduling-policy", &cfg.scheduler.scheduling_policy)?;
+        s.policy =
+            parse::<SchedulingPolicy>("scheduling-policy", &cfg.scheduler.scheduling_policy)?;
         let f = &cfg.frontend;
         let api = ApiOptions {
             api_keys: f.api_key.clone(),
@@ -185,7 +198,10 @@ impl ServePlan {
             progress_bar: cfg.load.use_tqdm_on_load,
             chat_template: f.chat_template.clone(),
             generation_config: mc.generation_config.clone(),
-            override_generation_config: overrides.as_object().filter(|o| !o.is_empty()).map(|_| overrides.clone()),
+            override_generation_config: overrides
+                .as_object()
+                .filter(|o| !o.is_empty())
+                .map(|_| overrides.clone()),
             engine: ec,
             max_num_batched_tokens: cfg.scheduler.max_num_batched_tokens,
             served_model_names: mc.served_model_name.clone(),
@@ -222,11 +238,13 @@ impl ServePlan {
         let mut ec = self.engine.clone();
         let s = &mut ec.scheduler;
         s.max_model_len = max_model_len;
-        s.max_num_batched_tokens = self.max_num_batched_tokens.unwrap_or(if s.enable_chunked_prefill {
-            DEFAULT_MAX_NUM_BATCHED_TOKENS
-        } else {
-            max_model_len.max(DEFAULT_MAX_NUM_BATCHED_TOKENS)
-        });
+        s.max_num_batched_tokens =
+            self.max_num_batched_tokens
+                .unwrap_or(if s.enable_chunked_prefill {
+                    DEFAULT_MAX_NUM_BATCHED_TOKENS
+                } else {
+                    max_model_len.max(DEFAULT_MAX_NUM_BATCHED_TOKENS)
+                });
         ec
     }
 }

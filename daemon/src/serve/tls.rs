@@ -24,12 +24,18 @@ pub struct TlsSettings {
 pub enum TlsError {
     #[error("--ssl-keyfile {0} needs --ssl-certfile")]
     KeyWithoutCert(PathBuf),
-    #[error("--ssl-cert-reqs must be 0 (no client certificate), 1 (optional) or 2 (required), got {0}")]
+    #[error(
+        "--ssl-cert-reqs must be 0 (no client certificate), 1 (optional) or 2 (required), got {0}"
+    )]
     BadCertReqs(i32),
     #[error("--ssl-cert-reqs {0} checks client certificates: it needs --ssl-ca-certs with the CA that signs them")]
     CertReqsWithoutCa(i32),
     #[error("{flag} {path}: {reason}")]
-    File { flag: &'static str, path: PathBuf, reason: String },
+    File {
+        flag: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("TLS set-up: {0}")]
     Rustls(String),
 }
@@ -42,7 +48,11 @@ impl TlsSettings {
 }
 
 fn file_error(flag: &'static str, path: &Path, reason: impl Into<String>) -> TlsError {
-    TlsError::File { flag, path: path.to_path_buf(), reason: reason.into() }
+    TlsError::File {
+        flag,
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// Reads the whole file first so that "cannot read" and "not PEM" are told apart.
@@ -56,7 +66,11 @@ fn certificates(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'s
         .collect::<Result<_, _>>()
         .map_err(|e| file_error(flag, path, format!("not a valid PEM certificate file: {e}")))?;
     if certs.is_empty() {
-        return Err(file_error(flag, path, "no PEM certificate (-----BEGIN CERTIFICATE-----) in it"));
+        return Err(file_error(
+            flag,
+            path,
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+        ));
     }
     Ok(certs)
 }
@@ -69,7 +83,11 @@ fn private_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>
         return Err(file_error(flag, path, "encrypted private keys are not supported yet; decrypt it first (openssl pkey -in KEY -out PLAIN_KEY)"));
     }
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => file_error(flag, path, "no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) in it"),
+        rustls_pki_types::pem::Error::NoItemsFound => file_error(
+            flag,
+            path,
+            "no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) in it",
+        ),
         e => file_error(flag, path, format!("not a valid PEM private key: {e}")),
     })
 }
@@ -91,23 +109,46 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
         None => private_key("--ssl-certfile", certfile)?,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let builder = match (s.cert_reqs, &s.ca_certs) {
         (0, _) => builder.with_no_client_auth(),
         (reqs, None) => return Err(TlsError::CertReqsWithoutCa(reqs)),
         (reqs, Some(ca)) => {
             let mut roots = RootCertStore::empty();
             for cert in certificates("--ssl-ca-certs", ca)? {
-                roots.add(cert).map_err(|e| file_error("--ssl-ca-certs", ca, format!("unusable CA certificate: {e}")))?;
+                roots.add(cert).map_err(|e| {
+                    file_error(
+                        "--ssl-ca-certs",
+                        ca,
+                        format!("unusable CA certificate: {e}"),
+                    )
+                })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if reqs == 1 { verifier.allow_unauthenticated() } else { verifier };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| file_error("--ssl-ca-certs", ca, e.to_string()))?)
+            let verifier = if reqs == 1 {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| file_error("--ssl-ca-certs", ca, e.to_string()))?,
+            )
         }
     };
     let mut config = builder.with_single_cert(chain, key).map_err(|e| {
         let path = s.keyfile.as_deref().unwrap_or(certfile);
-        file_error("--ssl-keyfile", path, format!("does not fit the certificate in {}: {e}", certfile.display()))
+        file_error(
+            "--ssl-keyfile",
+            path,
+            format!(
+                "does not fit the certificate in {}: {e}",
+                certfile.display()
+            ),
+        )
     })?;
     // Offer HTTP/2 as uvicorn does not, but harmlessly: clients that do not ask keep HTTP/1.1.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -119,7 +160,11 @@ mod tests {
     use super::*;
 
     fn settings(cert: &str, key: Option<&str>) -> TlsSettings {
-        TlsSettings { certfile: Some(cert.into()), keyfile: key.map(PathBuf::from), ..Default::default() }
+        TlsSettings {
+            certfile: Some(cert.into()),
+            keyfile: key.map(PathBuf::from),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -129,16 +174,38 @@ mod tests {
         let junk = dir.join("junk.pem");
         std::fs::write(&junk, "hello").unwrap();
         let enc = dir.join("enc.pem");
-        std::fs::write(&enc, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n").unwrap();
+        std::fs::write(
+            &enc,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
 
-        let e = server_config(&settings("/nonexistent/cert.pem", None)).unwrap_err().to_string();
-        assert!(e.contains("--ssl-certfile /nonexistent/cert.pem: cannot read it"), "{e}");
-        let e = server_config(&settings(junk.to_str().unwrap(), None)).unwrap_err().to_string();
-        assert!(e.contains("junk.pem") && e.contains("no PEM certificate"), "{e}");
-        let e = server_config(&TlsSettings { keyfile: Some(junk.clone()), ..Default::default() }).unwrap_err().to_string();
+        let e = server_config(&settings("/nonexistent/cert.pem", None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--ssl-certfile /nonexistent/cert.pem: cannot read it"),
+            "{e}"
+        );
+        let e = server_config(&settings(junk.to_str().unwrap(), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("junk.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let e = server_config(&TlsSettings {
+            keyfile: Some(junk.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("needs --ssl-certfile"), "{e}");
         let e = private_key("--ssl-keyfile", &enc).unwrap_err().to_string();
-        assert!(e.contains("encrypted private keys are not supported yet"), "{e}");
+        assert!(
+            e.contains("encrypted private keys are not supported yet"),
+            "{e}"
+        );
         let e = private_key("--ssl-keyfile", &junk).unwrap_err().to_string();
         assert!(e.contains("no PEM private key"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -146,7 +213,11 @@ mod tests {
 
     #[test]
     fn cert_reqs_are_checked() {
-        let s = TlsSettings { certfile: Some("c".into()), cert_reqs: 3, ..Default::default() };
+        let s = TlsSettings {
+            certfile: Some("c".into()),
+            cert_reqs: 3,
+            ..Default::default()
+        };
         assert!(matches!(server_config(&s), Err(TlsError::BadCertReqs(3))));
     }
 }

@@ -17,9 +17,12 @@ use tokio::sync::mpsc;
 use super::completions::{prompt_logprobs_json, usage};
 use super::content_format::{self, ContentFormat};
 use super::error::ApiError;
-use super::request_fields::{self, Endpoint};
 use super::generate::{collect, stop_reason_json, submit, ChoiceResult};
-use super::protocol::{ChatChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta, ChatLogprobEntry, ChatLogprobs, ChatMessage, ChatStreamChoice, TopLogprob};
+use super::protocol::{
+    ChatChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta,
+    ChatLogprobEntry, ChatLogprobs, ChatMessage, ChatStreamChoice, TopLogprob,
+};
+use super::request_fields::{self, Endpoint};
 use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
 use super::stream::{receiver_stream, sse_response};
 
@@ -28,9 +31,15 @@ const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
 /// Checks the messages and shapes their content for the template: one string (text parts
 /// joined by newlines, as vLLM joins them) or, for templates that iterate over parts, the list
 /// of text parts, a plain string becoming a one-part list.
-pub(super) fn normalise_messages(messages: &[Value], format: ContentFormat) -> Result<Vec<Value>, ApiError> {
+pub(super) fn normalise_messages(
+    messages: &[Value],
+    format: ContentFormat,
+) -> Result<Vec<Value>, ApiError> {
     if messages.is_empty() {
-        return Err(ApiError::bad_param("messages", "messages must not be empty"));
+        return Err(ApiError::bad_param(
+            "messages",
+            "messages must not be empty",
+        ));
     }
     let text_part = |t: &str| json!({"type": "text", "text": t});
     messages
@@ -81,53 +90,92 @@ pub(super) fn normalise_messages(messages: &[Value], format: ContentFormat) -> R
 fn message_text(m: &Value) -> String {
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     }
 }
 
 /// The template a request uses (its own `chat_template`, else the server's) and the content
 /// format that goes with it.
-fn pick_template<'a>(state: &'a AppState, req_template: Option<&str>, owned: &'a mut Option<ChatTemplate>) -> Result<(&'a ChatTemplate, ContentFormat), ApiError> {
+fn pick_template<'a>(
+    state: &'a AppState,
+    req_template: Option<&str>,
+    owned: &'a mut Option<ChatTemplate>,
+) -> Result<(&'a ChatTemplate, ContentFormat), ApiError> {
     match req_template {
         Some(src) => {
-            let t = ChatTemplate::new(src, state.tokenizer.bos_token(), state.tokenizer.eos_token()).map_err(|e| ApiError::bad_param("chat_template", e.to_string()))?;
-            let format = content_format::resolve(&state.opts.chat_template_content_format, Some(src));
+            let t = ChatTemplate::new(
+                src,
+                state.tokenizer.bos_token(),
+                state.tokenizer.eos_token(),
+            )
+            .map_err(|e| ApiError::bad_param("chat_template", e.to_string()))?;
+            let format =
+                content_format::resolve(&state.opts.chat_template_content_format, Some(src));
             Ok((owned.insert(t), format))
         }
         None => {
-            let t = state.chat_template.as_ref().ok_or_else(|| ApiError::bad_request("the model has no chat template; pass --chat-template or use /v1/completions"))?;
+            let t = state.chat_template.as_ref().ok_or_else(|| {
+                ApiError::bad_request(
+                    "the model has no chat template; pass --chat-template or use /v1/completions",
+                )
+            })?;
             Ok((t, state.content_format))
         }
     }
 }
 
 /// Renders `messages` (as the request gave them) with the chosen template.
-pub(super) fn render_messages(state: &AppState, req_template: Option<&str>, raw_messages: &[Value], add_generation_prompt: bool, extra: &serde_json::Map<String, Value>) -> Result<(String, Vec<Value>), ApiError> {
+pub(super) fn render_messages(
+    state: &AppState,
+    req_template: Option<&str>,
+    raw_messages: &[Value],
+    add_generation_prompt: bool,
+    extra: &serde_json::Map<String, Value>,
+) -> Result<(String, Vec<Value>), ApiError> {
     let mut owned = None;
     let (template, format) = pick_template(state, req_template, &mut owned)?;
     let messages = normalise_messages(raw_messages, format)?;
-    let text = template.render(&messages, add_generation_prompt, extra).map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
+    let text = template
+        .render(&messages, add_generation_prompt, extra)
+        .map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
     Ok((text, messages))
 }
 
-fn render_prompt(state: &AppState, req: &ChatCompletionRequest) -> Result<(String, Vec<Value>), ApiError> {
+fn render_prompt(
+    state: &AppState,
+    req: &ChatCompletionRequest,
+) -> Result<(String, Vec<Value>), ApiError> {
     let continue_final = req.continue_final_message.unwrap_or(false);
     let add_generation_prompt = req.add_generation_prompt.unwrap_or(!continue_final);
     if continue_final && add_generation_prompt {
-        return Err(ApiError::bad_param("continue_final_message", "continue_final_message and add_generation_prompt cannot both be true"));
+        return Err(ApiError::bad_param(
+            "continue_final_message",
+            "continue_final_message and add_generation_prompt cannot both be true",
+        ));
     }
     let mut extra = req.chat_template_kwargs.clone().unwrap_or_default();
     // `--exclude-tools-when-tool-choice-none`: the tools stay out of the prompt when the request
     // says the model must not call any.
-    let no_tools = state.opts.exclude_tools_when_tool_choice_none && req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
+    let no_tools = state.opts.exclude_tools_when_tool_choice_none
+        && req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
     if let Some(t) = req.tools.as_ref().filter(|_| !no_tools) {
         extra.insert("tools".into(), t.clone());
     }
     if let Some(d) = &req.documents {
         extra.insert("documents".into(), d.clone());
     }
-    let (mut text, messages) = render_messages(state, req.chat_template.as_deref(), &req.messages, add_generation_prompt, &extra)?;
+    let (mut text, messages) = render_messages(
+        state,
+        req.chat_template.as_deref(),
+        &req.messages,
+        add_generation_prompt,
+        &extra,
+    )?;
     if continue_final {
         // Keep the final message open: cut everything the template wrote after its content.
         let last = messages.last().map(message_text).unwrap_or_default();
@@ -141,77 +189,163 @@ fn render_prompt(state: &AppState, req: &ChatCompletionRequest) -> Result<(Strin
 fn chat_logprobs(state: &AppState, tokens: &[SampledToken], as_ids: bool) -> ChatLogprobs {
     let entry = |id: u32, lp: f32| {
         let token = state.token_text(id, as_ids);
-        TopLogprob { bytes: token.as_bytes().to_vec(), token, logprob: finite_logprob(lp) }
+        TopLogprob {
+            bytes: token.as_bytes().to_vec(),
+            token,
+            logprob: finite_logprob(lp),
+        }
     };
     ChatLogprobs {
         content: tokens
             .iter()
             .map(|t| {
                 let e = entry(t.token, t.logprob);
-                ChatLogprobEntry { token: e.token, logprob: e.logprob, bytes: e.bytes, top_logprobs: t.top_logprobs.iter().map(|(id, v)| entry(*id, *v)).collect() }
+                ChatLogprobEntry {
+                    token: e.token,
+                    logprob: e.logprob,
+                    bytes: e.bytes,
+                    top_logprobs: t
+                        .top_logprobs
+                        .iter()
+                        .map(|(id, v)| entry(*id, *v))
+                        .collect(),
+                }
             })
             .collect(),
     }
 }
 
-pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn create_chat_completion(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let _load = state.load_guard();
     let body = body_bytes(body)?;
     let (raw, req): (Value, ChatCompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
-    request_fields::check(raw.as_object().unwrap_or(&serde_json::Map::new()), Endpoint::Chat)?;
-    let top = if req.logprobs.unwrap_or(false) { Some(req.top_logprobs.unwrap_or(0)) } else { None };
+    request_fields::check(
+        raw.as_object().unwrap_or(&serde_json::Map::new()),
+        Endpoint::Chat,
+    )?;
+    let top = if req.logprobs.unwrap_or(false) {
+        Some(req.top_logprobs.unwrap_or(0))
+    } else {
+        None
+    };
     if req.top_logprobs.is_some() && top.is_none() {
-        return Err(ApiError::bad_param("top_logprobs", "top_logprobs requires logprobs to be true"));
+        return Err(ApiError::bad_param(
+            "top_logprobs",
+            "top_logprobs requires logprobs to be true",
+        ));
     }
     let params = state.sampling_params(&raw, top)?;
     let (prompt_text, messages) = render_prompt(&state, &req)?;
-    let prompt = state.tokenizer.encode(&prompt_text, req.common.add_special_tokens.unwrap_or(false)).map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
-    state.metrics.observe_request_params(params.n, params.max_tokens);
+    let prompt = state
+        .tokenizer
+        .encode(&prompt_text, req.common.add_special_tokens.unwrap_or(false))
+        .map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
+    state
+        .metrics
+        .observe_request_params(params.n, params.max_tokens);
     let as_ids = req.common.return_tokens_as_token_ids.unwrap_or(false);
     let role = state.opts.response_role.clone();
     // `echo` repeats the final message when it is the assistant's own, unfinished turn.
     let echo_text = match (req.common.echo.unwrap_or(false), messages.last()) {
-        (true, Some(m)) if m.get("role").and_then(Value::as_str) == Some(role.as_str()) => message_text(m),
+        (true, Some(m)) if m.get("role").and_then(Value::as_str) == Some(role.as_str()) => {
+            message_text(m)
+        }
         _ => String::new(),
     };
     let n = params.n.max(1);
-    let id = req.common.request_id.clone().map(|r| format!("chatcmpl-{r}")).unwrap_or_else(|| random_id("chatcmpl"));
+    let id = req
+        .common
+        .request_id
+        .clone()
+        .map(|r| format!("chatcmpl-{r}"))
+        .unwrap_or_else(|| random_id("chatcmpl"));
     state.log_request(&id, &prompt_text, &prompt, &params);
-    let stream = submit(&state.engine, vec![prompt], &params, req.common.priority.unwrap_or(0)).await?;
+    let stream = submit(
+        &state.engine,
+        vec![prompt],
+        &params,
+        req.common.priority.unwrap_or(0),
+    )
+    .await?;
     let created = unix_now();
     let model = state.model_name().to_string();
 
     if req.common.stream.unwrap_or(false) {
-        let (include_usage, continuous) = req.common.usage_flags(state.opts.enable_force_include_usage);
+        let (include_usage, continuous) = req
+            .common
+            .usage_flags(state.opts.enable_force_include_usage);
         let (tx, rx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
         let st = state.clone();
         tokio::spawn(async move {
             let _load = st.load_guard();
             let mut stream = stream;
-            let mut results: Vec<ChoiceResult> = (0..stream.num_choices).map(|_| ChoiceResult::default()).collect();
-            let chunk = |choices: Vec<ChatStreamChoice>, usage| ChatCompletionChunk { id: id.clone(), object: "chat.completion.chunk", created, model: model.clone(), choices, usage };
-            let send = |c: ChatCompletionChunk| tx.send(Ok(Event::default().data(serde_json::to_string(&c).unwrap_or_default()))).is_ok();
+            let mut results: Vec<ChoiceResult> = (0..stream.num_choices)
+                .map(|_| ChoiceResult::default())
+                .collect();
+            let chunk = |choices: Vec<ChatStreamChoice>, usage| ChatCompletionChunk {
+                id: id.clone(),
+                object: "chat.completion.chunk",
+                created,
+                model: model.clone(),
+                choices,
+                usage,
+            };
+            let send = |c: ChatCompletionChunk| {
+                tx.send(Ok(
+                    Event::default().data(serde_json::to_string(&c).unwrap_or_default())
+                ))
+                .is_ok()
+            };
             // The role comes first, in a chunk of its own, for every choice.
             for i in 0..stream.num_choices {
-                let first = ChatStreamChoice { index: i, delta: ChatDelta { role: Some(role.clone()), content: Some(echo_text.clone()) }, logprobs: None, finish_reason: None, stop_reason: None };
+                let first = ChatStreamChoice {
+                    index: i,
+                    delta: ChatDelta {
+                        role: Some(role.clone()),
+                        content: Some(echo_text.clone()),
+                    },
+                    logprobs: None,
+                    finish_reason: None,
+                    stop_reason: None,
+                };
                 if !send(chunk(vec![first], None)) {
                     return;
                 }
             }
             while let Some(ev) = stream.next().await {
                 let (i, o) = (ev.index, ev.output);
-                let lp = (!o.new_logprobs.is_empty()).then(|| chat_logprobs(&st, &o.new_logprobs, as_ids));
+                let lp = (!o.new_logprobs.is_empty())
+                    .then(|| chat_logprobs(&st, &o.new_logprobs, as_ids));
                 let finish = o.finished.map(|f| f.as_str());
                 let stop_reason = stop_reason_json(&o.stop_reason);
-                let delta = ChatDelta { role: None, content: (!o.new_text.is_empty() || finish.is_none()).then(|| o.new_text.clone()) };
+                let delta = ChatDelta {
+                    role: None,
+                    content: (!o.new_text.is_empty() || finish.is_none())
+                        .then(|| o.new_text.clone()),
+                };
                 results[i].absorb(o);
                 let u = continuous.then(|| usage(&st, &results, n));
-                if !send(chunk(vec![ChatStreamChoice { index: i, delta, logprobs: lp, finish_reason: finish, stop_reason }], u)) {
+                if !send(chunk(
+                    vec![ChatStreamChoice {
+                        index: i,
+                        delta,
+                        logprobs: lp,
+                        finish_reason: finish,
+                        stop_reason,
+                    }],
+                    u,
+                )) {
                     return; // client gone: dropping `stream` aborts the rest
                 }
             }
-            st.log_output(&id, &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>());
+            st.log_output(
+                &id,
+                &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+            );
             if include_usage {
                 send(chunk(Vec::new(), Some(usage(&st, &results, n))));
             }
@@ -221,20 +355,36 @@ pub async fn create_chat_completion(State(state): State<Arc<AppState>>, body: Re
     }
 
     let results = collect(stream).await?;
-    state.log_output(&id, &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>());
-    let prompt_logprobs = results.first().and_then(|r| prompt_logprobs_json(&state, r, as_ids));
+    state.log_output(
+        &id,
+        &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+    );
+    let prompt_logprobs = results
+        .first()
+        .and_then(|r| prompt_logprobs_json(&state, r, as_ids));
     let choices = results
         .iter()
         .enumerate()
         .map(|(i, r)| ChatChoice {
             index: i,
-            message: ChatMessage { role: role.clone(), content: format!("{echo_text}{}", r.text) },
+            message: ChatMessage {
+                role: role.clone(),
+                content: format!("{echo_text}{}", r.text),
+            },
             logprobs: top.map(|_| chat_logprobs(&state, &r.logprobs, as_ids)),
             finish_reason: r.finish_reason.map(|f| f.as_str()),
             stop_reason: stop_reason_json(&r.stop_reason),
         })
         .collect();
-    let resp = ChatCompletionResponse { id, object: "chat.completion", created, model, choices, usage: usage(&state, &results, n), prompt_logprobs };
+    let resp = ChatCompletionResponse {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices,
+        usage: usage(&state, &results, n),
+        prompt_logprobs,
+    };
     Ok(Json(resp).into_response())
 }
 
@@ -247,9 +397,16 @@ mod tests {
         let s = ContentFormat::String;
         let m = normalise_messages(&[json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})], s).unwrap();
         assert_eq!(m[0]["content"], "a\nb");
-        assert_eq!(normalise_messages(&[], s).unwrap_err().param.as_deref(), Some("messages"));
+        assert_eq!(
+            normalise_messages(&[], s).unwrap_err().param.as_deref(),
+            Some("messages")
+        );
         assert!(normalise_messages(&[json!({"role": "robot", "content": "x"})], s).is_err());
-        assert!(normalise_messages(&[json!({"role": "user", "content": [{"type": "image_url"}]})], s).is_err());
+        assert!(normalise_messages(
+            &[json!({"role": "user", "content": [{"type": "image_url"}]})],
+            s
+        )
+        .is_err());
         assert!(normalise_messages(&[json!("hi")], s).is_err());
     }
 
@@ -258,8 +415,15 @@ mod tests {
         let o = ContentFormat::OpenAi;
         let m = normalise_messages(&[json!({"role": "system", "content": "sys"}), json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})], o).unwrap();
         assert_eq!(m[0]["content"], json!([{"type": "text", "text": "sys"}]));
-        assert_eq!(m[1]["content"], json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]));
+        assert_eq!(
+            m[1]["content"],
+            json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
+        );
         assert_eq!(message_text(&m[1]), "a\nb");
-        assert!(normalise_messages(&[json!({"role": "user", "content": [{"type": "image_url"}]})], o).is_err());
+        assert!(normalise_messages(
+            &[json!({"role": "user", "content": [{"type": "image_url"}]})],
+            o
+        )
+        .is_err());
     }
 }

@@ -48,8 +48,16 @@ fn statements(src: &str) -> Vec<&str> {
 /// The variable an expression starts from and what follows it: `messages[1:] | x` gives
 /// (`messages`, `[1:]`).
 fn split_base(expr: &str) -> (&str, &str) {
-    let expr = expr.split('|').next().unwrap_or("").trim().trim_start_matches('(').trim();
-    let end = expr.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(expr.len());
+    let expr = expr
+        .split('|')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches('(')
+        .trim();
+    let end = expr
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(expr.len());
     (&expr[..end], expr[end..].trim())
 }
 
@@ -68,7 +76,9 @@ pub fn detect(src: &str) -> ContentFormat {
     for _ in 0..2 {
         for s in &stmts {
             if let Some(rest) = s.strip_prefix("set ") {
-                let Some((name, expr)) = rest.split_once('=') else { continue };
+                let Some((name, expr)) = rest.split_once('=') else {
+                    continue;
+                };
                 let (name, (base, tail)) = (name.trim(), split_base(expr));
                 if lists.contains(base) {
                     match tail {
@@ -79,11 +89,16 @@ pub fn detect(src: &str) -> ContentFormat {
                     };
                 }
             } else if let Some(rest) = s.strip_prefix("for ") {
-                let Some((target, iter)) = rest.split_once(" in ") else { continue };
+                let Some((target, iter)) = rest.split_once(" in ") else {
+                    continue;
+                };
                 let iter = iter.split(" if ").next().unwrap_or(iter);
                 let (base, tail) = split_base(iter);
                 let target = target.trim();
-                if lists.contains(base) && (tail.is_empty() || tail.contains(':')) && !target.contains(',') {
+                if lists.contains(base)
+                    && (tail.is_empty() || tail.contains(':'))
+                    && !target.contains(',')
+                {
                     items.insert(target);
                 } else if items.contains(base) && is_content_access(tail) {
                     return ContentFormat::OpenAi;
@@ -102,9 +117,15 @@ mod tests {
     fn string_templates() {
         let chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
         assert_eq!(detect(chatml), ContentFormat::String);
-        assert_eq!(detect("{{ messages[0]['content'] }}"), ContentFormat::String);
+        assert_eq!(
+            detect("{{ messages[0]['content'] }}"),
+            ContentFormat::String
+        );
         // A loop over something else called content is not a loop over a message's parts.
-        assert_eq!(detect("{% for c in content %}{{ c }}{% endfor %}"), ContentFormat::String);
+        assert_eq!(
+            detect("{% for c in content %}{{ c }}{% endfor %}"),
+            ContentFormat::String
+        );
     }
 
     #[test]
@@ -115,14 +136,21 @@ mod tests {
         assert_eq!(detect(attr), ContentFormat::OpenAi);
         let aliased = "{% set loop_messages = messages[1:] %}{% for message in loop_messages %}{% for c in message[\"content\"] if c.type == 'text' %}{{ c.text }}{% endfor %}{% endfor %}";
         assert_eq!(detect(aliased), ContentFormat::OpenAi);
-        let indexed = "{% set first = messages[0] %}{% for c in first['content'] %}{{ c.text }}{% endfor %}";
+        let indexed =
+            "{% set first = messages[0] %}{% for c in first['content'] %}{{ c.text }}{% endfor %}";
         assert_eq!(detect(indexed), ContentFormat::OpenAi);
     }
 
     #[test]
     fn explicit_options_win() {
         assert_eq!(resolve("openai", None), ContentFormat::OpenAi);
-        assert_eq!(resolve("string", Some("{% for m in messages %}{% for p in m.content %}{% endfor %}{% endfor %}")), ContentFormat::String);
+        assert_eq!(
+            resolve(
+                "string",
+                Some("{% for m in messages %}{% for p in m.content %}{% endfor %}{% endfor %}")
+            ),
+            ContentFormat::String
+        );
         assert_eq!(resolve("auto", None), ContentFormat::String);
     }
 }

@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), param: None }
+        ApiError {
+            status,
+            message: message.into(),
+            param: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -26,7 +30,11 @@ impl ApiError {
     }
 
     pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), param: Some(param.to_string()) }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            param: Some(param.to_string()),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -34,7 +42,10 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized: missing or invalid API key")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: missing or invalid API key",
+        )
     }
 
     /// The OpenAI/vLLM `type` for a status: clients map it to typed exceptions.
@@ -53,7 +64,14 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: ErrorInfo { message: self.message.clone(), kind: self.kind(), param: self.param.clone(), code: self.status.as_u16() } }
+        ErrorBody {
+            error: ErrorInfo {
+                message: self.message.clone(),
+                kind: self.kind(),
+                param: self.param.clone(),
+                code: self.status.as_u16(),
+            },
+        }
     }
 }
 
@@ -73,7 +91,10 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::InvalidRequest(s) => s.into(),
-            EngineError::EngineDead => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running (shutting down or failed)"),
+            EngineError::EngineDead => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine is not running (shutting down or failed)",
+            ),
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }
@@ -85,12 +106,19 @@ mod tests {
 
     #[test]
     fn statuses_and_types_follow_openai() {
-        let e: ApiError = SamplingError::InvalidParameter { param: "temperature", msg: "temperature must be non-negative, got -1".into() }.into();
+        let e: ApiError = SamplingError::InvalidParameter {
+            param: "temperature",
+            msg: "temperature must be non-negative, got -1".into(),
+        }
+        .into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let body = serde_json::to_value(e.body()).unwrap();
         assert_eq!(body["error"]["param"], "temperature");
         assert_eq!(body["error"]["type"], "BadRequestError");
         assert_eq!(body["error"]["code"], 400);
-        assert_eq!(ApiError::from(EngineError::EngineDead).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::from(EngineError::EngineDead).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -49,7 +49,12 @@ impl Drop for ChoiceStream {
 }
 
 /// Submits `prompts.len() × n` requests; choice `p * n + i` is sample `i` of prompt `p`.
-pub async fn submit(engine: &EngineHandle, prompts: Vec<Vec<u32>>, params: &SamplingParams, priority: i32) -> Result<ChoiceStream, ApiError> {
+pub async fn submit(
+    engine: &EngineHandle,
+    prompts: Vec<Vec<u32>>,
+    params: &SamplingParams,
+    priority: i32,
+) -> Result<ChoiceStream, ApiError> {
     let n = params.n.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut ids = Vec::new();
@@ -74,7 +79,14 @@ pub async fn submit(engine: &EngineHandle, prompts: Vec<Vec<u32>>, params: &Samp
             tokio::spawn(async move {
                 while let Some(output) = stream.outputs.recv().await {
                     let done = output.finished.is_some();
-                    if tx.send(ChoiceEvent { index: choice, output }).is_err() || done {
+                    if tx
+                        .send(ChoiceEvent {
+                            index: choice,
+                            output,
+                        })
+                        .is_err()
+                        || done
+                    {
                         break;
                     }
                 }
@@ -82,7 +94,13 @@ pub async fn submit(engine: &EngineHandle, prompts: Vec<Vec<u32>>, params: &Samp
             index += 1;
         }
     }
-    Ok(ChoiceStream { rx, ids, engine: engine.clone(), num_choices: index, remaining: index })
+    Ok(ChoiceStream {
+        rx,
+        ids,
+        engine: engine.clone(),
+        num_choices: index,
+        remaining: index,
+    })
 }
 
 /// Everything one choice produced, for non-streaming responses and usage.
@@ -117,7 +135,9 @@ impl ChoiceResult {
 
 /// Runs every choice to the end.
 pub async fn collect(mut stream: ChoiceStream) -> Result<Vec<ChoiceResult>, ApiError> {
-    let mut results: Vec<ChoiceResult> = (0..stream.num_choices).map(|_| ChoiceResult::default()).collect();
+    let mut results: Vec<ChoiceResult> = (0..stream.num_choices)
+        .map(|_| ChoiceResult::default())
+        .collect();
     while let Some(ev) = stream.next().await {
         if let Some(r) = results.get_mut(ev.index) {
             r.absorb(ev.output);

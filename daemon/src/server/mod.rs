@@ -36,7 +36,12 @@ pub struct CorsSettings {
 
 impl Default for CorsSettings {
     fn default() -> Self {
-        CorsSettings { allowed_origins: vec!["*".into()], allowed_methods: vec!["*".into()], allowed_headers: vec!["*".into()], allow_credentials: false }
+        CorsSettings {
+            allowed_origins: vec!["*".into()],
+            allowed_methods: vec!["*".into()],
+            allowed_headers: vec!["*".into()],
+            allow_credentials: false,
+        }
     }
 }
 
@@ -45,21 +50,40 @@ fn cors_layer(c: &CorsSettings) -> CorsLayer {
     let origins = if star(&c.allowed_origins) {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(c.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(
+            c.allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
     };
     let methods = if star(&c.allowed_methods) {
         AllowMethods::any()
     } else {
-        AllowMethods::list(c.allowed_methods.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()))
+        AllowMethods::list(
+            c.allowed_methods
+                .iter()
+                .filter_map(|m| Method::from_bytes(m.as_bytes()).ok()),
+        )
     };
     let headers = if star(&c.allowed_headers) {
         AllowHeaders::any()
     } else {
-        AllowHeaders::list(c.allowed_headers.iter().filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()))
+        AllowHeaders::list(
+            c.allowed_headers
+                .iter()
+                .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+        )
     };
     // Credentials cannot be combined with wildcards (the CORS spec); they win only with lists.
-    let creds = c.allow_credentials && !star(&c.allowed_origins) && !star(&c.allowed_methods) && !star(&c.allowed_headers);
-    CorsLayer::new().allow_origin(origins).allow_methods(methods).allow_headers(headers).allow_credentials(creds)
+    let creds = c.allow_credentials
+        && !star(&c.allowed_origins)
+        && !star(&c.allowed_methods)
+        && !star(&c.allowed_headers);
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .allow_credentials(creds)
 }
 
 /// Bearer-key check for `/v1/*`, in constant time per key so timing reveals nothing.
@@ -67,8 +91,15 @@ async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next:
     if state.opts.api_keys.is_empty() || !req.uri().path().starts_with("/v1") {
         return next.run(req).await;
     }
-    let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-    let ok = state.opts.api_keys.iter().fold(false, |acc, key| acc | constant_time_eq(given.as_bytes(), key.as_bytes()));
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok = state.opts.api_keys.iter().fold(false, |acc, key| {
+        acc | constant_time_eq(given.as_bytes(), key.as_bytes())
+    });
     if ok {
         next.run(req).await
     } else {
@@ -87,12 +118,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let request_id = req.headers().get("x-request-id").cloned();
     let mut resp = next.run(req).await;
-    state.metrics.observe_http(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_http(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     if state.opts.enable_request_id_headers {
-        let id = request_id.unwrap_or_else(|| HeaderValue::from_str(&state::random_id("req")).unwrap_or(HeaderValue::from_static("req")));
+        let id = request_id.unwrap_or_else(|| {
+            HeaderValue::from_str(&state::random_id("req"))
+                .unwrap_or(HeaderValue::from_static("req"))
+        });
         resp.headers_mut().insert("x-request-id", id);
     }
     resp
@@ -108,8 +151,17 @@ async fn access_log(State(state): State<Arc<AppState>>, req: Request, next: Next
     if !state.opts.access_log {
         return next.run(req).await;
     }
-    let client = req.extensions().get::<ClientAddr>().and_then(|c| c.0).map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let client = req
+        .extensions()
+        .get::<ClientAddr>()
+        .and_then(|c| c.0)
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "-".into());
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let line = format!("{} {target} {:?}", req.method(), req.version());
     let resp = next.run(req).await;
     let status = resp.status();
@@ -120,7 +172,9 @@ async fn access_log(State(state): State<Arc<AppState>>, req: Request, next: Next
 /// `--root-path`: the API answers both under the prefix (a proxy that passes it on) and without
 /// it (a proxy that strips it), as FastAPI does.
 pub fn with_root_path(app: Router, root: &str) -> Router {
-    Router::new().nest_service(root, app.clone()).fallback_service(app)
+    Router::new()
+        .nest_service(root, app.clone())
+        .fallback_service(app)
 }
 
 async fn not_found() -> ApiError {
@@ -146,13 +200,20 @@ pub fn router(state: Arc<AppState>, cors: &CorsSettings) -> Router {
     }
     if state.opts.dev_mode {
         tracing::warn!("VLLM_SERVER_DEV_MODE: development endpoints are enabled (GET /server_info, POST /reset_prefix_cache); do not use this in production");
-        app = app.route("/server_info", get(routes::server_info)).route("/reset_prefix_cache", post(routes::reset_prefix_cache));
+        app = app
+            .route("/server_info", get(routes::server_info))
+            .route("/reset_prefix_cache", post(routes::reset_prefix_cache));
     }
     if !state.opts.disable_fastapi_docs {
-        app = app.route("/openapi.json", get(routes::openapi)).route("/docs", get(routes::docs));
+        app = app
+            .route("/openapi.json", get(routes::openapi))
+            .route("/docs", get(routes::docs));
     }
     app.fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), require_api_key))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(state.opts.max_body_bytes))
         .layer(cors_layer(cors))

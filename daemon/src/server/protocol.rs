@@ -61,7 +61,10 @@ impl CommonRequest {
     /// `--enable-force-include-usage` forces the first.
     pub fn usage_flags(&self, force_include_usage: bool) -> (bool, bool) {
         let opts = self.stream_options.clone().unwrap_or_default();
-        (opts.include_usage.unwrap_or(false) || force_include_usage, opts.continuous_usage_stats.unwrap_or(false))
+        (
+            opts.include_usage.unwrap_or(false) || force_include_usage,
+            opts.continuous_usage_stats.unwrap_or(false),
+        )
     }
 }
 

@@ -36,7 +36,11 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.engine.dead_reason() {
         None => StatusCode::OK.into_response(),
-        Some(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("engine is not running: {reason}")).into_response(),
+        Some(reason) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("engine is not running: {reason}"),
+        )
+        .into_response(),
     }
 }
 
@@ -62,20 +66,43 @@ struct TokenizeRequest {
     return_token_strs: Option<bool>,
 }
 
-pub async fn tokenize(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn tokenize(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let (_, req): (Value, TokenizeRequest) = parse_body(&body_bytes(body)?)?;
     state.check_model(req.model.as_deref())?;
     let (text, default_special) = match (req.prompt, req.messages) {
         (Some(p), None) => (p, true),
         (None, Some(messages)) => {
-            let (text, _) = super::chat::render_messages(&state, None, &messages, req.add_generation_prompt.unwrap_or(true), &Default::default())?;
+            let (text, _) = super::chat::render_messages(
+                &state,
+                None,
+                &messages,
+                req.add_generation_prompt.unwrap_or(true),
+                &Default::default(),
+            )?;
             (text, false)
         }
-        _ => return Err(ApiError::bad_request("give exactly one of `prompt` and `messages`")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `prompt` and `messages`",
+            ))
+        }
     };
-    let tokens = state.tokenizer.encode(&text, req.add_special_tokens.unwrap_or(default_special)).map_err(|e| ApiError::bad_param("prompt", e.to_string()))?;
-    let token_strs: Option<Vec<String>> = req.return_token_strs.unwrap_or(false).then(|| tokens.iter().map(|t| state.tokenizer.id_to_token(*t).unwrap_or_default()).collect());
-    Ok(Json(json!({"count": tokens.len(), "max_model_len": state.max_model_len, "tokens": tokens, "token_strs": token_strs})))
+    let tokens = state
+        .tokenizer
+        .encode(&text, req.add_special_tokens.unwrap_or(default_special))
+        .map_err(|e| ApiError::bad_param("prompt", e.to_string()))?;
+    let token_strs: Option<Vec<String>> = req.return_token_strs.unwrap_or(false).then(|| {
+        tokens
+            .iter()
+            .map(|t| state.tokenizer.id_to_token(*t).unwrap_or_default())
+            .collect()
+    });
+    Ok(Json(
+        json!({"count": tokens.len(), "max_model_len": state.max_model_len, "tokens": tokens, "token_strs": token_strs}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -84,14 +111,23 @@ struct DetokenizeRequest {
     tokens: Vec<u32>,
 }
 
-pub async fn detokenize(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn detokenize(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let (_, req): (Value, DetokenizeRequest) = parse_body(&body_bytes(body)?)?;
     state.check_model(req.model.as_deref())?;
     let vocab = state.tokenizer.vocab_size() as u32;
     if let Some(bad) = req.tokens.iter().find(|t| **t >= vocab) {
-        return Err(ApiError::bad_param("tokens", format!("token id {bad} is out of vocabulary (size {vocab})")));
+        return Err(ApiError::bad_param(
+            "tokens",
+            format!("token id {bad} is out of vocabulary (size {vocab})"),
+        ));
     }
-    let prompt = state.tokenizer.decode(&req.tokens, false).map_err(|e| ApiError::bad_param("tokens", e.to_string()))?;
+    let prompt = state
+        .tokenizer
+        .decode(&req.tokens, false)
+        .map_err(|e| ApiError::bad_param("tokens", e.to_string()))?;
     Ok(Json(json!({"prompt": prompt})))
 }
 
@@ -109,18 +145,40 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(report) = state.engine.stats().await {
         crate::serve::feed_metrics(&state.metrics, &report);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /server_info` (`VLLM_SERVER_DEV_MODE`): the configuration, as vLLM's dev endpoint
 /// reports it: `?config_format=text` (default) as one string, `json` as an object.
-pub async fn server_info(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
-    let format = query.as_deref().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("config_format=")).unwrap_or("text");
+pub async fn server_info(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let format = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("config_format="))
+        .unwrap_or("text");
     let config = &state.server_info["vllm_config"];
     match format {
         "json" => Json(state.server_info.clone()).into_response(),
-        "text" => Json(json!({"vllm_config": config.to_string(), "version": state.server_info["version"]})).into_response(),
-        other => ApiError::bad_param("config_format", format!("config_format must be text or json, got {other:?}")).into_response(),
+        "text" => Json(
+            json!({"vllm_config": config.to_string(), "version": state.server_info["version"]}),
+        )
+        .into_response(),
+        other => ApiError::bad_param(
+            "config_format",
+            format!("config_format must be text or json, got {other:?}"),
+        )
+        .into_response(),
     }
 }
 
@@ -129,7 +187,11 @@ pub async fn server_info(State(state): State<Arc<AppState>>, RawQuery(query): Ra
 pub async fn reset_prefix_cache(State(state): State<Arc<AppState>>) -> Response {
     match state.engine.reset_prefix_cache().await {
         Ok(true) => StatusCode::OK.into_response(),
-        Ok(false) => ApiError::new(StatusCode::CONFLICT, "the prefix cache cannot be reset while requests are running; retry when idle").into_response(),
+        Ok(false) => ApiError::new(
+            StatusCode::CONFLICT,
+            "the prefix cache cannot be reset while requests are running; retry when idle",
+        )
+        .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -75,9 +75,9 @@ impl AppState {
     /// The model a request names must be one we serve (absent means the default).
     pub fn check_model(&self, requested: Option<&str>) -> Result<(), ApiError> {
         match requested {
-            Some(m) if !m.is_empty() && !self.model_names.iter().any(|n| n == m) => {
-                Err(ApiError::not_found(format!("The model `{m}` does not exist.")))
-            }
+            Some(m) if !m.is_empty() && !self.model_names.iter().any(|n| n == m) => Err(
+                ApiError::not_found(format!("The model `{m}` does not exist.")),
+            ),
             _ => Ok(()),
         }
     }
@@ -112,13 +112,20 @@ impl AppState {
             return;
         }
         let max = self.opts.max_log_len.unwrap_or(usize::MAX);
-        let cut: Vec<String> = outputs.iter().map(|t| t.chars().take(max).collect()).collect();
+        let cut: Vec<String> = outputs
+            .iter()
+            .map(|t| t.chars().take(max).collect())
+            .collect();
         tracing::info!("Generated response {id}: outputs: {cut:?}");
     }
 
     /// Sampling parameters of a request body: the model's defaults, then the request's fields.
     /// `logprobs`, `stop` and the chat-only spellings are normalised to the engine's fields.
-    pub fn sampling_params(&self, raw: &Value, logprobs: Option<usize>) -> Result<SamplingParams, ApiError> {
+    pub fn sampling_params(
+        &self,
+        raw: &Value,
+        logprobs: Option<usize>,
+    ) -> Result<SamplingParams, ApiError> {
         let mut obj = raw.as_object().cloned().unwrap_or_default();
         obj.remove("logprobs");
         obj.remove("top_logprobs");
@@ -138,10 +145,16 @@ impl AppState {
         // Each sample is a sequence in the engine: an unbounded n would let one request
         // flood the queue.
         if params.n < 1 {
-            return Err(ApiError::bad_param("n", format!("n must be at least 1, got {}", params.n)));
+            return Err(ApiError::bad_param(
+                "n",
+                format!("n must be at least 1, got {}", params.n),
+            ));
         }
         if params.n > MAX_N {
-            return Err(ApiError::bad_param("n", format!("n must be at most {MAX_N}, got {}", params.n)));
+            return Err(ApiError::bad_param(
+                "n",
+                format!("n must be at most {MAX_N}, got {}", params.n),
+            ));
         }
         Ok(params)
     }
@@ -157,7 +170,10 @@ impl Drop for LoadGuard {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// `prefix-<32 hex digits>`, like vLLM's random ids.
@@ -168,16 +184,22 @@ pub fn random_id(prefix: &str) -> String {
 
 /// Parses a JSON body into `T`, with OpenAI-style 400s for bad JSON or wrong types.
 pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(Value, T), ApiError> {
-    let raw: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let raw: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     if !raw.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
-    let typed = serde_json::from_value(raw.clone()).map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let typed = serde_json::from_value(raw.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
     Ok((raw, typed))
 }
 
 /// The body, or the error the extractor hit (413 for a body over the limit) in OpenAI shape.
-pub fn body_bytes(body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
+pub fn body_bytes(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
     body.map_err(|e| ApiError::new(e.status(), e.body_text()))
 }
 

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 
 /// A channel receiver as the stream `Sse` consumes. When the client disconnects, axum drops
 /// this stream, the producer's next send fails, and the producer drops (aborts) its requests.
-pub fn receiver_stream(rx: mpsc::UnboundedReceiver<Result<Event, Infallible>>) -> impl Stream<Item = Result<Event, Infallible>> {
+pub fn receiver_stream(
+    rx: mpsc::UnboundedReceiver<Result<Event, Infallible>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
 }
 

@@ -90,8 +90,13 @@ fn negatable(arg: Arg) -> Arg {
 
 /// Appends the flag's fate in vllm-rs (refused, no effect) to its help text.
 fn with_fate(arg: Arg) -> Arg {
-    let Some(suffix) = crate::config::fate::help_suffix(arg.get_id().as_str()) else { return arg };
-    let short = arg.get_help().map(|h| format!("{h} {suffix}")).unwrap_or_else(|| suffix.clone());
+    let Some(suffix) = crate::config::fate::help_suffix(arg.get_id().as_str()) else {
+        return arg;
+    };
+    let short = arg
+        .get_help()
+        .map(|h| format!("{h} {suffix}"))
+        .unwrap_or_else(|| suffix.clone());
     let long = arg.get_long_help().map(|h| format!("{h}\n\n{suffix}"));
     let arg = arg.help(short);
     match long {
@@ -130,7 +135,11 @@ pub(crate) fn flags(cmd: &Command) -> Vec<Flag> {
             } else {
                 Kind::Scalar
             };
-            Some(Flag { id: a.get_id().as_str().to_string(), long: long.to_string(), kind })
+            Some(Flag {
+                id: a.get_id().as_str().to_string(),
+                long: long.to_string(),
+                kind,
+            })
         })
         .collect()
 }

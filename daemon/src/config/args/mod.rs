@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use command::{flags, Flag, Kind, Origins};
 pub use command::Source;
+pub(crate) use command::{flags, Flag, Kind, Origins};
 pub use engine::{CacheArgs, DecodingArgs, ParallelArgs};
 pub use features::{LoraArgs, MultiModalArgs, ObservabilityArgs, SchedulerArgs, VllmArgs};
 pub use frontend::FrontendArgs;
