@@ -11,9 +11,9 @@
 //!   forward/execute times were only measured with `--collect-detailed-traces`, which vllm-rs
 //!   does not support, so those histograms stay empty (as in vLLM without that flag).
 
+use super::engine_state::EngineState;
 use super::histogram::{buckets_1_2_5, Histogram};
 use super::render::{CounterSeries, Exposition, HistogramSeries};
-use super::EngineState;
 
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
