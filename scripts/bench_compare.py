@@ -1,63 +1,60 @@
 #!/usr/bin/env python3
-"""Prints the side-by-side table of scripts/bench-vs-llamacpp.sh from the saved results.
+"""Prints the side-by-side tables of scripts/bench-vs-llamacpp.sh from its saved results.
 
-Reads RESULT_DIR/{vllmd,llamacpp}-c{1,16}.json (written by `vllm bench serve --save-result`, vLLM's
-key names), the weight sizes and the measured memory bandwidth (RESULT_DIR/env.json), and prints
-a Markdown table: ours, llama.cpp, ratio (ours / llama.cpp; > 1 means we are ahead for
-throughputs, behind for latencies), and the decode floor per server: weight bytes read per token
-over measured bandwidth.
+Reads RESULT_DIR/<model>-c<C>-{vllmd,llamacpp}-<workload>.json (written by `vllm bench serve
+--save-result`, vLLM's key names), the servers' resident memory (*.mem.json) and env.json
+(bandwidth, kernel path), and prints Markdown tables: ours, llama.cpp, ratio (ours / llama.cpp;
+> 1 means ahead for throughputs, behind for latencies and memory), and the decode floor.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
 ROWS = [
-    # (label, key, unit, higher_is_better)
-    ("output throughput", "output_throughput", "tok/s", True),
-    ("total token throughput", "total_token_throughput", "tok/s", True),
-    ("request throughput", "request_throughput", "req/s", True),
-    ("mean TTFT", "mean_ttft_ms", "ms", False),
-    ("median TTFT", "median_ttft_ms", "ms", False),
-    ("mean TPOT", "mean_tpot_ms", "ms", False),
-    ("median TPOT", "median_tpot_ms", "ms", False),
-    ("P99 ITL", "p99_itl_ms", "ms", False),
-    ("mean E2EL", "mean_e2el_ms", "ms", False),
+    # (label, key, unit)
+    ("output throughput", "output_throughput", "tok/s"),
+    ("total token throughput", "total_token_throughput", "tok/s"),
+    ("mean TTFT", "mean_ttft_ms", "ms"),
+    ("mean TPOT", "mean_tpot_ms", "ms"),
+    ("P99 ITL", "p99_itl_ms", "ms"),
 ]
-
-
-def load(d: Path, name: str):
-    p = d / name
-    if not p.exists():
-        sys.exit(f"missing result file: {p}")
-    return json.loads(p.read_text())
 
 
 def main() -> None:
     d = Path(sys.argv[1])
     env = json.loads((d / "env.json").read_text()) if (d / "env.json").exists() else {}
     bw = env.get("bandwidth_gb_s")
-    for conc in (1, 16):
-        ours = load(d, f"vllmd-c{conc}.json")
-        peer = load(d, f"llamacpp-c{conc}.json")
-        print(f"\n### {conc} concurrent request{'s' if conc > 1 else ''}: "
-              f"{ours.get('completed')} requests, {ours.get('total_input_tokens')} input / "
-              f"{ours.get('total_output_tokens')} output tokens (ours)\n")
+    print(f"CPU: {env.get('cpu', '?')}; our kernel path: {env.get('isa', '?')}; threads: {env.get('threads', '?')}; "
+          f"bandwidth {bw:.1f} GB/s ({env.get('bandwidth_how', '')})" if bw else "")
+    runs = sorted({(m.group(1), int(m.group(2)), m.group(3)) for p in d.glob("*-vllmd-*.json")
+                   if (m := re.match(r"(.+)-c(\d+)-vllmd-(\w+)\.json$", p.name))})
+    for model, conc, workload in runs:
+        ours_p = d / f"{model}-c{conc}-vllmd-{workload}.json"
+        peer_p = d / f"{model}-c{conc}-llamacpp-{workload}.json"
+        if not peer_p.exists():
+            continue
+        ours, peer = json.loads(ours_p.read_text()), json.loads(peer_p.read_text())
+        print(f"\n### {model}, {workload}, concurrency {conc}: {ours.get('completed')} requests, "
+              f"{ours.get('total_input_tokens')} input / {ours.get('total_output_tokens')} output tokens\n")
         print("| metric | vllm-rs | llama.cpp | ratio (ours/peer) |")
         print("|---|---:|---:|---:|")
-        for label, key, unit, _ in ROWS:
+        for label, key, unit in ROWS:
             a, b = ours.get(key), peer.get(key)
             if a is None or b is None:
                 continue
-            ratio = f"{a / b:.2f}" if b else "n/a"
-            print(f"| {label} ({unit}) | {a:.2f} | {b:.2f} | {ratio} |")
+            print(f"| {label} ({unit}) | {a:.2f} | {b:.2f} | {a / b:.2f} |" if b else f"| {label} | {a:.2f} | {b:.2f} | n/a |")
+        mo, mp = d / f"{model}-c{conc}-vllmd.mem.json", d / f"{model}-c{conc}-llamacpp.mem.json"
+        if mo.exists() and mp.exists():
+            a, b = json.loads(mo.read_text()), json.loads(mp.read_text())
+            print(f"| resident memory after the run (MiB) | {a['rss_mib']} | {b['rss_mib']} | {a['rss_mib'] / b['rss_mib']:.2f} |")
+            print(f"| peak resident memory (MiB) | {a['peak_rss_mib']} | {b['peak_rss_mib']} | {a['peak_rss_mib'] / b['peak_rss_mib']:.2f} |")
     if bw:
-        print(f"\nMeasured memory bandwidth: {bw:.1f} GB/s ({env.get('bandwidth_how', '')})")
-        for who, key in (("vllm-rs", "ours_weight_bytes"), ("llama.cpp", "peer_weight_bytes")):
-            wb = env.get(key)
-            if wb:
-                ms = wb / (bw * 1e9) * 1e3
-                print(f"- {who}: {wb / 2**20:.0f} MiB of weights read per decode step -> floor "
-                      f"{ms:.1f} ms/token ({1e3 / ms:.0f} tok/s for one sequence)")
+        print("\nDecode floor (weight bytes read per token / bandwidth): both servers read the GGUF blocks as stored.")
+        for gguf in sorted({r[0] for r in runs}):
+            for cand in Path.home().glob(f".cache/vllm-rs/models/{gguf}.gguf"):
+                size = cand.stat().st_size
+                print(f"- {gguf}: {size / 2**20:.0f} MiB -> {size / (bw * 1e9) * 1e3:.1f} ms/token")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,25 @@ pub fn cpu_section() -> Section {
             present.join(" ")
         },
     );
+    // The path the CPU kernels pick at run time (VLLM_CPU_ISA forces one), and their threads.
+    let path = match kernels::cpu::isa::init_from_env() {
+        Ok(isa) => format!(
+            "{isa} (available: {})",
+            kernels::cpu::Isa::available()
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("error: {e}"),
+    };
+    s.add("kernel path", path);
+    let threads = match kernels::cpu::pool::config_from_env() {
+        Ok((n, bind)) if bind.is_empty() => format!("{n} (not pinned)"),
+        Ok((n, bind)) => format!("{n}, pinned to CPUs {bind:?}"),
+        Err(e) => format!("error: {e}"),
+    };
+    s.add("kernel threads", threads);
     let missing: Vec<&str> = ["avx2", "avx512f", "amx_tile", "neon", "asimd"]
         .into_iter()
         .filter(|f| !flags.contains(f))

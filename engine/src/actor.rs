@@ -11,7 +11,11 @@ use crate::request::{EngineRequest, RequestId, RequestOutput};
 use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
 
 enum Command {
-    Add { req: Box<EngineRequest>, outputs: mpsc::UnboundedSender<RequestOutput>, reply: oneshot::Sender<Result<RequestId, EngineError>> },
+    Add {
+        req: Box<EngineRequest>,
+        outputs: mpsc::UnboundedSender<RequestOutput>,
+        reply: oneshot::Sender<Result<RequestId, EngineError>>,
+    },
     Abort(RequestId),
     Stats(oneshot::Sender<StatsReport>),
     ResetPrefixCache(oneshot::Sender<bool>),
@@ -46,17 +50,24 @@ impl EngineHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let dead = Arc::new(Mutex::new(None));
         let dead_flag = dead.clone();
-        let spawned = std::thread::Builder::new().name("vllm-engine".into()).spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(engine, rx)));
-            let reason = match result {
-                Ok(()) => "engine loop ended".to_string(),
-                Err(p) => p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "engine panicked".into()),
-            };
-            tracing::error!("engine thread stopped: {reason}");
-            if let Ok(mut d) = dead_flag.lock() {
-                *d = Some(reason);
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("vllm-engine".into())
+            .spawn(move || {
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(engine, rx)));
+                let reason = match result {
+                    Ok(()) => "engine loop ended".to_string(),
+                    Err(p) => p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "engine panicked".into()),
+                };
+                tracing::error!("engine thread stopped: {reason}");
+                if let Ok(mut d) = dead_flag.lock() {
+                    *d = Some(reason);
+                }
+            });
         if let Err(e) = spawned {
             if let Ok(mut d) = dead.lock() {
                 *d = Some(format!("could not start the engine thread: {e}"));
@@ -74,9 +85,18 @@ impl EngineHandle {
     pub async fn submit(&self, req: EngineRequest) -> Result<RequestStream, EngineError> {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.commands.send(Command::Add { req: Box::new(req), outputs: out_tx, reply: reply_tx }).map_err(|_| EngineError::EngineDead)?;
+        self.commands
+            .send(Command::Add {
+                req: Box::new(req),
+                outputs: out_tx,
+                reply: reply_tx,
+            })
+            .map_err(|_| EngineError::EngineDead)?;
         let id = reply_rx.await.map_err(|_| EngineError::EngineDead)??;
-        Ok(RequestStream { id, outputs: out_rx })
+        Ok(RequestStream {
+            id,
+            outputs: out_rx,
+        })
     }
 
     pub fn abort(&self, id: RequestId) {
@@ -87,27 +107,39 @@ impl EngineHandle {
     /// previous call.
     pub async fn stats(&self) -> Result<StatsReport, EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Stats(tx)).map_err(|_| EngineError::EngineDead)?;
+        self.commands
+            .send(Command::Stats(tx))
+            .map_err(|_| EngineError::EngineDead)?;
         rx.await.map_err(|_| EngineError::EngineDead)
     }
 
     /// Drops the prefix cache between two steps; `Ok(false)` while requests hold blocks.
     pub async fn reset_prefix_cache(&self) -> Result<bool, EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::ResetPrefixCache(tx)).map_err(|_| EngineError::EngineDead)?;
+        self.commands
+            .send(Command::ResetPrefixCache(tx))
+            .map_err(|_| EngineError::EngineDead)?;
         rx.await.map_err(|_| EngineError::EngineDead)
     }
 }
 
 fn handle(engine: &mut LlmEngine, cmd: Command) {
     match cmd {
-        Command::Add { req, outputs, reply } => {
+        Command::Add {
+            req,
+            outputs,
+            reply,
+        } => {
             let sink = Box::new(move |out: RequestOutput| outputs.send(out).is_ok());
             let _ = reply.send(engine.add_request(*req, sink));
         }
         Command::Abort(id) => engine.abort(id),
         Command::Stats(reply) => {
-            let _ = reply.send(StatsReport { stats: engine.stats(), finished: engine.drain_finished(), latencies: engine.drain_latencies() });
+            let _ = reply.send(StatsReport {
+                stats: engine.stats(),
+                finished: engine.drain_finished(),
+                latencies: engine.drain_latencies(),
+            });
         }
         Command::ResetPrefixCache(reply) => {
             let _ = reply.send(engine.reset_prefix_cache());

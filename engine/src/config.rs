@@ -59,9 +59,17 @@ pub enum RopeScaling {
     /// Positions divided by `factor`.
     Linear { factor: f64 },
     /// NTK-aware base scaled once the sequence exceeds `original_max_position_embeddings`.
-    Dynamic { factor: f64, original_max_position_embeddings: usize },
+    Dynamic {
+        factor: f64,
+        original_max_position_embeddings: usize,
+    },
     /// Llama 3.1 frequency-band-wise scaling.
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: usize },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: usize,
+    },
     /// YaRN: interpolation/extrapolation blend plus an attention temperature.
     Yarn {
         factor: f64,
@@ -100,24 +108,46 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Checks the invariants the model code relies on.
     pub fn validate(&self, path: &Path) -> Result<(), LoadError> {
-        let bad = |msg: String| Err(LoadError::Config { path: path.to_path_buf(), msg });
-        if self.hidden_size == 0 || self.num_hidden_layers == 0 || self.vocab_size == 0 || self.intermediate_size == 0 {
-            return bad("hidden_size, num_hidden_layers, vocab_size and intermediate_size must be positive".into());
+        let bad = |msg: String| {
+            Err(LoadError::Config {
+                path: path.to_path_buf(),
+                msg,
+            })
+        };
+        if self.hidden_size == 0
+            || self.num_hidden_layers == 0
+            || self.vocab_size == 0
+            || self.intermediate_size == 0
+        {
+            return bad(
+                "hidden_size, num_hidden_layers, vocab_size and intermediate_size must be positive"
+                    .into(),
+            );
         }
         if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.head_dim == 0 {
             return bad("attention heads, key/value heads and head_dim must be positive".into());
         }
-        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return bad(format!(
                 "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
         if !self.head_dim.is_multiple_of(2) {
-            return bad(format!("head_dim {} must be even for rotary embeddings", self.head_dim));
+            return bad(format!(
+                "head_dim {} must be even for rotary embeddings",
+                self.head_dim
+            ));
         }
         // Written so that NaN fails too.
-        if self.rope_theta.is_nan() || self.rope_theta <= 0.0 || self.rms_norm_eps.is_nan() || self.rms_norm_eps < 0.0 {
+        if self.rope_theta.is_nan()
+            || self.rope_theta <= 0.0
+            || self.rms_norm_eps.is_nan()
+            || self.rms_norm_eps < 0.0
+        {
             return bad("rope_theta must be > 0 and rms_norm_eps >= 0".into());
         }
         Ok(())
@@ -125,15 +155,22 @@ impl ModelConfig {
 
     /// Parses a Hugging Face `config.json` (already read into a JSON value).
     pub fn from_hf_json(json: &Value, path: &Path) -> Result<Self, LoadError> {
-        let err = |msg: String| LoadError::Config { path: path.to_path_buf(), msg };
+        let err = |msg: String| LoadError::Config {
+            path: path.to_path_buf(),
+            msg,
+        };
         let arch_name = json
             .get("architectures")
             .and_then(Value::as_array)
             .and_then(|a| a.first())
             .and_then(Value::as_str)
             .ok_or_else(|| err("missing `architectures`".into()))?;
-        let architecture = Architecture::from_hf_name(arch_name)
-            .ok_or_else(|| LoadError::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.to_string() })?;
+        let architecture = Architecture::from_hf_name(arch_name).ok_or_else(|| {
+            LoadError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: arch_name.to_string(),
+            }
+        })?;
         let usize_key = |k: &str| -> Result<usize, LoadError> {
             json.get(k)
                 .and_then(Value::as_u64)
@@ -160,13 +197,20 @@ impl ModelConfig {
             .and_then(Value::as_f64)
             .unwrap_or(10000.0);
         let max_position_embeddings = usize_key("max_position_embeddings").unwrap_or(2048);
-        let scaling = json.get("rope_scaling").filter(|v| !v.is_null()).or(rope_params);
+        let scaling = json
+            .get("rope_scaling")
+            .filter(|v| !v.is_null())
+            .or(rope_params);
         let rope_scaling = match scaling {
             Some(v) => parse_rope_scaling(v, max_position_embeddings).map_err(err)?,
             None => None,
         };
         let eos_token_ids = match json.get("eos_token_id") {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|v| v as u32)
+                .collect(),
             Some(v) => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
             None => Vec::new(),
         };
@@ -179,16 +223,25 @@ impl ModelConfig {
             num_attention_heads,
             num_key_value_heads,
             head_dim,
-            rms_norm_eps: json.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+            rms_norm_eps: json
+                .get("rms_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-6),
             rope_theta,
             rope_scaling,
             max_position_embeddings,
-            tie_word_embeddings: json.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            tie_word_embeddings: json
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             qkv_bias: json
                 .get("attention_bias")
                 .and_then(Value::as_bool)
                 .unwrap_or_else(|| architecture.default_qkv_bias()),
-            bos_token_id: json.get("bos_token_id").and_then(Value::as_u64).map(|v| v as u32),
+            bos_token_id: json
+                .get("bos_token_id")
+                .and_then(Value::as_u64)
+                .map(|v| v as u32),
             eos_token_ids,
             checkpoint_dtype: json
                 .get("torch_dtype")
@@ -291,7 +344,10 @@ pub fn rope_scaling_json(rs: &RopeScaling) -> Value {
 }
 
 /// Parses a `rope_scaling` object; `None` for absent or "default" scaling.
-pub fn parse_rope_scaling(v: &Value, max_position_embeddings: usize) -> Result<Option<RopeScaling>, String> {
+pub fn parse_rope_scaling(
+    v: &Value,
+    max_position_embeddings: usize,
+) -> Result<Option<RopeScaling>, String> {
     let Some(obj) = v.as_object() else {
         return Ok(None);
     };
@@ -310,7 +366,10 @@ pub fn parse_rope_scaling(v: &Value, max_position_embeddings: usize) -> Result<O
     Ok(match kind {
         "default" => None,
         "linear" => Some(RopeScaling::Linear { factor: factor()? }),
-        "dynamic" => Some(RopeScaling::Dynamic { factor: factor()?, original_max_position_embeddings: orig }),
+        "dynamic" => Some(RopeScaling::Dynamic {
+            factor: factor()?,
+            original_max_position_embeddings: orig,
+        }),
         "llama3" => Some(RopeScaling::Llama3 {
             factor: factor()?,
             low_freq_factor: f("low_freq_factor").unwrap_or(1.0),
@@ -326,7 +385,9 @@ pub fn parse_rope_scaling(v: &Value, max_position_embeddings: usize) -> Result<O
             mscale_all_dim: f("mscale_all_dim"),
             attention_factor: f("attention_factor"),
         }),
-        other => return Err(format!("unsupported rope_scaling type `{other}` (supported: linear, dynamic, llama3, yarn)")),
+        other => return Err(format!(
+            "unsupported rope_scaling type `{other}` (supported: linear, dynamic, llama3, yarn)"
+        )),
     })
 }
 
@@ -347,15 +408,26 @@ mod tests {
         assert_eq!(cfg.head_dim, 16);
         assert!(cfg.qkv_bias);
         assert_eq!(cfg.eos_token_ids, vec![5, 6]);
-        assert!(matches!(cfg.rope_scaling, Some(RopeScaling::Yarn { original_max_position_embeddings: 128, .. })));
+        assert!(matches!(
+            cfg.rope_scaling,
+            Some(RopeScaling::Yarn {
+                original_max_position_embeddings: 128,
+                ..
+            })
+        ));
         let again = ModelConfig::from_hf_json(&cfg.to_hf_json(), Path::new("x")).unwrap();
         assert_eq!(again.architecture, cfg.architecture);
         assert_eq!(again.head_dim, cfg.head_dim);
 
         let mut bad = json.clone();
         bad["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
-        let e = ModelConfig::from_hf_json(&bad, Path::new("m/config.json")).unwrap_err().to_string();
-        assert!(e.contains("m/config.json") && e.contains("GPT2LMHeadModel"), "{e}");
+        let e = ModelConfig::from_hf_json(&bad, Path::new("m/config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m/config.json") && e.contains("GPT2LMHeadModel"),
+            "{e}"
+        );
 
         let mut bad = json;
         bad["num_key_value_heads"] = 3.into();

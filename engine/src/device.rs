@@ -18,7 +18,9 @@ impl FromStr for Device {
             "auto" => Ok(Device::Auto),
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda),
-            other => Err(format!("unsupported device `{other}` (supported: auto, cpu, cuda)")),
+            other => Err(format!(
+                "unsupported device `{other}` (supported: auto, cpu, cuda)"
+            )),
         }
     }
 }
@@ -47,8 +49,14 @@ impl Device {
     pub fn resolve(self) -> Result<Backend, String> {
         match self {
             Device::Cpu => Ok(Backend::Cpu),
-            Device::Auto => Ok(if cuda_usable().is_ok() { Backend::Cuda } else { Backend::Cpu }),
-            Device::Cuda => cuda_usable().map(|()| Backend::Cuda).map_err(|why| format!("--device cuda: {why}")),
+            Device::Auto => Ok(if cuda_usable().is_ok() {
+                Backend::Cuda
+            } else {
+                Backend::Cpu
+            }),
+            Device::Cuda => cuda_usable()
+                .map(|()| Backend::Cuda)
+                .map_err(|why| format!("--device cuda: {why}")),
         }
     }
 }
@@ -80,7 +88,10 @@ mod tests {
     fn parses_the_flag_values() {
         assert_eq!("auto".parse::<Device>(), Ok(Device::Auto));
         assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda));
-        assert!("tpu".parse::<Device>().unwrap_err().contains("supported: auto, cpu, cuda"));
+        assert!("tpu"
+            .parse::<Device>()
+            .unwrap_err()
+            .contains("supported: auto, cpu, cuda"));
     }
 
     #[test]

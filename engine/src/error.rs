@@ -29,7 +29,11 @@ pub enum LoadError {
         expected: Vec<usize>,
     },
     #[error("{path}: tensor `{name}`: {msg}")]
-    Tensor { path: PathBuf, name: String, msg: String },
+    Tensor {
+        path: PathBuf,
+        name: String,
+        msg: String,
+    },
     #[error("{path}: tokenizer: {msg}")]
     Tokenizer { path: PathBuf, msg: String },
     #[error("{path}: {msg}")]
@@ -41,6 +45,9 @@ pub enum LoadError {
 
 impl LoadError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        LoadError::Io { path: path.into(), source }
+        LoadError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

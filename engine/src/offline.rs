@@ -24,7 +24,10 @@ pub struct CompletionOutput {
 /// Runs every request to completion. A request with `n > 1` yields `n` consecutive outputs;
 /// sample `i` of a seeded request uses seed + i, so the samples differ but stay reproducible.
 /// An invalid request fails the whole call before anything runs.
-pub fn generate(engine: &mut LlmEngine, requests: Vec<EngineRequest>) -> Result<Vec<CompletionOutput>, EngineError> {
+pub fn generate(
+    engine: &mut LlmEngine,
+    requests: Vec<EngineRequest>,
+) -> Result<Vec<CompletionOutput>, EngineError> {
     let (tx, rx) = mpsc::channel::<RequestOutput>();
     let mut slots: Vec<(u64, CompletionOutput)> = Vec::new();
     for req in requests {
@@ -53,12 +56,18 @@ pub fn generate(engine: &mut LlmEngine, requests: Vec<EngineRequest>) -> Result<
         }
     }
     drop(tx);
-    let index: std::collections::HashMap<u64, usize> = slots.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    let index: std::collections::HashMap<u64, usize> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
     let mut remaining = slots.len();
     while remaining > 0 && engine.has_work() {
         engine.step()?;
         while let Ok(o) = rx.try_recv() {
-            let Some(&i) = index.get(&o.request_id) else { continue };
+            let Some(&i) = index.get(&o.request_id) else {
+                continue;
+            };
             let c = &mut slots[i].1;
             c.token_ids.extend(&o.new_token_ids);
             c.text.push_str(&o.new_text);

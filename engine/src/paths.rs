@@ -13,7 +13,9 @@ pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("VLLM_CACHE_ROOT").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("vllm-rs")
 }
 

@@ -47,7 +47,12 @@ pub struct EngineRequest {
 
 impl EngineRequest {
     pub fn new(prompt_token_ids: Vec<u32>, params: SamplingParams) -> Self {
-        EngineRequest { prompt_token_ids, params, priority: 0, arrival: Instant::now() }
+        EngineRequest {
+            prompt_token_ids,
+            params,
+            priority: 0,
+            arrival: Instant::now(),
+        }
     }
 }
 
@@ -63,7 +68,13 @@ pub struct RequestTimes {
 
 impl RequestTimes {
     pub fn new(arrival: Instant) -> Self {
-        RequestTimes { arrival, first_scheduled: None, first_token: None, last_token: None, finished: None }
+        RequestTimes {
+            arrival,
+            first_scheduled: None,
+            first_token: None,
+            last_token: None,
+            finished: None,
+        }
     }
 }
 

@@ -35,7 +35,9 @@ const LOGPROB_TOL: f64 = 1e-4;
 const BLOCK_SIZE: usize = 16;
 
 fn fixture_dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny").join(case)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny")
+        .join(case)
 }
 
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
@@ -57,36 +59,65 @@ fn argmax(logits: &[f32]) -> u32 {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn load(dir: &Path) -> CausalLm {
     // 64 positions cover the 40-token input plus 16 generated tokens. The dynamic-rope case
     // declares max_position_embeddings 16 (the original length that dynamic NTK scales from),
     // so going past it must be allowed explicitly, as `VLLM_ALLOW_LONG_MAX_MODEL_LEN` does.
-    let opts = LoadOptions { model: dir.to_path_buf(), max_model_len: Some(64), allow_long_max_model_len: true, ..Default::default() };
-    loader::load(&opts, &|_, _| {}).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display())).model
+    let opts = LoadOptions {
+        model: dir.to_path_buf(),
+        max_model_len: Some(64),
+        allow_long_max_model_len: true,
+        ..Default::default()
+    };
+    loader::load(&opts, &|_, _| {})
+        .unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()))
+        .model
 }
 
 fn check(case: &str) {
     let dir = fixture_dir(case);
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let model = load(&dir);
-    assert_eq!(model.config().architecture.hf_name(), expected["architecture"].as_str().unwrap(), "{case}");
+    assert_eq!(
+        model.config().architecture.hf_name(),
+        expected["architecture"].as_str().unwrap(),
+        "{case}"
+    );
 
     let input = ids(&expected["input_ids"]);
     let max_new = expected["greedy"]["max_new_tokens"].as_u64().unwrap() as usize;
     let want_greedy = ids(&expected["greedy"]["token_ids"]);
     let total = input.len() + max_new;
     let table: Vec<u32> = (0..total.div_ceil(BLOCK_SIZE) as u32).collect();
-    let mut kv = KvCache::new(model.config().num_hidden_layers, table.len(), model.kv_layout(BLOCK_SIZE));
+    let mut kv = KvCache::new(
+        model.config().num_hidden_layers,
+        table.len(),
+        model.kv_layout(BLOCK_SIZE),
+    );
 
     // 1. Logprobs at every position of the input, in one prefill call.
-    let prefill = [SequenceInput { tokens: &input, start_pos: 0, block_table: &table, all_logits: true }];
+    let prefill = [SequenceInput {
+        tokens: &input,
+        start_pos: 0,
+        block_table: &table,
+        all_logits: true,
+    }];
     let logits = model.forward(&prefill, &mut kv).unwrap();
     let vocab = logits.vocab_size;
     let rows = logits.sequence(0);
-    assert_eq!(rows.len(), input.len() * vocab, "{case}: one row of logits per input token");
+    assert_eq!(
+        rows.len(),
+        input.len() * vocab,
+        "{case}: one row of logits per input token"
+    );
     let positions = expected["positions"].as_array().unwrap();
     assert_eq!(positions.len(), input.len(), "{case}");
     let mut max_err = 0.0f64;
@@ -94,20 +125,32 @@ fn check(case: &str) {
     for entry in positions {
         let i = entry["i"].as_u64().unwrap() as usize;
         let lp = log_softmax(&rows[i * vocab..(i + 1) * vocab]);
-        let pairs = entry["top5"].as_array().unwrap().iter().chain(entry["fixed"].as_array().unwrap());
+        let pairs = entry["top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(entry["fixed"].as_array().unwrap());
         for pair in pairs {
             let id = pair[0].as_u64().unwrap() as usize;
             let want = pair[1].as_f64().unwrap();
             let err = (lp[id] - want).abs();
             max_err = max_err.max(err);
             checked += 1;
-            assert!(err <= LOGPROB_TOL, "{case} position {i} token {id}: ours {} vs transformers {want} (|Δ| {err:.2e})", lp[id]);
+            assert!(
+                err <= LOGPROB_TOL,
+                "{case} position {i} token {id}: ours {} vs transformers {want} (|Δ| {err:.2e})",
+                lp[id]
+            );
         }
         // Our top-1 must be the reference top-1 wherever the reference has a clear winner.
         let top = entry["top5"].as_array().unwrap();
         if top[0][1].as_f64().unwrap() - top[1][1].as_f64().unwrap() > 1e-3 {
             let ours = argmax(&rows[i * vocab..(i + 1) * vocab]);
-            assert_eq!(ours as u64, top[0][0].as_u64().unwrap(), "{case} position {i}: top-1 differs");
+            assert_eq!(
+                ours as u64,
+                top[0][0].as_u64().unwrap(),
+                "{case} position {i}: top-1 differs"
+            );
         }
     }
     eprintln!("{case}: {checked} logprobs, max |Δ| = {max_err:.2e}");
@@ -126,8 +169,14 @@ fn check(case: &str) {
         generated.push(argmax(out.last(0)));
     }
     if generated != want_greedy {
-        let step = generated.iter().zip(&want_greedy).position(|(a, b)| a != b).unwrap();
-        let margin = expected["greedy"]["top1_logit_margins"][step].as_f64().unwrap_or(f64::NAN);
+        let step = generated
+            .iter()
+            .zip(&want_greedy)
+            .position(|(a, b)| a != b)
+            .unwrap();
+        let margin = expected["greedy"]["top1_logit_margins"][step]
+            .as_f64()
+            .unwrap_or(f64::NAN);
         panic!("{case}: greedy diverges at step {step} (reference top-1 margin {margin}):\n ours {generated:?}\n want {want_greedy:?}");
     }
 }
@@ -161,10 +210,20 @@ fn dynamic_rope_scaling_matches_static_ntk_reference() {
 /// Every folder under fixtures/tiny has a test above, so a new case cannot go unchecked.
 #[test]
 fn every_tiny_fixture_is_tested() {
-    let mut found: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut found: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
     found.sort();
-    assert_eq!(found, ["llama-dynamic-rope", "llama-linear-rope", "llama-llama3-rope", "qwen2-yarn-rope", "qwen3"]);
+    assert_eq!(
+        found,
+        [
+            "llama-dynamic-rope",
+            "llama-linear-rope",
+            "llama-llama3-rope",
+            "qwen2-yarn-rope",
+            "qwen3"
+        ]
+    );
 }

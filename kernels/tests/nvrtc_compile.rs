@@ -10,7 +10,9 @@ use kernels::cuda::{compile, nvrtc_available, nvrtc_version, Arch, KernelModule}
 fn every_kernel_compiles_cleanly_for_sm80_and_sm90() {
     if !nvrtc_available() {
         let msg = "libnvrtc not found: install the nvidia-cuda-nvrtc wheel and put its nvidia/cu13/lib on LD_LIBRARY_PATH";
-        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let set = |k: &str| {
+            std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+        };
         if set("CI") || set("VLLM_REQUIRE_NVRTC") {
             panic!("{msg}");
         }
@@ -24,12 +26,19 @@ fn every_kernel_compiles_cleanly_for_sm80_and_sm90() {
         for module in KernelModule::ALL {
             match compile(module, arch) {
                 Ok(c) if c.log.is_empty() && !c.cubin.is_empty() => compiled += 1,
-                Ok(c) => failures.push(format!("{} for {arch}: warnings:\n{}", module.file_name(), c.log)),
+                Ok(c) => failures.push(format!(
+                    "{} for {arch}: warnings:\n{}",
+                    module.file_name(),
+                    c.log
+                )),
                 Err(e) => failures.push(format!("{} for {arch}: {e}", module.file_name())),
             }
         }
     }
-    eprintln!("NVRTC {}.{}: {compiled} module×arch compilations clean", version.0, version.1);
+    eprintln!(
+        "NVRTC {}.{}: {compiled} module×arch compilations clean",
+        version.0, version.1
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert_eq!(compiled, 2 * KernelModule::ALL.len());
 }
@@ -42,8 +51,14 @@ fn registry_functions_exist_in_their_sources() {
         for f in module.functions() {
             let needle_direct = format!(" {f}(");
             // Attention kernels are stamped out by macros: `paged_attention_decode_hd##HD`.
-            let stamped = f.rsplit_once("_hd").map(|(base, hd)| src.contains(&format!("{base}_hd##HD")) && src.contains(&format!("KERNEL({hd}")));
-            assert!(src.contains(&needle_direct) || stamped == Some(true), "{f} not found in {}", module.file_name());
+            let stamped = f.rsplit_once("_hd").map(|(base, hd)| {
+                src.contains(&format!("{base}_hd##HD")) && src.contains(&format!("KERNEL({hd}"))
+            });
+            assert!(
+                src.contains(&needle_direct) || stamped == Some(true),
+                "{f} not found in {}",
+                module.file_name()
+            );
         }
     }
 }

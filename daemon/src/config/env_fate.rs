@@ -189,6 +189,8 @@ pub const ENV_VARS: &[(&str, EnvFate)] = &[
     ("VLLM_TPU_DISABLE_TOPK_TOPP_OPTIMIZATION", NO_XLA),
     // Not in the reference's table, but read by vLLM's API server.
     ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", Works),
+    // vllm-rs's own: the CPU kernel path (read by the kernels crate at start-up).
+    ("VLLM_CPU_ISA", Works),
 ];
 
 /// The values vLLM accepts for `VLLM_ATTENTION_BACKEND` (its backend names).

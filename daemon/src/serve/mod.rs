@@ -79,8 +79,23 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
             tracing::info!("loading model layers: {done}/{total}");
         }
     };
+    // The CPU kernel path and worker pool are fixed for the process: check VLLM_CPU_ISA and
+    // VLLM_CPU_OMP_THREADS_BIND before loading, so a bad value is one clear error.
+    let isa = kernels::cpu::isa::init_from_env().map_err(|e| ServeError::Config(e.to_string()))?;
+    let pool =
+        kernels::cpu::pool::init_from_env().map_err(|e| ServeError::Config(e.to_string()))?;
     let loaded = loader::load(&plan.load, &progress)?;
     let mc = loaded.model.config();
+    if loaded.backend == engine::device::Backend::Cpu {
+        tracing::info!(
+            isa = isa.name(),
+            cpu_features = kernels::cpu::isa::cpu_features().join(" "),
+            threads = pool.threads(),
+            pinned = ?pool.bound_cpus(),
+            "CPU kernels: {isa} path, {} threads",
+            pool.threads()
+        );
+    }
     tracing::info!(
         architecture = mc.architecture.hf_name(),
         layers = mc.num_hidden_layers,

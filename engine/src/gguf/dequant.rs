@@ -1,16 +1,14 @@
 //! ggml tensor data to `f32`.
 //!
-//! Each type has a per-block function over fixed-size arrays (`&[u8; TYPE_SIZE]` to
-//! `&mut [f32; BLOCK]`), so bounds are known at compile time and the inner loops vectorise;
-//! [`dequantize_into`] hands runs of blocks to rayon. The arithmetic is done in `f32` in the same
-//! order as ggml's reference dequantizers (scale times scale first, then times the quant, then the
-//! offset), which makes the results bit-identical to gguf-py's.
+//! The block decoders live in the CPU kernels (`kernels::cpu::quant`), which also use them at
+//! run time; they do the arithmetic in `f32` in the same order as ggml's reference
+//! dequantizers, which makes the results bit-identical to gguf-py's. This module checks lengths
+//! and spreads whole-tensor decodes over rayon at load time.
 
-use half::f16;
-use half::slice::HalfFloatSliceExt;
+use kernels::cpu::quant::decode_scalar;
+use kernels::cpu::BlockFormat;
 use rayon::prelude::*;
 
-use super::dequant_k;
 use super::types::GgmlType;
 
 /// Why a buffer could not be dequantized.
@@ -37,8 +35,27 @@ fn expected_src_len(ty: GgmlType, dst_len: usize) -> Option<usize> {
     (dst_len / ty.block_size()).checked_mul(ty.type_size())
 }
 
-/// Decodes whole blocks; `src` and `dst` hold the same number of blocks (checked by the caller).
-type Kernel = fn(&[u8], &mut [f32]);
+/// The CPU kernels' name for a ggml type, for the types they can decode.
+pub fn block_format(ty: GgmlType) -> Option<BlockFormat> {
+    use GgmlType::*;
+    Some(match ty {
+        F32 => BlockFormat::F32,
+        F16 => BlockFormat::F16,
+        BF16 => BlockFormat::BF16,
+        Q4_0 => BlockFormat::Q4_0,
+        Q4_1 => BlockFormat::Q4_1,
+        Q5_0 => BlockFormat::Q5_0,
+        Q5_1 => BlockFormat::Q5_1,
+        Q8_0 => BlockFormat::Q8_0,
+        Q2_K => BlockFormat::Q2_K,
+        Q3_K => BlockFormat::Q3_K,
+        Q4_K => BlockFormat::Q4_K,
+        Q5_K => BlockFormat::Q5_K,
+        Q6_K => BlockFormat::Q6_K,
+        Q8_K => BlockFormat::Q8_K,
+        _ => return None,
+    })
+}
 
 /// Output values per rayon task: big enough that scheduling is noise, small enough that a
 /// 500k-element tensor still spreads over every core.
@@ -46,9 +63,9 @@ const TASK_ELEMS: usize = 1 << 15;
 
 /// Dequantizes `src` (raw data of type `ty`) into `dst`. `dst.len()` must be a multiple of the
 /// block size and `src.len()` exactly the bytes of `dst.len()` elements; anything else is an error,
-/// never a panic. Large inputs run in parallel on rayon's pool.
+/// never a panic. Large inputs run in parallel on rayon's pool (this is load time, not a step).
 pub fn dequantize_into(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), DequantError> {
-    let kernel = kernel_for(ty).ok_or(DequantError::Unsupported(ty))?;
+    let format = block_format(ty).ok_or(DequantError::Unsupported(ty))?;
     if expected_src_len(ty, dst.len()) != Some(src.len()) {
         return Err(DequantError::Length {
             ty,
@@ -58,173 +75,19 @@ pub fn dequantize_into(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), 
     }
     let blocks_per_task = (TASK_ELEMS / ty.block_size()).max(1);
     if dst.len() <= blocks_per_task * ty.block_size() {
-        kernel(src, dst);
+        decode_scalar(format, src, dst);
     } else {
         src.par_chunks(blocks_per_task * ty.type_size())
             .zip(dst.par_chunks_mut(blocks_per_task * ty.block_size()))
-            .for_each(|(s, d)| kernel(s, d));
+            .for_each(|(s, d)| decode_scalar(format, s, d));
     }
     Ok(())
-}
-
-fn kernel_for(ty: GgmlType) -> Option<Kernel> {
-    use GgmlType::*;
-    let kernel: Kernel = match ty {
-        F32 => f32_rows,
-        F16 => f16_rows,
-        BF16 => bf16_rows,
-        Q4_0 => |s, d| each_block(s, d, q4_0),
-        Q4_1 => |s, d| each_block(s, d, q4_1),
-        Q5_0 => |s, d| each_block(s, d, q5_0),
-        Q5_1 => |s, d| each_block(s, d, q5_1),
-        Q8_0 => |s, d| each_block(s, d, q8_0),
-        Q2_K => |s, d| each_block(s, d, dequant_k::q2_k),
-        Q3_K => |s, d| each_block(s, d, dequant_k::q3_k),
-        Q4_K => |s, d| each_block(s, d, dequant_k::q4_k),
-        Q5_K => |s, d| each_block(s, d, dequant_k::q5_k),
-        Q6_K => |s, d| each_block(s, d, dequant_k::q6_k),
-        Q8_K => |s, d| each_block(s, d, dequant_k::q8_k),
-        _ => return None,
-    };
-    Some(kernel)
-}
-
-/// Runs `f` on each (block bytes, block output) pair as fixed-size arrays.
-#[inline(always)]
-pub(super) fn each_block<const TS: usize, const BS: usize>(
-    src: &[u8],
-    dst: &mut [f32],
-    f: impl Fn(&[u8; TS], &mut [f32; BS]),
-) {
-    for (s, d) in src.chunks_exact(TS).zip(dst.chunks_exact_mut(BS)) {
-        // chunks_exact guarantees the lengths, so these always match; the `if let` just avoids
-        // a panic path.
-        if let (Some(s), Some(d)) = (s.first_chunk::<TS>(), d.first_chunk_mut::<BS>()) {
-            f(s, d);
-        }
-    }
-}
-
-/// The little-endian f16 at byte `at` of a block, as f32 (exact).
-#[inline(always)]
-pub(super) fn f16_at<const N: usize>(b: &[u8; N], at: usize) -> f32 {
-    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
-}
-
-fn f32_rows(src: &[u8], dst: &mut [f32]) {
-    for (s, d) in src.chunks_exact(4).zip(dst.iter_mut()) {
-        if let Some(s) = s.first_chunk::<4>() {
-            *d = f32::from_le_bytes(*s);
-        }
-    }
-}
-
-fn f16_rows(src: &[u8], dst: &mut [f32]) {
-    // Through an aligned scratch buffer, because the data may sit at an odd address and half's
-    // slice conversion (which uses F16C when the CPU has it) wants a real `[f16]`.
-    const TILE: usize = 512;
-    let mut tmp = [f16::ZERO; TILE];
-    for (s, d) in src.chunks(2 * TILE).zip(dst.chunks_mut(TILE)) {
-        let n = d.len().min(TILE);
-        for (t, b) in tmp.iter_mut().zip(s.chunks_exact(2)) {
-            *t = f16::from_le_bytes([b[0], b[1]]);
-        }
-        tmp[..n].convert_to_f32_slice(&mut d[..n]);
-    }
-}
-
-fn bf16_rows(src: &[u8], dst: &mut [f32]) {
-    // bf16 is the top half of an f32, so widening is a shift; NaN payloads survive unchanged.
-    for (s, d) in src.chunks_exact(2).zip(dst.iter_mut()) {
-        *d = f32::from_bits(u32::from(u16::from_le_bytes([s[0], s[1]])) << 16);
-    }
-}
-
-// Legacy 32-element blocks. In all of them byte j of the packed nibbles holds element j in its
-// low nibble and element j + 16 in its high nibble.
-
-/// Q4_0: f16 d, 16 bytes of nibbles; x = d * (q - 8).
-fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
-    let d = f16_at(b, 0);
-    for j in 0..16 {
-        let q = b[2 + j];
-        y[j] = ((q & 0x0F) as i32 - 8) as f32 * d;
-        y[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
-    }
-}
-
-/// Q4_1: f16 d, f16 m, 16 bytes of nibbles; x = d * q + m.
-fn q4_1(b: &[u8; 20], y: &mut [f32; 32]) {
-    let d = f16_at(b, 0);
-    let m = f16_at(b, 2);
-    for j in 0..16 {
-        let q = b[4 + j];
-        y[j] = d * (q & 0x0F) as f32 + m;
-        y[j + 16] = d * (q >> 4) as f32 + m;
-    }
-}
-
-/// `FIFTH_BIT[v][i]` is bit `i` of byte `v`, moved to bit 4. Expanding the fifth bits of Q5_0 and
-/// Q5_1 through this table keeps the per-element work to byte ops that vectorise on plain SSE2,
-/// which has no per-lane variable shift.
-static FIFTH_BIT: [[u8; 8]; 256] = {
-    let mut table = [[0u8; 8]; 256];
-    let mut v = 0;
-    while v < 256 {
-        let mut i = 0;
-        while i < 8 {
-            table[v][i] = (((v >> i) & 1) << 4) as u8;
-            i += 1;
-        }
-        v += 1;
-    }
-    table
-};
-
-/// The 32 fifth bits of a Q5 block (a little-endian u32 at `at`), one byte (0 or 16) per element.
-#[inline(always)]
-fn fifth_bits<const N: usize>(b: &[u8; N], at: usize) -> [u8; 32] {
-    let mut h = [0u8; 32];
-    for k in 0..4 {
-        h[8 * k..8 * k + 8].copy_from_slice(&FIFTH_BIT[b[at + k] as usize]);
-    }
-    h
-}
-
-/// Q5_0: f16 d, u32 of fifth bits (bit j for element j), nibbles; x = d * (q - 16).
-fn q5_0(b: &[u8; 22], y: &mut [f32; 32]) {
-    let d = f16_at(b, 0);
-    let h = fifth_bits(b, 2);
-    for j in 0..16 {
-        let q = b[6 + j];
-        y[j] = (((q & 0x0F) | h[j]) as i32 - 16) as f32 * d;
-        y[j + 16] = (((q >> 4) | h[j + 16]) as i32 - 16) as f32 * d;
-    }
-}
-
-/// Q5_1: f16 d, f16 m, u32 of fifth bits, nibbles; x = d * q + m.
-fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
-    let d = f16_at(b, 0);
-    let m = f16_at(b, 2);
-    let h = fifth_bits(b, 4);
-    for j in 0..16 {
-        let q = b[8 + j];
-        y[j] = d * ((q & 0x0F) | h[j]) as f32 + m;
-        y[j + 16] = d * ((q >> 4) | h[j + 16]) as f32 + m;
-    }
-}
-
-/// Q8_0: f16 d, 32 i8; x = d * q.
-fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
-    let d = f16_at(b, 0);
-    for j in 0..32 {
-        y[j] = (b[2 + j] as i8) as f32 * d;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
 
     fn f16_bytes(v: f32) -> [u8; 2] {
         f16::from_f32(v).to_le_bytes()
@@ -289,7 +152,7 @@ mod tests {
         let mut par = vec![0f32; n_blocks * 32];
         dequantize_into(GgmlType::Q8_0, &src, &mut par).unwrap();
         let mut serial = vec![0f32; n_blocks * 32];
-        each_block(&src, &mut serial, q8_0);
+        decode_scalar(BlockFormat::Q8_0, &src, &mut serial);
         assert_eq!(par, serial);
     }
 

@@ -7,13 +7,12 @@
 //! compiler can vectorise and spreads blocks over rayon's pool.
 
 pub mod dequant;
-mod dequant_k;
 mod reader;
 mod types;
 
 use std::path::PathBuf;
 
-pub use dequant::{dequantize_into, DequantError};
+pub use dequant::{block_format, dequantize_into, DequantError};
 pub use reader::GgufFile;
 pub use types::{GgmlType, MetaValue, TensorInfo};
 

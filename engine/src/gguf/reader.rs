@@ -138,12 +138,21 @@ impl GgufFile {
     /// The raw (possibly quantized) bytes of a tensor. Empty for an info that doesn't describe a
     /// range of this file (one made by hand); infos from [`GgufFile::tensors`] were validated.
     pub fn tensor_bytes(&self, info: &TensorInfo) -> &[u8] {
-        let range = || {
-            let start = usize::try_from(self.data_offset.checked_add(info.offset)?).ok()?;
-            let end = start.checked_add(info.n_bytes())?;
-            self.mmap.get(start..end)
-        };
-        range().unwrap_or(&[])
+        self.tensor_range(info)
+            .and_then(|r| self.mmap.get(r))
+            .unwrap_or(&[])
+    }
+
+    /// The whole mapped file (tensor data is shared from here without copies).
+    pub fn bytes(&self) -> &[u8] {
+        &self.mmap
+    }
+
+    /// Where a tensor's bytes lie in [`GgufFile::bytes`] (`None` for an info not from this file).
+    pub fn tensor_range(&self, info: &TensorInfo) -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(self.data_offset.checked_add(info.offset)?).ok()?;
+        let end = start.checked_add(info.n_bytes())?;
+        (end <= self.mmap.len()).then_some(start..end)
     }
 
     /// The whole tensor as `f32`, row-major (ggml's layout already is: `dims[0]` is the
@@ -504,5 +513,13 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: impl Fn() -> String) -> Result<&'a [u8], GgufError> {
         let len = self.u64(|| format!("length of {}", what()))?;
         self.take(len, || format!("{} ({len} bytes)", what()))
+    }
+}
+
+/// The mapped file as bytes, so tensors can be shared out of it (`kernels::cpu::SharedBytes`)
+/// for as long as anyone uses them.
+impl AsRef<[u8]> for GgufFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.mmap
     }
 }

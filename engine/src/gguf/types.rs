@@ -157,25 +157,9 @@ impl GgmlType {
         }
     }
 
-    /// Whether [`crate::gguf::dequant::dequantize_into`] handles this type.
+    /// Whether [`crate::gguf::dequant::dequantize_into`] (and the CPU kernels) handle this type.
     pub fn can_dequantize(self) -> bool {
-        use GgmlType::*;
-        matches!(
-            self,
-            F32 | F16
-                | BF16
-                | Q4_0
-                | Q4_1
-                | Q5_0
-                | Q5_1
-                | Q8_0
-                | Q2_K
-                | Q3_K
-                | Q4_K
-                | Q5_K
-                | Q6_K
-                | Q8_K
-        )
+        super::dequant::block_format(self).is_some()
     }
 }
 

@@ -280,14 +280,19 @@ impl BlockPool {
             seen[i] = true;
             let b = &self.blocks[i];
             if !b.in_free || b.ref_cnt != 0 || b.prev != prev {
-                return Err(format!("free block {id} has bad state {b:?} (prev should be {prev})"));
+                return Err(format!(
+                    "free block {id} has bad state {b:?} (prev should be {prev})"
+                ));
             }
             count += 1;
             prev = id;
             id = b.next;
         }
         if prev != self.tail {
-            return Err(format!("tail is {} but the walk ended at {prev}", self.tail));
+            return Err(format!(
+                "tail is {} but the walk ended at {prev}",
+                self.tail
+            ));
         }
         if count != self.num_free {
             return Err(format!("num_free {} but {count} queued", self.num_free));
@@ -298,13 +303,17 @@ impl BlockPool {
             }
             if let Some(h) = b.hash {
                 if self.cached.get(&h) != Some(&(i as u32)) {
-                    return Err(format!("block {i} holds {h:?} but the index does not map it"));
+                    return Err(format!(
+                        "block {i} holds {h:?} but the index does not map it"
+                    ));
                 }
             }
         }
         for (h, &b) in &self.cached {
             if self.blocks.get(b as usize).and_then(|x| x.hash) != Some(*h) {
-                return Err(format!("index maps {h:?} to block {b}, which does not hold it"));
+                return Err(format!(
+                    "index maps {h:?} to block {b}, which does not hold it"
+                ));
             }
         }
         if !self.enable_caching && !self.cached.is_empty() {
@@ -375,7 +384,11 @@ mod tests {
         p.release(ids[1]);
         assert_eq!(p.free_queue(), vec![ids[2], ids[0], ids[1]]);
         assert_eq!(p.allocate(), Some(ids[2]));
-        assert_eq!(p.lookup(BlockHash(102)), None, "evicted hash must leave the index");
+        assert_eq!(
+            p.lookup(BlockHash(102)),
+            None,
+            "evicted hash must leave the index"
+        );
         assert_eq!(p.block_hash(ids[2]), None);
         assert_eq!(p.lookup(BlockHash(100)), Some(ids[0]));
         assert_eq!(p.allocate(), Some(ids[0]));

@@ -40,7 +40,12 @@ pub struct KvCacheManager {
 }
 
 impl KvCacheManager {
-    pub fn new(num_blocks: usize, block_size: usize, enable_prefix_caching: bool, algo: PrefixHashAlgo) -> Self {
+    pub fn new(
+        num_blocks: usize,
+        block_size: usize,
+        enable_prefix_caching: bool,
+        algo: PrefixHashAlgo,
+    ) -> Self {
         debug_assert!(block_size > 0, "block_size must be positive");
         KvCacheManager {
             pool: BlockPool::new(num_blocks, enable_prefix_caching),
@@ -64,7 +69,11 @@ impl KvCacheManager {
 
     /// `get_computed_blocks` for a request with a cache salt (see `set_cache_salt`): it only hits
     /// blocks computed under the same salt.
-    pub fn get_computed_blocks_salted(&mut self, tokens: &[u32], salt: Option<&[u8]>) -> (Vec<u32>, usize) {
+    pub fn get_computed_blocks_salted(
+        &mut self,
+        tokens: &[u32],
+        salt: Option<&[u8]>,
+    ) -> (Vec<u32>, usize) {
         if !self.enable_caching {
             return (Vec::new(), 0);
         }
@@ -73,8 +82,14 @@ impl KvCacheManager {
         let mut parent = None;
         // Hash lazily and stop at the first miss: a waiting request is re-queried every step,
         // so the cost must be bounded by the hit, not the prompt.
-        for (i, chunk) in tokens.chunks_exact(self.block_size).take(max_blocks).enumerate() {
-            let h = self.algo.hash_block(parent, chunk, if i == 0 { salt } else { None });
+        for (i, chunk) in tokens
+            .chunks_exact(self.block_size)
+            .take(max_blocks)
+            .enumerate()
+        {
+            let h = self
+                .algo
+                .hash_block(parent, chunk, if i == 0 { salt } else { None });
             match self.pool.lookup(h) {
                 Some(b) => blocks.push(b),
                 None => break,
@@ -122,8 +137,15 @@ impl KvCacheManager {
         let is_new = existing.is_none();
         let num_existing = existing.map_or(0, |r| r.blocks.len());
         // Only a new request needs it here (to verify its hits); a running one keeps its own.
-        let salt = if is_new { self.pending_salts.get(&req).cloned() } else { None };
-        debug_assert!(is_new || computed_blocks.is_empty(), "computed_blocks passed for running request {req}");
+        let salt = if is_new {
+            self.pending_salts.get(&req).cloned()
+        } else {
+            None
+        };
+        debug_assert!(
+            is_new || computed_blocks.is_empty(),
+            "computed_blocks passed for running request {req}"
+        );
         let computed = if is_new { computed_blocks } else { &[] };
         if computed.len() * bs > num_computed {
             debug_assert!(false, "computed_blocks cover more than num_computed tokens");
@@ -138,7 +160,10 @@ impl KvCacheManager {
         let to_allocate = needed.saturating_sub(num_existing + computed.len());
         // A computed block that is free-but-cached leaves the free queue when acquired, so it
         // uses up one free block just as a fresh allocation does.
-        let reclaimed = computed.iter().filter(|&&b| self.pool.ref_count(b) == 0).count();
+        let reclaimed = computed
+            .iter()
+            .filter(|&&b| self.pool.ref_count(b) == 0)
+            .count();
         if to_allocate + reclaimed > self.pool.num_free() {
             return false;
         }
@@ -179,7 +204,9 @@ impl KvCacheManager {
             for i in state.hashes.len()..full {
                 let parent = state.hashes.last().copied();
                 let extra = if i == 0 { state.salt.as_deref() } else { None };
-                let h = self.algo.hash_block(parent, &all_tokens[i * bs..(i + 1) * bs], extra);
+                let h = self
+                    .algo
+                    .hash_block(parent, &all_tokens[i * bs..(i + 1) * bs], extra);
                 self.pool.cache_block(state.blocks[i], h);
                 state.hashes.push(h);
             }
@@ -188,7 +215,12 @@ impl KvCacheManager {
     }
 
     /// Checks that `computed` is still the cached prefix of `tokens` and returns its hashes.
-    fn verify_computed(&self, tokens: &[u32], computed: &[u32], salt: Option<&[u8]>) -> Option<Vec<BlockHash>> {
+    fn verify_computed(
+        &self,
+        tokens: &[u32],
+        computed: &[u32],
+        salt: Option<&[u8]>,
+    ) -> Option<Vec<BlockHash>> {
         if computed.is_empty() {
             return Some(Vec::new());
         }
@@ -204,7 +236,9 @@ impl KvCacheManager {
         let mut hashes: Vec<BlockHash> = Vec::with_capacity(computed.len());
         for (i, &b) in computed.iter().enumerate() {
             let extra = if i == 0 { salt } else { None };
-            let h = self.algo.hash_block(hashes.last().copied(), &tokens[i * bs..(i + 1) * bs], extra);
+            let h =
+                self.algo
+                    .hash_block(hashes.last().copied(), &tokens[i * bs..(i + 1) * bs], extra);
             if self.pool.lookup(h) != Some(b) {
                 return None;
             }
@@ -231,7 +265,12 @@ impl KvCacheManager {
     pub fn free_unwritten(&mut self, req: RequestId, num_written: usize) {
         if let Some(state) = self.requests.get(&req) {
             let first_unwritten = num_written / self.block_size;
-            for &b in state.blocks.iter().take(state.hashes.len()).skip(first_unwritten) {
+            for &b in state
+                .blocks
+                .iter()
+                .take(state.hashes.len())
+                .skip(first_unwritten)
+            {
                 self.pool.uncache(b);
             }
         }
@@ -333,10 +372,18 @@ impl KvCacheManager {
         let mut refs = vec![0u32; self.pool.num_blocks()];
         for (id, r) in &self.requests {
             if r.hashes.len() > r.blocks.len() {
-                return Err(format!("request {id}: {} hashes for {} blocks", r.hashes.len(), r.blocks.len()));
+                return Err(format!(
+                    "request {id}: {} hashes for {} blocks",
+                    r.hashes.len(),
+                    r.blocks.len()
+                ));
             }
             if r.blocks.len() != self.blocks_for(r.num_tokens) {
-                return Err(format!("request {id}: {} blocks for {} tokens", r.blocks.len(), r.num_tokens));
+                return Err(format!(
+                    "request {id}: {} blocks for {} tokens",
+                    r.blocks.len(),
+                    r.num_tokens
+                ));
             }
             for &b in &r.blocks {
                 match refs.get_mut(b as usize) {
@@ -354,7 +401,11 @@ impl KvCacheManager {
             in_use += usize::from(want > 0);
         }
         if in_use + self.pool.num_free() != self.pool.num_blocks() {
-            return Err(format!("{in_use} in use + {} free != {}", self.pool.num_free(), self.pool.num_blocks()));
+            return Err(format!(
+                "{in_use} in use + {} free != {}",
+                self.pool.num_free(),
+                self.pool.num_blocks()
+            ));
         }
         Ok(())
     }

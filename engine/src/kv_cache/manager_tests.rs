@@ -140,7 +140,10 @@ fn failed_allocation_changes_nothing() {
     m.set_cache_salt(2, Some(b"s".to_vec()));
     let t = toks(12, 50);
     let before = m.clone();
-    assert!(!m.allocate_slots(2, &t, 0, 12, &[]), "needs 3 blocks, 1 free");
+    assert!(
+        !m.allocate_slots(2, &t, 0, 12, &[]),
+        "needs 3 blocks, 1 free"
+    );
     assert_eq!(m, before);
     // A running request growing past the pool also fails without side effects.
     let mut grow = toks(10, 0);
@@ -148,7 +151,10 @@ fn failed_allocation_changes_nothing() {
     let before = m.clone();
     assert!(!m.allocate_slots(1, &grow, 10, 8, &[]));
     assert_eq!(m, before);
-    assert!(m.allocate_slots(1, &grow, 10, 2, &[]), "12 tokens fit in its 3 blocks");
+    assert!(
+        m.allocate_slots(1, &grow, 10, 2, &[]),
+        "12 tokens fit in its 3 blocks"
+    );
     assert_eq!(m.block_table(1).len(), 3);
     assert!(m.allocate_slots(1, &grow, 12, 1, &[]));
     assert_eq!(m.num_free_blocks(), 0);
@@ -202,7 +208,11 @@ fn fork_shares_full_blocks_and_returns_the_rest() {
     assert_eq!(rest, 2);
     assert_eq!(m.block_table(2), &m.block_table(1)[..2]);
     assert!(m.allocate_slots(2, &t, 8, 2, &[]));
-    assert_ne!(m.block_table(2)[2], m.block_table(1)[2], "partial block is private");
+    assert_ne!(
+        m.block_table(2)[2],
+        m.block_table(1)[2],
+        "partial block is private"
+    );
     for &b in &m.block_table(1)[..2] {
         assert_eq!(m.pool().ref_count(b), 2);
     }
@@ -310,8 +320,19 @@ fn caching_disabled_never_hits() {
 #[test]
 fn accessors_and_unknown_requests() {
     let mut m = mgr(10, 16);
-    assert_eq!((m.num_blocks(), m.block_size(), m.num_free_blocks()), (10, 16, 10));
-    assert_eq!((m.blocks_for(0), m.blocks_for(1), m.blocks_for(16), m.blocks_for(17)), (0, 1, 1, 2));
+    assert_eq!(
+        (m.num_blocks(), m.block_size(), m.num_free_blocks()),
+        (10, 16, 10)
+    );
+    assert_eq!(
+        (
+            m.blocks_for(0),
+            m.blocks_for(1),
+            m.blocks_for(16),
+            m.blocks_for(17)
+        ),
+        (0, 1, 1, 2)
+    );
     assert!(m.block_table(5).is_empty());
     m.free(5);
     assert!(m.allocate_slots(5, &toks(40, 0), 0, 40, &[]));
@@ -349,18 +370,23 @@ enum Op {
     Reset,
 }
 
-const PREFIXES: [&[u32]; 3] =
-    [&[0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], &[2, 2, 2, 2, 1, 1, 1, 1], &[0, 1, 2, 0, 0, 0, 0, 0, 2, 1]];
+const PREFIXES: [&[u32]; 3] = [
+    &[0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2],
+    &[2, 2, 2, 2, 1, 1, 1, 1],
+    &[0, 1, 2, 0, 0, 0, 0, 0, 2, 1],
+];
 
 fn op() -> impl Strategy<Value = Op> {
     // A 3-letter alphabet so prompts often share whole blocks.
     // Prompts start with one of a few shared prefixes (cut at a random length) so that prefix
     // hits, partial hits and misses are all common; suffixes use a 3-letter alphabet.
-    let prompt = (0usize..3, 0usize..14, prop::collection::vec(0u32..3, 1..10)).prop_map(|(k, cut, suffix)| {
-        let mut t = PREFIXES[k][..cut.min(PREFIXES[k].len())].to_vec();
-        t.extend(suffix);
-        t
-    });
+    let prompt = (0usize..3, 0usize..14, prop::collection::vec(0u32..3, 1..10)).prop_map(
+        |(k, cut, suffix)| {
+            let mut t = PREFIXES[k][..cut.min(PREFIXES[k].len())].to_vec();
+            t.extend(suffix);
+            t
+        },
+    );
     prop_oneof![
         4 => (prompt, 1usize..16).prop_map(|(tokens, chunk)| Op::New { tokens, chunk }),
         6 => (any::<usize>(), 1usize..8, 0u32..3).prop_map(|(pick, chunk, tok)| Op::Step { pick, chunk, tok }),
@@ -372,7 +398,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn algo() -> impl Strategy<Value = PrefixHashAlgo> {
-    prop_oneof![Just(PrefixHashAlgo::Builtin), Just(PrefixHashAlgo::Sha256), Just(PrefixHashAlgo::Sha256Cbor64)]
+    prop_oneof![
+        Just(PrefixHashAlgo::Builtin),
+        Just(PrefixHashAlgo::Sha256),
+        Just(PrefixHashAlgo::Sha256Cbor64)
+    ]
 }
 
 struct Live {
@@ -391,7 +421,12 @@ struct Written(HashMap<u32, Vec<u32>>);
 impl Written {
     /// After `req` scheduled up to `total` tokens: fresh blocks (from `first_fresh` on) lost their
     /// old content; every full block now holds its prefix, and shared ones must already agree.
-    fn update(&mut self, m: &KvCacheManager, req: &Live, first_fresh: usize) -> Result<(), TestCaseError> {
+    fn update(
+        &mut self,
+        m: &KvCacheManager,
+        req: &Live,
+        first_fresh: usize,
+    ) -> Result<(), TestCaseError> {
         let table = m.block_table(req.id);
         for b in &table[first_fresh.min(table.len())..] {
             self.0.remove(b);
@@ -410,7 +445,12 @@ impl Written {
     }
 }
 
-fn run_ops(num_blocks: usize, caching: bool, algo: PrefixHashAlgo, ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run_ops(
+    num_blocks: usize,
+    caching: bool,
+    algo: PrefixHashAlgo,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     let mut m = KvCacheManager::new(num_blocks, BS, caching, algo);
     let mut live: Vec<Live> = Vec::new();
     let mut written = Written::default();
@@ -426,7 +466,10 @@ fn run_ops(num_blocks: usize, caching: bool, algo: PrefixHashAlgo, ops: Vec<Op>)
                     prop_assert_eq!(hit, 0);
                 }
                 for (j, b) in blocks.iter().enumerate() {
-                    prop_assert_eq!(written.0.get(b).map(|w| &w[..]), Some(&tokens[..(j + 1) * BS]));
+                    prop_assert_eq!(
+                        written.0.get(b).map(|w| &w[..]),
+                        Some(&tokens[..(j + 1) * BS])
+                    );
                 }
                 // Maximal: no cached block holds the next block's prefix.
                 let next_end = hit + BS;
@@ -440,13 +483,21 @@ fn run_ops(num_blocks: usize, caching: bool, algo: PrefixHashAlgo, ops: Vec<Op>)
                 let id = next_id;
                 next_id += 1;
                 let num_new = chunk.min(tokens.len() - hit);
-                let reclaimed = blocks.iter().filter(|&&b| m.pool().ref_count(b) == 0).count();
+                let reclaimed = blocks
+                    .iter()
+                    .filter(|&&b| m.pool().ref_count(b) == 0)
+                    .count();
                 let required = m.blocks_for(hit + num_new) - blocks.len() + reclaimed;
                 let before = m.clone();
                 if m.allocate_slots(id, &tokens, hit, num_new, &blocks) {
                     prop_assert!(required <= before.num_free_blocks());
                     prop_assert_eq!(&m.block_table(id)[..blocks.len()], &blocks[..]);
-                    let req = Live { id, tokens, scheduled: hit + num_new, before_step: hit };
+                    let req = Live {
+                        id,
+                        tokens,
+                        scheduled: hit + num_new,
+                        before_step: hit,
+                    };
                     written.update(&m, &req, blocks.len())?;
                     live.push(req);
                 } else {

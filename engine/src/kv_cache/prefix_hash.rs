@@ -65,7 +65,12 @@ impl PrefixHashAlgo {
 
     /// Hash of one full block. `parent` is the previous block's hash (`None` for the first block,
     /// which chains on [`ROOT_HASH`]).
-    pub fn hash_block(&self, parent: Option<BlockHash>, tokens: &[u32], extra: Option<&[u8]>) -> BlockHash {
+    pub fn hash_block(
+        &self,
+        parent: Option<BlockHash>,
+        tokens: &[u32],
+        extra: Option<&[u8]>,
+    ) -> BlockHash {
         let parent = parent.unwrap_or(ROOT_HASH).0;
         match self {
             Self::Builtin => BlockHash(builtin_hash(parent, tokens, extra)),
@@ -84,7 +89,12 @@ impl fmt::Display for PrefixHashAlgo {
 /// Chained hashes of every FULL block of `tokens` (a trailing partial block is not hashed: its
 /// content is still changing). `extra` goes into the first block only, as vLLM does with a
 /// cache salt: every later hash chains on the first, so the salt already separates them.
-pub fn block_hashes(algo: PrefixHashAlgo, tokens: &[u32], block_size: usize, extra: Option<&[u8]>) -> Vec<BlockHash> {
+pub fn block_hashes(
+    algo: PrefixHashAlgo,
+    tokens: &[u32],
+    block_size: usize,
+    extra: Option<&[u8]>,
+) -> Vec<BlockHash> {
     if block_size == 0 {
         return Vec::new();
     }
@@ -219,7 +229,11 @@ fn builtin_hash(parent: u64, tokens: &[u32], extra: Option<&[u8]>) -> u64 {
 mod tests {
     use super::*;
 
-    const ALL: [PrefixHashAlgo; 3] = [PrefixHashAlgo::Builtin, PrefixHashAlgo::Sha256, PrefixHashAlgo::Sha256Cbor64];
+    const ALL: [PrefixHashAlgo; 3] = [
+        PrefixHashAlgo::Builtin,
+        PrefixHashAlgo::Sha256,
+        PrefixHashAlgo::Sha256Cbor64,
+    ];
 
     #[test]
     fn parses_exact_vllm_spellings() {
@@ -227,7 +241,10 @@ mod tests {
             assert_eq!(a.as_str().parse::<PrefixHashAlgo>(), Ok(a));
             assert_eq!(a.to_string(), a.as_str());
         }
-        assert_eq!("sha256_cbor_64bit".parse(), Ok(PrefixHashAlgo::Sha256Cbor64));
+        assert_eq!(
+            "sha256_cbor_64bit".parse(),
+            Ok(PrefixHashAlgo::Sha256Cbor64)
+        );
         for bad in ["", "SHA256", "sha256_cbor", "xxhash", " builtin"] {
             assert!(bad.parse::<PrefixHashAlgo>().is_err(), "{bad:?} accepted");
         }
@@ -260,12 +277,17 @@ mod tests {
     fn cbor_matches_python_cbor2_canonical() {
         let bytes = cbor_bytes(1, &[1, 2, 300, 70000], None);
         assert_eq!(hex(&bytes), "830184010219012c1a00011170f6");
-        let h = PrefixHashAlgo::Sha256Cbor64.hash_block(Some(BlockHash(1)), &[1, 2, 300, 70000], None);
+        let h =
+            PrefixHashAlgo::Sha256Cbor64.hash_block(Some(BlockHash(1)), &[1, 2, 300, 70000], None);
         assert_eq!(h, BlockHash(CBOR_NONE_EXPECTED));
 
         let salted = cbor_bytes(1, &[1, 2, 300, 70000], Some(b"salt"));
         assert_eq!(hex(&salted), "830184010219012c1a000111704473616c74");
-        let h = PrefixHashAlgo::Sha256Cbor64.hash_block(Some(BlockHash(1)), &[1, 2, 300, 70000], Some(b"salt"));
+        let h = PrefixHashAlgo::Sha256Cbor64.hash_block(
+            Some(BlockHash(1)),
+            &[1, 2, 300, 70000],
+            Some(b"salt"),
+        );
         assert_eq!(h, BlockHash(CBOR_SALT_EXPECTED));
 
         // The root parent is a full 8-byte unsigned integer.
@@ -289,7 +311,11 @@ mod tests {
             hex(&bytes),
             "0100000000000000040000000000000001000000020000002c0100007011010001040000000000000073616c74"
         );
-        let h = PrefixHashAlgo::Sha256.hash_block(Some(BlockHash(1)), &[1, 2, 300, 70000], Some(b"salt"));
+        let h = PrefixHashAlgo::Sha256.hash_block(
+            Some(BlockHash(1)),
+            &[1, 2, 300, 70000],
+            Some(b"salt"),
+        );
         assert_eq!(h, BlockHash(SHA_SALT_EXPECTED));
     }
 
@@ -299,7 +325,11 @@ mod tests {
     fn every_field_changes_the_hash() {
         for a in ALL {
             let base = a.hash_block(Some(BlockHash(1)), &[1, 2, 3, 4], None);
-            assert_eq!(base, a.hash_block(Some(BlockHash(1)), &[1, 2, 3, 4], None), "{a}: not deterministic");
+            assert_eq!(
+                base,
+                a.hash_block(Some(BlockHash(1)), &[1, 2, 3, 4], None),
+                "{a}: not deterministic"
+            );
             let variants = [
                 a.hash_block(None, &[1, 2, 3, 4], None),
                 a.hash_block(Some(BlockHash(2)), &[1, 2, 3, 4], None),
@@ -315,7 +345,11 @@ mod tests {
             all.push(base.0);
             all.sort_unstable();
             all.dedup();
-            assert_eq!(all.len(), variants.len() + 1, "{a}: collision among {variants:?}");
+            assert_eq!(
+                all.len(),
+                variants.len() + 1,
+                "{a}: collision among {variants:?}"
+            );
         }
     }
 

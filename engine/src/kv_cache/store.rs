@@ -16,7 +16,9 @@ pub struct KvCache {
 impl KvCache {
     pub fn new(num_layers: usize, num_blocks: usize, layout: PagedKvLayout) -> Self {
         let len = num_blocks * layout.block_len();
-        let layers = (0..num_layers).map(|_| (vec![0.0; len], vec![0.0; len])).collect();
+        let layers = (0..num_layers)
+            .map(|_| (vec![0.0; len], vec![0.0; len]))
+            .collect();
         KvCache {
             layout,
             num_blocks,
@@ -28,9 +30,19 @@ impl KvCache {
 
     /// A cache whose memory is on the GPU (`GpuModel::alloc_kv`); no host memory is used.
     #[cfg(feature = "cuda")]
-    pub fn on_gpu(num_layers: usize, num_blocks: usize, layout: PagedKvLayout, gpu: crate::model::cuda::GpuKvCache) -> Self {
+    pub fn on_gpu(
+        num_layers: usize,
+        num_blocks: usize,
+        layout: PagedKvLayout,
+        gpu: crate::model::cuda::GpuKvCache,
+    ) -> Self {
         let layers = (0..num_layers).map(|_| (Vec::new(), Vec::new())).collect();
-        KvCache { layout, num_blocks, layers, gpu: Some(gpu) }
+        KvCache {
+            layout,
+            num_blocks,
+            layers,
+            gpu: Some(gpu),
+        }
     }
 
     #[cfg(feature = "cuda")]

@@ -12,7 +12,9 @@ use crate::kv_cache::{KvCache, KvCacheManager, PrefixHashAlgo};
 use crate::loader::LoadedModel;
 use crate::model::{CausalLm, ForwardError};
 use crate::request::{EngineRequest, FinishReason, RequestId, RequestOutput, RequestTimes};
-use crate::sampling::{self, LogprobsMode, SamplingError, SamplingParams, SequenceSampler, ValidationContext};
+use crate::sampling::{
+    self, LogprobsMode, SamplingError, SamplingParams, SequenceSampler, ValidationContext,
+};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
 use crate::tokenizer::Tokenizer;
@@ -63,7 +65,13 @@ pub enum EngineError {
     #[error(transparent)]
     InvalidRequest(#[from] SamplingError),
     #[error("the KV cache holds {available_tokens} tokens ({num_blocks} blocks of {block_size}) but one sequence of --max-model-len {max_model_len} needs {needed_blocks} blocks; lower --max-model-len or give the cache more memory (VLLM_CPU_KVCACHE_SPACE / --num-gpu-blocks-override)")]
-    KvCacheTooSmall { num_blocks: usize, block_size: usize, available_tokens: usize, max_model_len: usize, needed_blocks: usize },
+    KvCacheTooSmall {
+        num_blocks: usize,
+        block_size: usize,
+        available_tokens: usize,
+        max_model_len: usize,
+        needed_blocks: usize,
+    },
     #[error("invalid engine configuration: {0}")]
     Config(String),
     #[error("model execution failed: {0}")]
@@ -109,14 +117,24 @@ pub struct LlmEngine {
 /// (blocks, bytes per block) of the GPU KV cache: `--num-gpu-blocks-override`, else what a
 /// profiling forward pass at `--max-num-batched-tokens` leaves of `--gpu-memory-utilization`.
 #[cfg(feature = "cuda")]
-fn gpu_kv_blocks(model: &CausalLm, config: &EngineConfig, layout: kernels::cpu::PagedKvLayout) -> Result<(usize, usize), EngineError> {
-    let gpu = model.gpu().ok_or_else(|| EngineError::Config("the model is not on the GPU".into()))?;
+fn gpu_kv_blocks(
+    model: &CausalLm,
+    config: &EngineConfig,
+    layout: kernels::cpu::PagedKvLayout,
+) -> Result<(usize, usize), EngineError> {
+    let gpu = model
+        .gpu()
+        .ok_or_else(|| EngineError::Config("the model is not on the GPU".into()))?;
     let per_block = gpu.kv_bytes_per_block(layout);
     if let Some(n) = config.num_blocks_override {
         return Ok((n, per_block));
     }
     let plan = gpu
-        .plan_kv(layout, config.scheduler.max_num_batched_tokens, config.gpu_memory_utilization)
+        .plan_kv(
+            layout,
+            config.scheduler.max_num_batched_tokens,
+            config.gpu_memory_utilization,
+        )
         .map_err(|e| EngineError::Config(format!("sizing the GPU KV cache: {e}")))?;
     let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
     tracing::info!(
@@ -132,21 +150,47 @@ fn gpu_kv_blocks(model: &CausalLm, config: &EngineConfig, layout: kernels::cpu::
 }
 
 #[cfg(not(feature = "cuda"))]
-fn gpu_kv_blocks(_: &CausalLm, _: &EngineConfig, _: kernels::cpu::PagedKvLayout) -> Result<(usize, usize), EngineError> {
+fn gpu_kv_blocks(
+    _: &CausalLm,
+    _: &EngineConfig,
+    _: kernels::cpu::PagedKvLayout,
+) -> Result<(usize, usize), EngineError> {
     Err(EngineError::Config("this build has no CUDA backend".into()))
 }
 
 #[cfg(feature = "cuda")]
-fn gpu_kv_cache(model: &CausalLm, num_blocks: usize, layout: kernels::cpu::PagedKvLayout) -> Result<KvCache, EngineError> {
-    let gpu = model.gpu().ok_or_else(|| EngineError::Config("the model is not on the GPU".into()))?;
-    let store = gpu.alloc_kv(num_blocks, layout).map_err(|e| EngineError::Config(format!("allocating the GPU KV cache ({num_blocks} blocks): {e}")))?;
+fn gpu_kv_cache(
+    model: &CausalLm,
+    num_blocks: usize,
+    layout: kernels::cpu::PagedKvLayout,
+) -> Result<KvCache, EngineError> {
+    let gpu = model
+        .gpu()
+        .ok_or_else(|| EngineError::Config("the model is not on the GPU".into()))?;
+    let store = gpu.alloc_kv(num_blocks, layout).map_err(|e| {
+        EngineError::Config(format!(
+            "allocating the GPU KV cache ({num_blocks} blocks): {e}"
+        ))
+    })?;
     let gib = (num_blocks * gpu.kv_bytes_per_block(layout)) as f64 / (1u64 << 30) as f64;
-    tracing::info!("GPU KV cache: {num_blocks} blocks of {} tokens ({gib:.2} GiB, bf16)", layout.block_size);
-    Ok(KvCache::on_gpu(model.config().num_hidden_layers, num_blocks, layout, store))
+    tracing::info!(
+        "GPU KV cache: {num_blocks} blocks of {} tokens ({gib:.2} GiB, bf16)",
+        layout.block_size
+    );
+    Ok(KvCache::on_gpu(
+        model.config().num_hidden_layers,
+        num_blocks,
+        layout,
+        store,
+    ))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn gpu_kv_cache(_: &CausalLm, _: usize, _: kernels::cpu::PagedKvLayout) -> Result<KvCache, EngineError> {
+fn gpu_kv_cache(
+    _: &CausalLm,
+    _: usize,
+    _: kernels::cpu::PagedKvLayout,
+) -> Result<KvCache, EngineError> {
     Err(EngineError::Config("this build has no CUDA backend".into()))
 }
 
@@ -156,7 +200,12 @@ const FINISHED_LOG_CAP: usize = 65_536;
 impl LlmEngine {
     /// Sizes the KV cache and builds the engine around a loaded model.
     pub fn new(loaded: LoadedModel, mut config: EngineConfig) -> Result<Self, EngineError> {
-        let LoadedModel { model, tokenizer, max_model_len, .. } = loaded;
+        let LoadedModel {
+            model,
+            tokenizer,
+            max_model_len,
+            ..
+        } = loaded;
         config.scheduler.max_model_len = max_model_len;
         config.scheduler.validate().map_err(EngineError::Config)?;
         if config.block_size == 0 {
@@ -166,7 +215,12 @@ impl LlmEngine {
         let (num_blocks, per_block) = match model.backend() {
             Backend::Cpu => {
                 let per_block = KvCache::bytes_per_block(model.config().num_hidden_layers, layout);
-                (config.num_blocks_override.unwrap_or(config.kv_cache_bytes / per_block.max(1)), per_block)
+                (
+                    config
+                        .num_blocks_override
+                        .unwrap_or(config.kv_cache_bytes / per_block.max(1)),
+                    per_block,
+                )
             }
             Backend::Cuda => gpu_kv_blocks(&model, &config, layout)?,
         };
@@ -191,7 +245,12 @@ impl LlmEngine {
             Backend::Cpu => KvCache::new(model.config().num_hidden_layers, num_blocks, layout),
             Backend::Cuda => gpu_kv_cache(&model, num_blocks, layout)?,
         };
-        let manager = KvCacheManager::new(num_blocks, config.block_size, config.enable_prefix_caching, config.prefix_caching_hash_algo);
+        let manager = KvCacheManager::new(
+            num_blocks,
+            config.block_size,
+            config.enable_prefix_caching,
+            config.prefix_caching_hash_algo,
+        );
         let scheduler = Scheduler::new(config.scheduler.clone(), manager);
         let mut eos_token_ids: Vec<u32> = model.config().eos_token_ids.clone();
         if let Some(e) = tokenizer.eos_token_id() {
@@ -199,8 +258,24 @@ impl LlmEngine {
                 eos_token_ids.insert(0, e);
             }
         }
-        let stats = EngineStats { num_blocks, ..Default::default() };
-        Ok(LlmEngine { model, tokenizer: Arc::new(tokenizer), kv, scheduler, config, max_model_len, eos_token_ids, states: HashMap::new(), next_id: 0, stats, finished_log: Vec::new(), latency_log: TokenLatencyLog::default() })
+        let stats = EngineStats {
+            num_blocks,
+            ..Default::default()
+        };
+        Ok(LlmEngine {
+            model,
+            tokenizer: Arc::new(tokenizer),
+            kv,
+            scheduler,
+            config,
+            max_model_len,
+            eos_token_ids,
+            states: HashMap::new(),
+            next_id: 0,
+            stats,
+            finished_log: Vec::new(),
+            latency_log: TokenLatencyLog::default(),
+        })
     }
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
@@ -246,26 +321,47 @@ impl LlmEngine {
     }
 
     /// Validates and queues a request.
-    pub fn add_request(&mut self, req: EngineRequest, sink: OutputSink) -> Result<RequestId, EngineError> {
+    pub fn add_request(
+        &mut self,
+        req: EngineRequest,
+        sink: OutputSink,
+    ) -> Result<RequestId, EngineError> {
         let mut prompt = req.prompt_token_ids;
         if let Some(t) = req.params.truncate_prompt_tokens {
             if t >= 1 && prompt.len() > t {
                 prompt.drain(..prompt.len() - t);
             }
         }
-        let ctx = ValidationContext { vocab_size: self.model.config().vocab_size, max_model_len: self.max_model_len, max_logprobs: self.config.max_logprobs, prompt_len: prompt.len() };
+        let ctx = ValidationContext {
+            vocab_size: self.model.config().vocab_size,
+            max_model_len: self.max_model_len,
+            max_logprobs: self.config.max_logprobs,
+            prompt_len: prompt.len(),
+        };
         req.params.validate(&ctx)?;
         let id = self.next_id;
         self.next_id += 1;
         let params = req.params;
-        let max_tokens = params.max_tokens.unwrap_or(self.max_model_len - prompt.len()).min(self.max_model_len - prompt.len());
+        let max_tokens = params
+            .max_tokens
+            .unwrap_or(self.max_model_len - prompt.len())
+            .min(self.max_model_len - prompt.len());
         // Unseeded requests draw from the engine seed and their id: reproducible per run.
         let seed = self.config.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let bad_words = sampling::bad_words_to_ids(&self.tokenizer, &params.bad_words);
-        let sampler = SequenceSampler::new(&params, &prompt, seed, bad_words, self.eos_token_ids.first().copied());
-        let detok = params.detokenize.then(|| IncrementalDetokenizer::new(self.tokenizer.clone(), &prompt, &params));
+        let sampler = SequenceSampler::new(
+            &params,
+            &prompt,
+            seed,
+            bad_words,
+            self.eos_token_ids.first().copied(),
+        );
+        let detok = params
+            .detokenize
+            .then(|| IncrementalDetokenizer::new(self.tokenizer.clone(), &prompt, &params));
         let wants_prompt_logprobs = params.prompt_logprobs.is_some();
-        self.scheduler.add(id, prompt.clone(), req.priority, wants_prompt_logprobs);
+        self.scheduler
+            .add(id, prompt.clone(), req.priority, wants_prompt_logprobs);
         self.states.insert(
             id,
             RequestState {
@@ -324,6 +420,10 @@ impl LlmEngine {
             num_cached_tokens: num_cached,
             max_tokens: st.max_tokens,
         });
-        *self.stats.finished_by_reason.entry(reason.as_str()).or_default() += 1;
+        *self
+            .stats
+            .finished_by_reason
+            .entry(reason.as_str())
+            .or_default() += 1;
     }
 }

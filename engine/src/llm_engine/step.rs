@@ -27,15 +27,25 @@ impl LlmEngine {
             .map(|s| {
                 let r = self.scheduler.request(s.id);
                 let tokens = r.map_or(&[][..], |r| &r.tokens[s.start..s.start + s.num_new]);
-                let all_logits = self.states.get(&s.id).is_some_and(|st| st.prompt_rows.is_some() && !st.prompt_logprobs_sent && s.start < st.num_prompt);
-                SequenceInput { tokens, start_pos: s.start, block_table: self.scheduler.block_table(s.id), all_logits }
+                let all_logits = self.states.get(&s.id).is_some_and(|st| {
+                    st.prompt_rows.is_some() && !st.prompt_logprobs_sent && s.start < st.num_prompt
+                });
+                SequenceInput {
+                    tokens,
+                    start_pos: s.start,
+                    block_table: self.scheduler.block_table(s.id),
+                    all_logits,
+                }
             })
             .collect();
         let logits = match self.model.forward(&inputs, &mut self.kv) {
             Ok(l) => l,
             Err(e) => {
                 // A batch the model refuses would be refused again: fail its requests, not the engine.
-                tracing::error!("forward pass failed: {e}; aborting the {} requests of this step", plan.scheduled.len());
+                tracing::error!(
+                    "forward pass failed: {e}; aborting the {} requests of this step",
+                    plan.scheduled.len()
+                );
                 for s in &plan.scheduled {
                     self.abort(s.id);
                 }
@@ -44,9 +54,17 @@ impl LlmEngine {
         };
         drop(inputs);
 
-        let mut step = StepStats { num_scheduled_tokens: plan.num_tokens(), num_seqs: plan.scheduled.len(), num_preempted: plan.preempted.len(), ..Default::default() };
+        let mut step = StepStats {
+            num_scheduled_tokens: plan.num_tokens(),
+            num_seqs: plan.scheduled.len(),
+            num_preempted: plan.preempted.len(),
+            ..Default::default()
+        };
         for s in &plan.scheduled {
-            let is_prefill = self.scheduler.request(s.id).is_some_and(|r| s.start < r.num_prompt);
+            let is_prefill = self
+                .scheduler
+                .request(s.id)
+                .is_some_and(|r| s.start < r.num_prompt);
             if is_prefill {
                 let r = self.scheduler.request(s.id).map_or(0, |r| r.num_prompt);
                 step.num_prompt_tokens += (s.start + s.num_new).min(r) - s.start;
@@ -56,7 +74,9 @@ impl LlmEngine {
 
         // Prompt logprobs: gather rows chunk by chunk, compute once the prompt is done.
         for (i, s) in plan.scheduled.iter().enumerate() {
-            let Some(st) = self.states.get_mut(&s.id) else { continue };
+            let Some(st) = self.states.get_mut(&s.id) else {
+                continue;
+            };
             if let Some(rows) = st.prompt_rows.as_mut() {
                 if !st.prompt_logprobs_sent && s.start < st.num_prompt {
                     let keep = (st.num_prompt - s.start).min(s.num_new);
@@ -65,7 +85,12 @@ impl LlmEngine {
             }
         }
 
-        let index: std::collections::HashMap<RequestId, usize> = plan.scheduled.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        let index: std::collections::HashMap<RequestId, usize> = plan
+            .scheduled
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id, i))
+            .collect();
         let now = Instant::now();
         for id in ready {
             let Some(&i) = index.get(&id) else { continue };
@@ -75,7 +100,11 @@ impl LlmEngine {
         }
         let elapsed = started.elapsed();
         if elapsed > self.config.iteration_timeout {
-            tracing::warn!("engine step took {:.1}s, over VLLM_ENGINE_ITERATION_TIMEOUT_S ({}s)", elapsed.as_secs_f64(), self.config.iteration_timeout.as_secs());
+            tracing::warn!(
+                "engine step took {:.1}s, over VLLM_ENGINE_ITERATION_TIMEOUT_S ({}s)",
+                elapsed.as_secs_f64(),
+                self.config.iteration_timeout.as_secs()
+            );
         }
         self.stats.num_generation_tokens += step.num_generation_tokens as u64;
         self.stats.num_steps += 1;
@@ -85,21 +114,28 @@ impl LlmEngine {
 
     /// Samples the next token of a request, streams it, and retires the request if it stops.
     fn emit_token(&mut self, id: RequestId, row: &[f32], now: Instant) {
-        let Some(r) = self.scheduler.request(id) else { return };
+        let Some(r) = self.scheduler.request(id) else {
+            return;
+        };
         let generated = &r.tokens[r.num_prompt..];
         let num_cached = r.num_cached_tokens;
         let prompt_tokens = r.tokens[..r.num_prompt].to_vec();
-        let Some(st) = self.states.get_mut(&id) else { return };
+        let Some(st) = self.states.get_mut(&id) else {
+            return;
+        };
         let sampled = st.sampler.sample(row, generated, self.config.logprobs_mode);
         let token = sampled.token;
         self.scheduler.append_token(id, token);
         st.num_output += 1;
         match st.times.last_token {
             None => {
-                self.latency_log.push_ttft(now.duration_since(st.times.arrival).as_secs_f64());
+                self.latency_log
+                    .push_ttft(now.duration_since(st.times.arrival).as_secs_f64());
                 self.stats.num_prompt_tokens += st.num_prompt as u64;
             }
-            Some(prev) => self.latency_log.push_itl(now.duration_since(prev).as_secs_f64()),
+            Some(prev) => self
+                .latency_log
+                .push_itl(now.duration_since(prev).as_secs_f64()),
         }
         st.times.first_token.get_or_insert(now);
         st.times.last_token = Some(now);
@@ -126,7 +162,10 @@ impl LlmEngine {
                 stop_reason = Some(StopReason::String(s));
             }
         }
-        if finish.is_none() && (st.num_output >= st.max_tokens || st.num_prompt + st.num_output >= self.max_model_len) {
+        if finish.is_none()
+            && (st.num_output >= st.max_tokens
+                || st.num_prompt + st.num_output >= self.max_model_len)
+        {
             finish = Some(FinishReason::Length);
         }
         if finish.is_some() && !matches!(stop_reason, Some(StopReason::String(_))) {
@@ -138,7 +177,12 @@ impl LlmEngine {
             (Some(rows), false) => {
                 st.prompt_logprobs_sent = true;
                 let k = st.params.prompt_logprobs.unwrap_or(0);
-                Some(sampling::prompt_logprobs(rows, self.model.config().vocab_size, &prompt_tokens, k))
+                Some(sampling::prompt_logprobs(
+                    rows,
+                    self.model.config().vocab_size,
+                    &prompt_tokens,
+                    k,
+                ))
             }
             _ => None,
         };
@@ -152,7 +196,11 @@ impl LlmEngine {
             request_id: id,
             new_token_ids: vec![token],
             new_text: text,
-            new_logprobs: if st.params.logprobs.is_some() { vec![sampled] } else { Vec::new() },
+            new_logprobs: if st.params.logprobs.is_some() {
+                vec![sampled]
+            } else {
+                Vec::new()
+            },
             prompt_logprobs,
             finished: finish,
             stop_reason,
@@ -172,4 +220,3 @@ impl LlmEngine {
         }
     }
 }
-

@@ -18,7 +18,11 @@ pub struct DummyWeights {
 
 impl DummyWeights {
     pub fn new(path: &Path, config: ModelConfig, seed: u64) -> Self {
-        DummyWeights { path: path.to_path_buf(), config, seed }
+        DummyWeights {
+            path: path.to_path_buf(),
+            config,
+            seed,
+        }
     }
 
     fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
@@ -57,11 +61,23 @@ impl WeightSource for DummyWeights {
             return Ok(None);
         };
         // A per-tensor seed keeps the weights reproducible whatever order they are asked in.
-        let h = name.bytes().fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let h = name
+            .bytes()
+            .fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
         let mut rng = rand::rngs::StdRng::seed_from_u64(h);
         let n = shape.iter().product();
         let is_norm = name.contains("norm");
-        let data = (0..n).map(|_| if is_norm { 1.0 + rng.random_range(-1e-3..1e-3) } else { rng.random_range(-1e-3..1e-3) }).collect();
+        let data = (0..n)
+            .map(|_| {
+                if is_norm {
+                    1.0 + rng.random_range(-1e-3..1e-3)
+                } else {
+                    rng.random_range(-1e-3..1e-3)
+                }
+            })
+            .collect();
         Ok(Some((shape, data)))
     }
 }

@@ -3,46 +3,82 @@
 //! model code is the same for every format.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use kernels::cpu::{RowPart, SharedBytes};
 
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::LoadError;
-use crate::gguf::GgufFile;
-use crate::model::{TensorData, WeightSource};
+use crate::gguf::{block_format, GgufFile};
+use crate::model::{RawTensor, TensorData, WeightSource};
 
 /// Reads a `ModelConfig` from GGUF metadata (`{arch}.embedding_length`, …).
 pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
     let path = g.path();
-    let err = |msg: String| LoadError::Config { path: path.to_path_buf(), msg };
-    let arch_name = g.architecture().ok_or_else(|| err("missing general.architecture".into()))?;
-    let architecture = Architecture::from_gguf_name(arch_name)
-        .ok_or_else(|| LoadError::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.to_string() })?;
+    let err = |msg: String| LoadError::Config {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let arch_name = g
+        .architecture()
+        .ok_or_else(|| err("missing general.architecture".into()))?;
+    let architecture = Architecture::from_gguf_name(arch_name).ok_or_else(|| {
+        LoadError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            arch: arch_name.to_string(),
+        }
+    })?;
     let key = |k: &str| format!("{arch_name}.{k}");
-    let req = |k: &str| g.get_u64(&key(k)).map(|v| v as usize).ok_or_else(|| err(format!("missing metadata `{}`", key(k))));
+    let req = |k: &str| {
+        g.get_u64(&key(k))
+            .map(|v| v as usize)
+            .ok_or_else(|| err(format!("missing metadata `{}`", key(k))))
+    };
     let hidden_size = req("embedding_length")?;
     let num_attention_heads = req("attention.head_count")?;
-    let num_key_value_heads = g.get_u64(&key("attention.head_count_kv")).map(|v| v as usize).unwrap_or(num_attention_heads);
+    let num_key_value_heads = g
+        .get_u64(&key("attention.head_count_kv"))
+        .map(|v| v as usize)
+        .unwrap_or(num_attention_heads);
     let head_dim = match g.get_u64(&key("attention.key_length")) {
         Some(v) => v as usize,
         None => hidden_size.checked_div(num_attention_heads).unwrap_or(0),
     };
-    let embed = g.tensor("token_embd.weight").ok_or_else(|| LoadError::MissingTensor { path: path.to_path_buf(), name: "token_embd.weight".into() })?;
+    let embed = g
+        .tensor("token_embd.weight")
+        .ok_or_else(|| LoadError::MissingTensor {
+            path: path.to_path_buf(),
+            name: "token_embd.weight".into(),
+        })?;
     let vocab_size = match g.get_u64(&key("vocab_size")) {
         Some(v) => v as usize,
         None => embed.shape().first().copied().unwrap_or(0),
     };
-    let max_position_embeddings = g.get_u64(&key("context_length")).map(|v| v as usize).unwrap_or(2048);
+    let max_position_embeddings = g
+        .get_u64(&key("context_length"))
+        .map(|v| v as usize)
+        .unwrap_or(2048);
     let rope_scaling = match g.get_str(&key("rope.scaling.type")) {
         None | Some("none") => None,
         Some(kind) => {
-            let factor = g.get_f64(&key("rope.scaling.factor")).ok_or_else(|| err(format!("rope scaling `{kind}` without a factor")))?;
-            let orig = g.get_u64(&key("rope.scaling.original_context_length")).map(|v| v as usize).unwrap_or(max_position_embeddings);
+            let factor = g
+                .get_f64(&key("rope.scaling.factor"))
+                .ok_or_else(|| err(format!("rope scaling `{kind}` without a factor")))?;
+            let orig = g
+                .get_u64(&key("rope.scaling.original_context_length"))
+                .map(|v| v as usize)
+                .unwrap_or(max_position_embeddings);
             match kind {
                 "linear" => Some(RopeScaling::Linear { factor }),
                 "yarn" => Some(RopeScaling::Yarn {
                     factor,
                     original_max_position_embeddings: orig,
-                    beta_fast: g.get_f64(&key("rope.scaling.yarn_beta_fast")).unwrap_or(32.0),
-                    beta_slow: g.get_f64(&key("rope.scaling.yarn_beta_slow")).unwrap_or(1.0),
+                    beta_fast: g
+                        .get_f64(&key("rope.scaling.yarn_beta_fast"))
+                        .unwrap_or(32.0),
+                    beta_slow: g
+                        .get_f64(&key("rope.scaling.yarn_beta_slow"))
+                        .unwrap_or(1.0),
                     mscale: None,
                     mscale_all_dim: None,
                     attention_factor: g.get_f64(&key("rope.scaling.attn_factor")),
@@ -61,7 +97,9 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
         num_attention_heads,
         num_key_value_heads,
         head_dim,
-        rms_norm_eps: g.get_f64(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+        rms_norm_eps: g
+            .get_f64(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-5),
         rope_theta: g.get_f64(&key("rope.freq_base")).unwrap_or(10000.0),
         rope_scaling,
         max_position_embeddings,
@@ -107,36 +145,51 @@ fn gguf_name(hf: &str) -> Option<String> {
     Some(format!("blk.{layer}.{short}.{kind}"))
 }
 
-/// Undoes llama.cpp's conversion-time permutation of Q/K rows. The converter interleaves the
-/// two rotary halves of each head (GPT-J order) so that llama.cpp can rotate adjacent pairs;
-/// our RoPE rotates (i, i + head_dim/2) as Hugging Face does, so rows go back to HF order:
-/// within a head, GGUF row `2i + j` is HF row `j·head_dim/2 + i`.
-fn unpermute_rows(data: &[f32], n_heads: usize, cols: usize) -> Vec<f32> {
-    let rows = data.len() / cols.max(1);
+// llama.cpp's converter permutes the Q/K rows of llama-architecture models: it interleaves the
+// two rotary halves of each head (GPT-J order) so that llama.cpp can rotate adjacent pairs. Our
+// RoPE rotates (i, i + head_dim/2) as Hugging Face does, so rows go back to HF order: within a
+// head, GGUF row `2i + j` is HF row `j·head_dim/2 + i`.
+
+/// Row order that undoes the converter's Q/K permutation: output row `dst` (HF order) reads
+/// stored row `order[dst]`, so quantized rows can be used in place.
+fn unpermute_order(rows: usize, n_heads: usize) -> Vec<u32> {
     let hd = rows / n_heads.max(1);
     let half = hd / 2;
-    let mut out = vec![0.0f32; data.len()];
+    let mut order = (0..rows as u32).collect::<Vec<_>>();
     for h in 0..n_heads {
         for i in 0..half {
             for j in 0..2 {
-                let src = h * hd + 2 * i + j;
-                let dst = h * hd + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+                order[h * hd + j * half + i] = (h * hd + 2 * i + j) as u32;
             }
         }
     }
-    out
+    order
 }
 
-/// Tensors of a GGUF file under Hugging Face names, dequantized to f32.
+/// Tensors of a GGUF file under Hugging Face names: as stored (shared from the memory map) or
+/// dequantized to f32.
 pub struct GgufWeights<'a> {
-    file: &'a GgufFile,
+    file: Arc<GgufFile>,
     config: &'a ModelConfig,
 }
 
 impl<'a> GgufWeights<'a> {
-    pub fn new(file: &'a GgufFile, config: &'a ModelConfig) -> Self {
+    pub fn new(file: Arc<GgufFile>, config: &'a ModelConfig) -> Self {
         GgufWeights { file, config }
+    }
+
+    /// The Q/K row order of tensor `name`, for llama-architecture files (Qwen2/3 keep HF order).
+    fn row_order(&self, name: &str, rows: usize) -> Option<Vec<u32>> {
+        if self.config.architecture != Architecture::Llama {
+            return None;
+        }
+        if name.ends_with("self_attn.q_proj.weight") {
+            Some(unpermute_order(rows, self.config.num_attention_heads))
+        } else if name.ends_with("self_attn.k_proj.weight") {
+            Some(unpermute_order(rows, self.config.num_key_value_heads))
+        } else {
+            None
+        }
     }
 }
 
@@ -154,16 +207,43 @@ impl WeightSource for GgufWeights<'_> {
         };
         let shape = info.shape();
         let mut data = self.file.dequantize(&gname)?;
-        // Only llama-architecture files are permuted by the converter; Qwen2/3 keep HF order.
-        if self.config.architecture == Architecture::Llama && name.ends_with(".weight") {
-            let cols = shape.last().copied().unwrap_or(1);
-            if name.ends_with("self_attn.q_proj.weight") {
-                data = unpermute_rows(&data, self.config.num_attention_heads, cols);
-            } else if name.ends_with("self_attn.k_proj.weight") {
-                data = unpermute_rows(&data, self.config.num_key_value_heads, cols);
+        let cols = shape.last().copied().unwrap_or(1);
+        if let Some(order) = self.row_order(name, data.len() / cols.max(1)) {
+            let src = data.clone();
+            for (dst, &o) in order.iter().enumerate() {
+                let o = o as usize;
+                data[dst * cols..(dst + 1) * cols].copy_from_slice(&src[o * cols..(o + 1) * cols]);
             }
         }
         Ok(Some((shape, data)))
+    }
+
+    fn load_raw(&self, name: &str) -> Result<Option<RawTensor>, LoadError> {
+        let Some(gname) = gguf_name(name) else {
+            return Ok(None);
+        };
+        let Some(info) = self.file.tensor(&gname) else {
+            return Ok(None);
+        };
+        let shape = info.shape();
+        let (Some(format), &[rows, cols]) = (block_format(info.ggml_type), shape.as_slice()) else {
+            return Ok(None);
+        };
+        let err = |msg: String| LoadError::Tensor {
+            path: self.file.path().to_path_buf(),
+            name: name.to_string(),
+            msg,
+        };
+        let range = self
+            .file
+            .tensor_range(info)
+            .ok_or_else(|| err("tensor data lies outside the file".into()))?;
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.file.clone();
+        let bytes = SharedBytes::new(owner, range)
+            .ok_or_else(|| err("tensor data lies outside the file".into()))?;
+        let part = RowPart::new(format, rows, cols, bytes, self.row_order(name, rows))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Some(RawTensor { shape, part }))
     }
 }
 
@@ -173,9 +253,18 @@ mod tests {
 
     #[test]
     fn names_map_to_gguf() {
-        assert_eq!(gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(), Some("blk.12.ffn_down.weight"));
-        assert_eq!(gguf_name("model.layers.0.self_attn.q_proj.bias").as_deref(), Some("blk.0.attn_q.bias"));
-        assert_eq!(gguf_name("lm_head.weight").as_deref(), Some("output.weight"));
+        assert_eq!(
+            gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(),
+            Some("blk.12.ffn_down.weight")
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.self_attn.q_proj.bias").as_deref(),
+            Some("blk.0.attn_q.bias")
+        );
+        assert_eq!(
+            gguf_name("lm_head.weight").as_deref(),
+            Some("output.weight")
+        );
         assert_eq!(gguf_name("model.layers.x.mlp.down_proj.weight"), None);
     }
 
@@ -191,10 +280,16 @@ mod tests {
                 for i in 0..hd / 2 {
                     let src = h * hd + j * (hd / 2) + i;
                     let dst = h * hd + i * 2 + j;
-                    permuted[dst * cols..(dst + 1) * cols].copy_from_slice(&hf[src * cols..(src + 1) * cols]);
+                    permuted[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&hf[src * cols..(src + 1) * cols]);
                 }
             }
         }
-        assert_eq!(unpermute_rows(&permuted, n_heads, cols), hf);
+        let order = unpermute_order(n_heads * hd, n_heads);
+        let undone: Vec<f32> = order
+            .iter()
+            .flat_map(|&o| permuted[o as usize * cols..(o as usize + 1) * cols].to_vec())
+            .collect();
+        assert_eq!(undone, hf);
     }
 }

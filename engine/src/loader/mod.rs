@@ -17,9 +17,9 @@ pub use self::safetensors::SafetensorsWeights;
 use kernels::cpu::WeightDtype;
 
 use crate::config::ModelConfig;
+use crate::device::Backend;
 use crate::error::LoadError;
 use crate::gguf::GgufFile;
-use crate::device::Backend;
 use crate::model::{CausalLm, WeightSource};
 use crate::tokenizer::Tokenizer;
 
@@ -41,7 +41,9 @@ impl std::str::FromStr for LoadFormat {
             "gguf" => Ok(LoadFormat::Gguf),
             "safetensors" => Ok(LoadFormat::Safetensors),
             "dummy" => Ok(LoadFormat::Dummy),
-            other => Err(format!("unsupported load format `{other}` (supported: auto, gguf, safetensors, dummy)")),
+            other => Err(format!(
+                "unsupported load format `{other}` (supported: auto, gguf, safetensors, dummy)"
+            )),
         }
     }
 }
@@ -49,8 +51,8 @@ impl std::str::FromStr for LoadFormat {
 /// `--dtype`: storage dtype of the weights. Activations are f32 on the CPU backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ModelDtype {
-    /// float32 for GGUF and float32 checkpoints (what the references compute in); the
-    /// checkpoint's own half type for bf16/f16 checkpoints.
+    /// As stored: GGUF tensors stay in their block formats (decoded in registers as they are
+    /// used, f32 activations), half checkpoints stay half, float32 ones float32.
     #[default]
     Auto,
     Float32,
@@ -72,8 +74,9 @@ impl std::str::FromStr for ModelDtype {
 }
 
 impl ModelDtype {
-    fn resolve(self, checkpoint: Option<&str>) -> WeightDtype {
+    fn resolve(self, checkpoint: Option<&str>, gguf: bool) -> WeightDtype {
         match self {
+            ModelDtype::Auto if gguf => WeightDtype::AsStored,
             ModelDtype::Float32 => WeightDtype::F32,
             ModelDtype::Bfloat16 => WeightDtype::Bf16,
             ModelDtype::Float16 => WeightDtype::F16,
@@ -125,15 +128,24 @@ pub struct LoadedModel {
 
 fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| LoadError::Config { path: path.to_path_buf(), msg: format!("invalid JSON: {e}") })
+    serde_json::from_str(&text).map_err(|e| LoadError::Config {
+        path: path.to_path_buf(),
+        msg: format!("invalid JSON: {e}"),
+    })
 }
 
 fn is_gguf(path: &Path) -> bool {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
         return true;
     }
     let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"GGUF"
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"GGUF"
 }
 
 fn hf_config(opts: &LoadOptions) -> Result<ModelConfig, LoadError> {
@@ -149,43 +161,65 @@ fn tokenizer_from_path(path: &Path) -> Result<Tokenizer, LoadError> {
     if path.is_file() && is_gguf(path) {
         return Tokenizer::from_gguf(&GgufFile::open(path)?);
     }
-    let (json, dir) = if path.is_dir() { (path.join("tokenizer.json"), path.to_path_buf()) } else { (path.to_path_buf(), path.parent().map(Path::to_path_buf).unwrap_or_default()) };
+    let (json, dir) = if path.is_dir() {
+        (path.join("tokenizer.json"), path.to_path_buf())
+    } else {
+        (
+            path.to_path_buf(),
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        )
+    };
     if !json.is_file() {
-        return Err(LoadError::Tokenizer { path: json, msg: "tokenizer.json not found".into() });
+        return Err(LoadError::Tokenizer {
+            path: json,
+            msg: "tokenizer.json not found".into(),
+        });
     }
     let cfg = dir.join("tokenizer_config.json");
     Tokenizer::from_hf_files(&json, cfg.is_file().then_some(cfg.as_path()))
 }
 
 /// Builds the model once the config and dtype are settled (weights are read only then).
-type BuildModel<'a> = Box<dyn FnOnce(&ModelConfig, WeightDtype, usize) -> Result<CausalLm, LoadError> + 'a>;
+type BuildModel<'a> =
+    Box<dyn FnOnce(&ModelConfig, WeightDtype, usize) -> Result<CausalLm, LoadError> + 'a>;
 
 /// Loads the model described by `opts`. `on_layer(done, total)` reports progress.
 pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<LoadedModel, LoadError> {
     let start = Instant::now();
     let path = opts.model.as_path();
     if !path.exists() {
-        return Err(LoadError::Other { path: path.to_path_buf(), msg: "no such file or folder".into() });
+        return Err(LoadError::Other {
+            path: path.to_path_buf(),
+            msg: "no such file or folder".into(),
+        });
     }
     let format = match opts.load_format {
         LoadFormat::Auto if path.is_file() && is_gguf(path) => LoadFormat::Gguf,
         LoadFormat::Auto if path.is_dir() => LoadFormat::Safetensors,
         LoadFormat::Auto => {
-            return Err(LoadError::Other { path: path.to_path_buf(), msg: "not a GGUF file (bad magic) nor a model folder".into() });
+            return Err(LoadError::Other {
+                path: path.to_path_buf(),
+                msg: "not a GGUF file (bad magic) nor a model folder".into(),
+            });
         }
         f => f,
     };
 
-    let (config, tokenizer, generation_config, model_fn): (ModelConfig, Tokenizer, Option<serde_json::Value>, BuildModel) = match format {
+    let (config, tokenizer, generation_config, model_fn): (
+        ModelConfig,
+        Tokenizer,
+        Option<serde_json::Value>,
+        BuildModel,
+    ) = match format {
         LoadFormat::Gguf => {
-            let file = GgufFile::open(path)?;
+            let file = std::sync::Arc::new(GgufFile::open(path)?);
             let config = config_from_gguf(&file)?;
             let tokenizer = match &opts.tokenizer {
                 Some(t) => tokenizer_from_path(t)?,
                 None => Tokenizer::from_gguf(&file)?,
             };
             let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
-                let weights = GgufWeights::new(&file, c);
+                let weights = GgufWeights::new(file, c);
                 CausalLm::from_source(c.clone(), &weights, dtype, max_len, on_layer)
             });
             (config, tokenizer, None, build)
@@ -194,9 +228,21 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             let config = hf_config(opts)?;
             let tokenizer = tokenizer_from_path(opts.tokenizer.as_deref().unwrap_or(path))?;
             let gen_path = path.join("generation_config.json");
-            let generation = if gen_path.is_file() { Some(read_json(&gen_path)?) } else { None };
+            let generation = if gen_path.is_file() {
+                Some(read_json(&gen_path)?)
+            } else {
+                None
+            };
             let weights = SafetensorsWeights::open_dir(path)?;
-            let build = Box::new(move |c: &ModelConfig, dtype, max_len| CausalLm::from_source(c.clone(), &weights as &dyn WeightSource, dtype, max_len, on_layer));
+            let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
+                CausalLm::from_source(
+                    c.clone(),
+                    &weights as &dyn WeightSource,
+                    dtype,
+                    max_len,
+                    on_layer,
+                )
+            });
             (config, tokenizer, generation, build)
         }
         LoadFormat::Dummy | LoadFormat::Auto => {
@@ -228,7 +274,12 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
     let derived_max = config.derived_max_model_len();
     let max_model_len = match opts.max_model_len {
         None => derived_max,
-        Some(0) => return Err(LoadError::Config { path: path.to_path_buf(), msg: "--max-model-len must be positive".into() }),
+        Some(0) => {
+            return Err(LoadError::Config {
+                path: path.to_path_buf(),
+                msg: "--max-model-len must be positive".into(),
+            })
+        }
         Some(n) if n > derived_max && !opts.allow_long_max_model_len => {
             return Err(LoadError::Config {
                 path: path.to_path_buf(),
@@ -241,7 +292,10 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
     };
     let backend = opts.device.resolve().map_err(LoadError::Device)?;
     let weight_dtype = match backend {
-        Backend::Cpu => opts.dtype.resolve(config.checkpoint_dtype.as_deref()),
+        Backend::Cpu => opts.dtype.resolve(
+            config.checkpoint_dtype.as_deref(),
+            format == LoadFormat::Gguf,
+        ),
         // The CUDA kernels compute in bf16 (f32 accumulation): every half or auto dtype maps
         // to bf16 weights; float32 compute on the GPU does not exist yet, so asking for it is
         // refused rather than silently downgraded.
@@ -254,7 +308,9 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
     let mut model = model_fn(&config, weight_dtype, max_model_len)?;
     #[cfg(feature = "cuda")]
     if backend == Backend::Cuda {
-        model.attach_cuda(0).map_err(|e| LoadError::Device(format!("moving the model to the GPU: {e}")))?;
+        model
+            .attach_cuda(0)
+            .map_err(|e| LoadError::Device(format!("moving the model to the GPU: {e}")))?;
         if let Some(g) = model.gpu() {
             let i = g.info();
             let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
@@ -275,5 +331,13 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             }
         }
     }
-    Ok(LoadedModel { model, tokenizer, max_model_len, weight_dtype, backend, generation_config, load_time: start.elapsed() })
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        max_model_len,
+        weight_dtype,
+        backend,
+        generation_config,
+        load_time: start.elapsed(),
+    })
 }

@@ -13,7 +13,7 @@ mod tests;
 
 use kernels::cpu::{self, AttentionSeq, PagedKvLayout, WeightMatrix};
 
-pub use build::{TensorData, WeightSource};
+pub use build::{RawTensor, TensorData, WeightSource};
 pub use rope::RotaryTable;
 
 use crate::config::{Architecture, ModelConfig};
@@ -28,7 +28,11 @@ pub enum ForwardError {
     #[error("position {position} exceeds the model's maximum of {max} positions")]
     PositionOutOfRange { position: usize, max: usize },
     #[error("sequence of {needed} tokens needs {blocks_needed} blocks but its block table has {blocks_given}")]
-    BlockTableTooShort { needed: usize, blocks_needed: usize, blocks_given: usize },
+    BlockTableTooShort {
+        needed: usize,
+        blocks_needed: usize,
+        blocks_given: usize,
+    },
     #[error("block {block} is outside the KV cache ({num_blocks} blocks)")]
     BlockOutOfRange { block: u32, num_blocks: usize },
     #[error("KV cache geometry does not match the model")]
@@ -131,8 +135,7 @@ impl CausalLm {
     #[cfg(feature = "cuda")]
     pub fn attach_cuda(&mut self, ordinal: usize) -> Result<(), kernels::cuda::CudaError> {
         let gpu = cuda::GpuModel::upload(self, ordinal)?;
-        let empty = || WeightMatrix::new(0, 0, kernels::cpu::WeightStorage::F32(Vec::new()));
-        if let Ok(e) = empty() {
+        if let Ok(e) = WeightMatrix::from_f32(0, 0, Vec::new(), kernels::cpu::WeightDtype::F32) {
             self.embed = e.clone();
             self.lm_head = e;
         }
@@ -147,12 +150,15 @@ impl CausalLm {
         if let Some(g) = &self.gpu {
             return g.weight_bytes();
         }
-        let mut total = self.embed.storage().size_bytes() + self.final_norm.len() * 4;
+        let mut total = self.embed.size_bytes() + self.final_norm.len() * 4;
         if !self.config.tie_word_embeddings {
-            total += self.lm_head.storage().size_bytes();
+            total += self.lm_head.size_bytes();
         }
         for l in &self.layers {
-            total += [&l.qkv, &l.o_proj, &l.gate_up, &l.down].iter().map(|w| w.storage().size_bytes()).sum::<usize>();
+            total += [&l.qkv, &l.o_proj, &l.gate_up, &l.down]
+                .iter()
+                .map(|w| w.size_bytes())
+                .sum::<usize>();
             total += (l.input_norm.len() + l.post_norm.len()) * 4;
         }
         total
@@ -160,29 +166,52 @@ impl CausalLm {
 
     /// The KV layout this model needs for a given block size.
     pub fn kv_layout(&self, block_size: usize) -> PagedKvLayout {
-        PagedKvLayout { block_size, kv_heads: self.config.num_key_value_heads, head_dim: self.config.head_dim }
+        PagedKvLayout {
+            block_size,
+            kv_heads: self.config.num_key_value_heads,
+            head_dim: self.config.head_dim,
+        }
     }
 
     fn validate(&self, seqs: &[SequenceInput<'_>], kv: &KvCache) -> Result<(), ForwardError> {
         let c = &self.config;
-        if kv.num_layers() != c.num_hidden_layers || kv.layout().kv_heads != c.num_key_value_heads || kv.layout().head_dim != c.head_dim {
+        if kv.num_layers() != c.num_hidden_layers
+            || kv.layout().kv_heads != c.num_key_value_heads
+            || kv.layout().head_dim != c.head_dim
+        {
             return Err(ForwardError::KvCacheMismatch);
         }
         let bs = kv.layout().block_size;
         for s in seqs {
             if let Some(&token) = s.tokens.iter().find(|t| **t as usize >= c.vocab_size) {
-                return Err(ForwardError::TokenOutOfVocab { token, vocab_size: c.vocab_size });
+                return Err(ForwardError::TokenOutOfVocab {
+                    token,
+                    vocab_size: c.vocab_size,
+                });
             }
             let end = s.start_pos + s.tokens.len();
             if end > self.max_positions() {
-                return Err(ForwardError::PositionOutOfRange { position: end - 1, max: self.max_positions() });
+                return Err(ForwardError::PositionOutOfRange {
+                    position: end - 1,
+                    max: self.max_positions(),
+                });
             }
             let blocks_needed = end.div_ceil(bs);
             if s.block_table.len() < blocks_needed {
-                return Err(ForwardError::BlockTableTooShort { needed: end, blocks_needed, blocks_given: s.block_table.len() });
+                return Err(ForwardError::BlockTableTooShort {
+                    needed: end,
+                    blocks_needed,
+                    blocks_given: s.block_table.len(),
+                });
             }
-            if let Some(&block) = s.block_table[..blocks_needed].iter().find(|b| **b as usize >= kv.num_blocks()) {
-                return Err(ForwardError::BlockOutOfRange { block, num_blocks: kv.num_blocks() });
+            if let Some(&block) = s.block_table[..blocks_needed]
+                .iter()
+                .find(|b| **b as usize >= kv.num_blocks())
+            {
+                return Err(ForwardError::BlockOutOfRange {
+                    block,
+                    num_blocks: kv.num_blocks(),
+                });
             }
         }
         Ok(())
@@ -190,13 +219,20 @@ impl CausalLm {
 
     /// Runs the new tokens of every sequence through the model, writing their K/V into `kv`,
     /// and returns the requested logits.
-    pub fn forward(&self, seqs: &[SequenceInput<'_>], kv: &mut KvCache) -> Result<Logits, ForwardError> {
+    pub fn forward(
+        &self,
+        seqs: &[SequenceInput<'_>],
+        kv: &mut KvCache,
+    ) -> Result<Logits, ForwardError> {
         self.validate(seqs, kv)?;
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
             let (layout, num_blocks) = (kv.layout(), kv.num_blocks());
             let gkv = kv.gpu_mut().ok_or(ForwardError::KvCacheMismatch)?;
-            return g.forward_on(seqs, gkv, layout, num_blocks).map(|(logits, _)| logits).map_err(|e| ForwardError::Device(e.to_string()));
+            return g
+                .forward_on(seqs, gkv, layout, num_blocks)
+                .map(|(logits, _)| logits)
+                .map_err(|e| ForwardError::Device(e.to_string()));
         }
         let c = &self.config;
         let (d, hd) = (c.hidden_size, c.head_dim);
@@ -216,12 +252,18 @@ impl CausalLm {
         let mut hidden = vec![0.0f32; t_total * d];
         let mut row = 0;
         for s in seqs {
-            attn_seqs.push(AttentionSeq { q_start: row, n_q: s.tokens.len(), ctx_start: s.start_pos, block_table: s.block_table });
+            attn_seqs.push(AttentionSeq {
+                q_start: row,
+                n_q: s.tokens.len(),
+                ctx_start: s.start_pos,
+                block_table: s.block_table,
+            });
             for (i, &tok) in s.tokens.iter().enumerate() {
                 let p = s.start_pos + i;
                 positions.push(p);
                 slots.push(s.block_table[p / bs] as usize * bs + p % bs);
-                self.embed.row_into(tok as usize, &mut hidden[row * d..(row + 1) * d]);
+                self.embed
+                    .row_into(tok as usize, &mut hidden[row * d..(row + 1) * d]);
                 row += 1;
             }
         }
@@ -253,11 +295,27 @@ impl CausalLm {
                 cpu::rms_norm_inplace(&mut q, qn, eps);
                 cpu::rms_norm_inplace(&mut k, kn, eps);
             }
-            cpu::rope_neox_inplace(&mut q, nh, hd, &positions, self.rotary.cos(), self.rotary.sin());
-            cpu::rope_neox_inplace(&mut k, nkv, hd, &positions, self.rotary.cos(), self.rotary.sin());
+            cpu::rope_neox_inplace(
+                &mut q,
+                nh,
+                hd,
+                &positions,
+                self.rotary.cos(),
+                self.rotary.sin(),
+            );
+            cpu::rope_neox_inplace(
+                &mut k,
+                nkv,
+                hd,
+                &positions,
+                self.rotary.cos(),
+                self.rotary.sin(),
+            );
             let (k_store, v_store) = kv.layer_mut(li);
             kernels::cpu::write_kv(k_store, v_store, layout, &slots, &k, &v);
-            cpu::paged_attention(&q, &attn_seqs, k_store, v_store, layout, nh, scale, &mut attn);
+            cpu::paged_attention(
+                &q, &attn_seqs, k_store, v_store, layout, nh, scale, &mut attn,
+            );
             cpu::matmul(&attn, t_total, &layer.o_proj, &mut proj);
             cpu::add_assign(&mut hidden, &proj);
 
@@ -274,7 +332,11 @@ impl CausalLm {
         let mut row0 = 0;
         for s in seqs {
             let n = s.tokens.len();
-            let take = if s.all_logits { 0..n } else { n.saturating_sub(1)..n };
+            let take = if s.all_logits {
+                0..n
+            } else {
+                n.saturating_sub(1)..n
+            };
             ranges.push((picked.len() / d, take.len()));
             for r in take {
                 picked.extend_from_slice(&hidden[(row0 + r) * d..(row0 + r + 1) * d]);
@@ -286,7 +348,11 @@ impl CausalLm {
         cpu::rms_norm(&picked, &self.final_norm, eps, &mut normed);
         let mut data = vec![0.0f32; rows * c.vocab_size];
         cpu::matmul(&normed, rows, &self.lm_head, &mut data);
-        Ok(Logits { vocab_size: c.vocab_size, data, ranges })
+        Ok(Logits {
+            vocab_size: c.vocab_size,
+            data,
+            ranges,
+        })
     }
 
     pub fn architecture(&self) -> Architecture {

@@ -59,42 +59,99 @@ fn cache(m: &CausalLm, blocks: usize) -> KvCache {
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {
-    let spread = b.iter().cloned().fold(f32::MIN, f32::max) - b.iter().cloned().fold(f32::MAX, f32::min);
-    assert!(spread > 0.1, "logits too flat ({spread}) for the comparison to mean anything");
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()))
+    let spread =
+        b.iter().cloned().fold(f32::MIN, f32::max) - b.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(
+        spread > 0.1,
+        "logits too flat ({spread}) for the comparison to mean anything"
+    );
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()))
 }
 
 #[test]
 fn bad_inputs_are_errors() {
     let m = tiny(Architecture::Llama);
     let mut kv = cache(&m, 4);
-    let seq = |tokens: &'static [u32], start_pos, block_table: &'static [u32]| SequenceInput { tokens, start_pos, block_table, all_logits: false };
-    assert_eq!(m.forward(&[seq(&[50], 0, &[0])], &mut kv).unwrap_err(), ForwardError::TokenOutOfVocab { token: 50, vocab_size: 50 });
-    assert!(matches!(m.forward(&[seq(&[1], 64, &[0; 17])], &mut kv), Err(ForwardError::PositionOutOfRange { .. })));
-    assert!(matches!(m.forward(&[seq(&[1, 2, 3, 4, 5], 0, &[0])], &mut kv), Err(ForwardError::BlockTableTooShort { .. })));
-    assert!(matches!(m.forward(&[seq(&[1], 0, &[9])], &mut kv), Err(ForwardError::BlockOutOfRange { block: 9, .. })));
+    let seq = |tokens: &'static [u32], start_pos, block_table: &'static [u32]| SequenceInput {
+        tokens,
+        start_pos,
+        block_table,
+        all_logits: false,
+    };
+    assert_eq!(
+        m.forward(&[seq(&[50], 0, &[0])], &mut kv).unwrap_err(),
+        ForwardError::TokenOutOfVocab {
+            token: 50,
+            vocab_size: 50
+        }
+    );
+    assert!(matches!(
+        m.forward(&[seq(&[1], 64, &[0; 17])], &mut kv),
+        Err(ForwardError::PositionOutOfRange { .. })
+    ));
+    assert!(matches!(
+        m.forward(&[seq(&[1, 2, 3, 4, 5], 0, &[0])], &mut kv),
+        Err(ForwardError::BlockTableTooShort { .. })
+    ));
+    assert!(matches!(
+        m.forward(&[seq(&[1], 0, &[9])], &mut kv),
+        Err(ForwardError::BlockOutOfRange { block: 9, .. })
+    ));
     let mut other = KvCache::new(3, 4, m.kv_layout(BS));
-    assert_eq!(m.forward(&[seq(&[1], 0, &[0])], &mut other).unwrap_err(), ForwardError::KvCacheMismatch);
+    assert_eq!(
+        m.forward(&[seq(&[1], 0, &[0])], &mut other).unwrap_err(),
+        ForwardError::KvCacheMismatch
+    );
 }
 
 #[test]
 fn chunked_prefill_and_decode_match_one_shot_prefill() {
-    for arch in [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3] {
+    for arch in [
+        Architecture::Llama,
+        Architecture::Qwen2,
+        Architecture::Qwen3,
+    ] {
         let m = tiny(arch);
         let tokens: Vec<u32> = (0..11).map(|i| (i * 7 + 3) % 50).collect();
         let table = [3u32, 0, 2];
 
         let mut kv = cache(&m, 4);
-        let one = m.forward(&[SequenceInput { tokens: &tokens, start_pos: 0, block_table: &table, all_logits: true }], &mut kv).unwrap();
+        let one = m
+            .forward(
+                &[SequenceInput {
+                    tokens: &tokens,
+                    start_pos: 0,
+                    block_table: &table,
+                    all_logits: true,
+                }],
+                &mut kv,
+            )
+            .unwrap();
 
         // Same tokens as a 5-token chunk, a 4-token chunk, then two single decode steps.
         let mut kv = cache(&m, 4);
         let mut rows = Vec::new();
         for (a, b) in [(0, 5), (5, 9), (9, 10), (10, 11)] {
-            let out = m.forward(&[SequenceInput { tokens: &tokens[a..b], start_pos: a, block_table: &table, all_logits: true }], &mut kv).unwrap();
+            let out = m
+                .forward(
+                    &[SequenceInput {
+                        tokens: &tokens[a..b],
+                        start_pos: a,
+                        block_table: &table,
+                        all_logits: true,
+                    }],
+                    &mut kv,
+                )
+                .unwrap();
             rows.extend_from_slice(out.sequence(0));
         }
-        assert!(close(&rows, one.sequence(0)), "{arch:?}: chunked logits differ");
+        assert!(
+            close(&rows, one.sequence(0)),
+            "{arch:?}: chunked logits differ"
+        );
     }
 }
 
@@ -104,13 +161,33 @@ fn batching_does_not_change_a_sequence() {
     let a: Vec<u32> = vec![5, 9, 13, 2, 44, 17];
     let b: Vec<u32> = vec![8, 1, 30];
     let mut kv = cache(&m, 8);
-    let alone = m.forward(&[SequenceInput { tokens: &a, start_pos: 0, block_table: &[0, 1], all_logits: true }], &mut kv).unwrap();
+    let alone = m
+        .forward(
+            &[SequenceInput {
+                tokens: &a,
+                start_pos: 0,
+                block_table: &[0, 1],
+                all_logits: true,
+            }],
+            &mut kv,
+        )
+        .unwrap();
     let mut kv = cache(&m, 8);
     let both = m
         .forward(
             &[
-                SequenceInput { tokens: &b, start_pos: 0, block_table: &[4], all_logits: false },
-                SequenceInput { tokens: &a, start_pos: 0, block_table: &[6, 2], all_logits: true },
+                SequenceInput {
+                    tokens: &b,
+                    start_pos: 0,
+                    block_table: &[4],
+                    all_logits: false,
+                },
+                SequenceInput {
+                    tokens: &a,
+                    start_pos: 0,
+                    block_table: &[6, 2],
+                    all_logits: true,
+                },
             ],
             &mut kv,
         )

@@ -16,7 +16,9 @@ impl std::str::FromStr for SchedulingPolicy {
         match s {
             "fcfs" => Ok(SchedulingPolicy::Fcfs),
             "priority" => Ok(SchedulingPolicy::Priority),
-            other => Err(format!("unknown scheduling policy `{other}` (choices: fcfs, priority)")),
+            other => Err(format!(
+                "unknown scheduling policy `{other}` (choices: fcfs, priority)"
+            )),
         }
     }
 }
@@ -67,10 +69,15 @@ impl SchedulerConfig {
             ));
         }
         if self.max_num_partial_prefills == 0 || self.max_long_partial_prefills == 0 {
-            return Err("--max-num-partial-prefills and --max-long-partial-prefills must be positive".into());
+            return Err(
+                "--max-num-partial-prefills and --max-long-partial-prefills must be positive"
+                    .into(),
+            );
         }
         if self.max_long_partial_prefills > self.max_num_partial_prefills {
-            return Err("--max-long-partial-prefills cannot exceed --max-num-partial-prefills".into());
+            return Err(
+                "--max-long-partial-prefills cannot exceed --max-num-partial-prefills".into(),
+            );
         }
         Ok(())
     }

@@ -71,7 +71,15 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(config: SchedulerConfig, kv: KvCacheManager) -> Self {
-        Scheduler { config, kv, requests: HashMap::new(), waiting: VecDeque::new(), running: Vec::new(), next_seq: 0, num_preemptions: 0 }
+        Scheduler {
+            config,
+            kv,
+            requests: HashMap::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            next_seq: 0,
+            num_preemptions: 0,
+        }
     }
 
     pub fn config(&self) -> &SchedulerConfig {
@@ -161,7 +169,11 @@ impl Scheduler {
     /// Waiting requests stay sorted by the policy's key; preempted ones return to their place.
     fn insert_waiting(&mut self, id: RequestId) {
         let key = self.order_key(id);
-        let pos = self.waiting.iter().position(|w| self.order_key(*w) > key).unwrap_or(self.waiting.len());
+        let pos = self
+            .waiting
+            .iter()
+            .position(|w| self.order_key(*w) > key)
+            .unwrap_or(self.waiting.len());
         self.waiting.insert(pos, id);
     }
 
@@ -194,7 +206,8 @@ impl Scheduler {
     }
 
     fn is_long(&self, r: &SchedRequest) -> bool {
-        self.config.long_prefill_token_threshold > 0 && r.tokens.len() > self.config.long_prefill_token_threshold
+        self.config.long_prefill_token_threshold > 0
+            && r.tokens.len() > self.config.long_prefill_token_threshold
     }
 
     /// Plans one step. Returns what to compute; blocks for it are already allocated.
@@ -214,15 +227,21 @@ impl Scheduler {
                 continue;
             }
             let num_new = self.cap_chunk(remaining, budget);
-            let (start, is_partial, is_long) = (r.num_computed, num_new < remaining, self.is_long(r));
+            let (start, is_partial, is_long) =
+                (r.num_computed, num_new < remaining, self.is_long(r));
             let mut scheduled = false;
             loop {
                 let r = &self.requests[&id];
-                if self.kv.allocate_slots(id, &r.tokens, r.num_computed, num_new, &[]) {
+                if self
+                    .kv
+                    .allocate_slots(id, &r.tokens, r.num_computed, num_new, &[])
+                {
                     scheduled = true;
                     break;
                 }
-                let Some(victim) = self.pick_victim() else { break };
+                let Some(victim) = self.pick_victim() else {
+                    break;
+                };
                 let victim_is_self = self.running[victim] == id;
                 self.preempt(victim, &mut out);
                 if victim_is_self {
@@ -240,15 +259,25 @@ impl Scheduler {
                 partial += 1;
                 long_partial += is_long as usize;
             }
-            i = self.running.iter().position(|r| *r == id).map_or(self.running.len(), |p| p + 1);
+            i = self
+                .running
+                .iter()
+                .position(|r| *r == id)
+                .map_or(self.running.len(), |p| p + 1);
         }
 
         // Then waiting requests, unless this step had to preempt (memory is tight).
         if out.preempted.is_empty() {
             while budget > 0 && self.running.len() < self.config.max_num_seqs {
-                let Some(&id) = self.waiting.front() else { break };
+                let Some(&id) = self.waiting.front() else {
+                    break;
+                };
                 let r = &self.requests[&id];
-                let (computed_blocks, num_cached) = if self.config_prefix_lookup(r) { self.kv.get_computed_blocks(&self.requests[&id].tokens) } else { (Vec::new(), 0) };
+                let (computed_blocks, num_cached) = if self.config_prefix_lookup(r) {
+                    self.kv.get_computed_blocks(&self.requests[&id].tokens)
+                } else {
+                    (Vec::new(), 0)
+                };
                 let r = &self.requests[&id];
                 let remaining = r.tokens.len() - num_cached;
                 if !self.config.enable_chunked_prefill && remaining > budget {
@@ -257,21 +286,33 @@ impl Scheduler {
                 let num_new = self.cap_chunk(remaining, budget);
                 let is_partial = num_new < remaining;
                 let is_long = self.is_long(r);
-                if is_partial && (partial >= self.config.max_num_partial_prefills || (is_long && long_partial >= self.config.max_long_partial_prefills)) {
+                if is_partial
+                    && (partial >= self.config.max_num_partial_prefills
+                        || (is_long && long_partial >= self.config.max_long_partial_prefills))
+                {
                     break;
                 }
-                if !self.kv.allocate_slots(id, &r.tokens, num_cached, num_new, &computed_blocks) {
+                if !self
+                    .kv
+                    .allocate_slots(id, &r.tokens, num_cached, num_new, &computed_blocks)
+                {
                     break;
                 }
                 self.waiting.pop_front();
-                let Some(r) = self.requests.get_mut(&id) else { continue };
+                let Some(r) = self.requests.get_mut(&id) else {
+                    continue;
+                };
                 if !r.admitted {
                     r.admitted = true;
                     r.num_cached_tokens = num_cached;
                 }
                 r.num_computed = num_cached;
                 self.running.push(id);
-                out.scheduled.push(ScheduledSeq { id, start: num_cached, num_new });
+                out.scheduled.push(ScheduledSeq {
+                    id,
+                    start: num_cached,
+                    num_new,
+                });
                 budget -= num_new;
                 if is_partial {
                     partial += 1;

@@ -7,7 +7,10 @@ fn sched(num_blocks: usize, budget: usize, policy: SchedulingPolicy) -> Schedule
     let mut c = SchedulerConfig::new(64);
     c.max_num_batched_tokens = budget;
     c.policy = policy;
-    Scheduler::new(c, KvCacheManager::new(num_blocks, 4, true, PrefixHashAlgo::Builtin))
+    Scheduler::new(
+        c,
+        KvCacheManager::new(num_blocks, 4, true, PrefixHashAlgo::Builtin),
+    )
 }
 
 /// Runs a step and pretends the model produced token 7 for every ready request.
@@ -25,16 +28,58 @@ fn budget_chunks_prompts_and_running_requests_go_first() {
     s.add(1, (0..25).collect(), 0, false);
     s.add(2, (100..103).collect(), 0, false);
     let o = step(&mut s);
-    assert_eq!(o.scheduled, vec![ScheduledSeq { id: 1, start: 0, num_new: 10 }]);
+    assert_eq!(
+        o.scheduled,
+        vec![ScheduledSeq {
+            id: 1,
+            start: 0,
+            num_new: 10
+        }]
+    );
     // Request 2 waits: request 1 is a partial prefill and only one is allowed at a time...
     let o = step(&mut s);
-    assert_eq!(o.scheduled[0], ScheduledSeq { id: 1, start: 10, num_new: 10 });
+    assert_eq!(
+        o.scheduled[0],
+        ScheduledSeq {
+            id: 1,
+            start: 10,
+            num_new: 10
+        }
+    );
     // ...until request 1's last chunk leaves room for request 2's whole prompt.
     let o = step(&mut s);
-    assert_eq!(o.scheduled, vec![ScheduledSeq { id: 1, start: 20, num_new: 5 }, ScheduledSeq { id: 2, start: 0, num_new: 3 }]);
+    assert_eq!(
+        o.scheduled,
+        vec![
+            ScheduledSeq {
+                id: 1,
+                start: 20,
+                num_new: 5
+            },
+            ScheduledSeq {
+                id: 2,
+                start: 0,
+                num_new: 3
+            }
+        ]
+    );
     // Both decode one token per step now.
     let o = step(&mut s);
-    assert_eq!(o.scheduled, vec![ScheduledSeq { id: 1, start: 25, num_new: 1 }, ScheduledSeq { id: 2, start: 3, num_new: 1 }]);
+    assert_eq!(
+        o.scheduled,
+        vec![
+            ScheduledSeq {
+                id: 1,
+                start: 25,
+                num_new: 1
+            },
+            ScheduledSeq {
+                id: 2,
+                start: 3,
+                num_new: 1
+            }
+        ]
+    );
 }
 
 #[test]
@@ -63,7 +108,14 @@ fn preemption_frees_the_newest_and_recomputes_it_later() {
     // prefix cache, so only its generated token is recomputed.
     s.remove(1);
     let o = step(&mut s);
-    assert_eq!(o.scheduled, vec![ScheduledSeq { id: 2, start: 4, num_new: 1 }]);
+    assert_eq!(
+        o.scheduled,
+        vec![ScheduledSeq {
+            id: 2,
+            start: 4,
+            num_new: 1
+        }]
+    );
     s.remove(2);
     assert_eq!(s.kv().num_free_blocks(), 3);
 }
@@ -73,5 +125,8 @@ fn chunked_prefill_off_needs_the_whole_prompt_in_budget() {
     let mut c = SchedulerConfig::new(16);
     c.max_num_batched_tokens = 8;
     c.enable_chunked_prefill = false;
-    assert!(c.validate().is_err(), "a budget below max_model_len must be refused without chunking");
+    assert!(
+        c.validate().is_err(),
+        "a budget below max_model_len must be refused without chunking"
+    );
 }

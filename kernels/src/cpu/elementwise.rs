@@ -1,6 +1,6 @@
 //! Row-wise operations of a decoder layer: RMSNorm, rotary embeddings, SwiGLU, residual adds.
 
-use rayon::prelude::*;
+use super::pool::pool;
 
 /// Rows shorter than this are processed on the calling thread: spawning costs more.
 const PAR_MIN_ROWS: usize = 8;
@@ -18,11 +18,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
             *o = w * (v * inv);
         }
     };
-    if x.len() / d.max(1) >= PAR_MIN_ROWS {
-        x.par_chunks(d).zip(out.par_chunks_mut(d)).for_each(norm_row);
-    } else {
-        x.chunks(d).zip(out.chunks_mut(d)).for_each(norm_row);
-    }
+    rowwise(x, d, out, d, &norm_row);
 }
 
 /// In-place RMSNorm (Qwen3's per-head q/k norm).
@@ -42,12 +38,22 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
 ///
 /// `x` is `tokens × n_heads × head_dim`; `cos`/`sin` are tables of `head_dim/2` values per
 /// position, so scaled variants (linear, llama3, yarn, …) are decided by whoever fills them.
-pub fn rope_neox_inplace(x: &mut [f32], n_heads: usize, head_dim: usize, positions: &[usize], cos: &[f32], sin: &[f32]) {
+pub fn rope_neox_inplace(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    positions: &[usize],
+    cos: &[f32],
+    sin: &[f32],
+) {
     let half = head_dim / 2;
     let row = n_heads * head_dim;
     for (t, xt) in x.chunks_mut(row).enumerate() {
         let p = positions[t];
-        let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
+        let (c, s) = (
+            &cos[p * half..(p + 1) * half],
+            &sin[p * half..(p + 1) * half],
+        );
         for head in xt.chunks_mut(head_dim) {
             let (x1, x2) = head.split_at_mut(half);
             for i in 0..half {
@@ -68,12 +74,45 @@ pub fn silu_mul(gate_up: &[f32], d: usize, out: &mut [f32]) {
             *o = g / (1.0 + (-g).exp()) * u;
         }
     };
-    if out.len() / d.max(1) >= PAR_MIN_ROWS {
-        gate_up.par_chunks(2 * d).zip(out.par_chunks_mut(d)).for_each(act);
-    } else {
-        gate_up.chunks(2 * d).zip(out.chunks_mut(d)).for_each(act);
-    }
+    rowwise(gate_up, 2 * d, out, d, &act);
 }
+
+/// A row operation: (input row, output row).
+type RowFn<'a> = dyn Fn((&[f32], &mut [f32])) + Sync + 'a;
+
+/// Applies `f` to each (input row, output row) pair, spread over the pool when there are
+/// enough rows to pay for it. Rows are independent, so the split never changes a result.
+fn rowwise(
+    x: &[f32],
+    in_len: usize,
+    out: &mut [f32],
+    out_len: usize,
+    f: &RowFn<'_>,
+) {
+    if in_len == 0 || out_len == 0 {
+        return;
+    }
+    let rows = (x.len() / in_len).min(out.len() / out_len);
+    if rows < PAR_MIN_ROWS {
+        x.chunks(in_len).zip(out.chunks_mut(out_len)).for_each(f);
+        return;
+    }
+    let out_ptr = RowsPtr(out.as_mut_ptr());
+    pool().for_ranges(rows, 1, &|r| {
+        let base = out_ptr;
+        for i in r {
+            // SAFETY: each share owns output rows of its own range; `out` outlives the job.
+            let o = unsafe { std::slice::from_raw_parts_mut(base.0.add(i * out_len), out_len) };
+            f((&x[i * in_len..(i + 1) * in_len], o));
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct RowsPtr(*mut f32);
+// SAFETY: see `rowwise`.
+unsafe impl Send for RowsPtr {}
+unsafe impl Sync for RowsPtr {}
 
 /// `acc += x`, element-wise.
 pub fn add_assign(acc: &mut [f32], x: &[f32]) {

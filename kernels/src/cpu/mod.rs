@@ -1,14 +1,24 @@
-//! The CPU backend: f32 activations, weights in f32/f16/bf16, multi-threaded with rayon.
+//! The CPU backend: f32 activations, weights in their stored formats (GGUF blocks, half,
+//! float) decoded in L1 as they are used, one persistent worker pool, and kernels for each
+//! instruction set picked at run time ([`isa`]).
 //!
 //! Every function here works on plain slices in row-major order, so the engine can drive it
-//! without a tensor type, and a later CUDA backend can mirror the same operations.
+//! without a tensor type.
 
 mod attention;
+mod dot;
 mod elementwise;
+pub mod isa;
 mod matmul;
+pub mod pool;
+pub mod quant;
 mod simd;
+mod weights;
 
 pub use attention::{paged_attention, write_kv, AttentionSeq, PagedKvLayout};
 pub use elementwise::{add_assign, rms_norm, rms_norm_inplace, rope_neox_inplace, silu_mul};
-pub use matmul::{matmul, ShapeError, WeightDtype, WeightMatrix, WeightStorage};
+pub use isa::Isa;
+pub use matmul::{matmul, matmul_with};
+pub use quant::BlockFormat;
 pub use simd::dot;
+pub use weights::{RowPart, ShapeError, SharedBytes, WeightDtype, WeightMatrix};

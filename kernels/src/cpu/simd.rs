@@ -56,9 +56,21 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     // Four accumulators hide the FMA latency (4 cycles, 2 per cycle on Zen 3).
     while i + 32 <= n {
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 16)), _mm256_loadu_ps(pb.add(i + 16)), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 24)), _mm256_loadu_ps(pb.add(i + 24)), acc3);
+        acc1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+            acc1,
+        );
+        acc2 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 16)),
+            _mm256_loadu_ps(pb.add(i + 16)),
+            acc2,
+        );
+        acc3 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 24)),
+            _mm256_loadu_ps(pb.add(i + 24)),
+            acc3,
+        );
         i += 32;
     }
     while i + 8 <= n {
@@ -79,93 +91,6 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-/// `sum(a[i] * b[i])` with `b` in f16, converted on the fly (F16C), so a matrix-vector
-/// product reads half the bytes of f32 weights.
-#[inline]
-pub fn dot_f16(a: &[f32], b: &[half::f16]) -> f32 {
-    let n = a.len().min(b.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2_fma() && is_x86_feature_detected!("f16c") {
-            // SAFETY: AVX2, FMA and F16C are present; both slices hold at least n elements.
-            return unsafe { dot_f16_avx2(&a[..n], &b[..n]) };
-        }
-    }
-    a[..n].iter().zip(&b[..n]).map(|(x, y)| x * y.to_f32()).sum()
-}
-
-/// `sum(a[i] * b[i])` with `b` in bf16 (a bf16 is the top half of an f32: shift and go).
-#[inline]
-pub fn dot_bf16(a: &[f32], b: &[half::bf16]) -> f32 {
-    let n = a.len().min(b.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2_fma() {
-            // SAFETY: AVX2 and FMA are present; both slices hold at least n elements.
-            return unsafe { dot_bf16_avx2(&a[..n], &b[..n]) };
-        }
-    }
-    a[..n].iter().zip(&b[..n]).map(|(x, y)| x * y.to_f32()).sum()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16_avx2(a: &[f32], b: &[half::f16]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr() as *const u16);
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut i = 0;
-    while i + 16 <= n {
-        let b0 = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i) as *const __m128i));
-        let b1 = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i + 8) as *const __m128i));
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), b0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), b1, acc1);
-        i += 16;
-    }
-    let mut sum = hsum256(_mm256_add_ps(acc0, acc1));
-    while i < n {
-        sum += *pa.add(i) * b[i].to_f32();
-        i += 1;
-    }
-    sum
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_bf16_avx2(a: &[f32], b: &[half::bf16]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr() as *const u16);
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut i = 0;
-    while i + 16 <= n {
-        let w0 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(pb.add(i) as *const __m128i)), 16);
-        let w1 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(pb.add(i + 8) as *const __m128i)), 16);
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_castsi256_ps(w0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_castsi256_ps(w1), acc1);
-        i += 16;
-    }
-    let mut sum = hsum256(_mm256_add_ps(acc0, acc1));
-    while i < n {
-        sum += *pa.add(i) * b[i].to_f32();
-        i += 1;
-    }
-    sum
-}
-
 /// `y[i] += a * x[i]`.
 #[inline]
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
@@ -179,22 +104,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn half_dots_match_f32_dot() {
-        for n in [0usize, 5, 16, 33, 600] {
-            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.25).collect();
-            let b: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
-            let want = dot(&a, &b);
-            let bh: Vec<half::f16> = b.iter().map(|v| half::f16::from_f32(*v)).collect();
-            let bb: Vec<half::bf16> = b.iter().map(|v| half::bf16::from_f32(*v)).collect();
-            assert!((dot_f16(&a, &bh) - want).abs() < 1e-3, "n={n}");
-            assert!((dot_bf16(&a, &bb) - want).abs() < 1e-3, "n={n}");
-        }
-    }
-
-    #[test]
     fn dot_matches_f64_sum() {
         for n in [0usize, 1, 7, 8, 31, 32, 33, 100, 577] {
-            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.25).collect();
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.25)
+                .collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
             assert!((dot(&a, &b) as f64 - exact).abs() < 1e-4, "n={n}");

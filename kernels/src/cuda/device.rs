@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{result, CudaContext, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{
+    result, CudaContext, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits,
+};
 
 use super::error::CudaError;
 use super::nvrtc::Arch;
@@ -62,14 +64,26 @@ impl GpuDevice {
         // SAFETY: called before any buffer exists, and the backend never uses a second stream.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
-        let blas = CudaBlas::new(stream.clone()).map_err(CudaError::cublas("creating the cuBLAS handle"))?;
-        let (major, minor) = ctx.compute_capability().map_err(CudaError::driver("reading the compute capability"))?;
-        let arch = Arch { major: major as u32, minor: minor as u32 };
+        let blas = CudaBlas::new(stream.clone())
+            .map_err(CudaError::cublas("creating the cuBLAS handle"))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(CudaError::driver("reading the compute capability"))?;
+        let arch = Arch {
+            major: major as u32,
+            minor: minor as u32,
+        };
         let kernels = Kernels::load(&ctx, arch, kernel_cache)?;
-        let name = ctx.name().map_err(CudaError::driver("reading the device name"))?;
-        let (free_bytes, total_bytes) = ctx.mem_get_info().map_err(CudaError::driver("reading memory info"))?;
+        let name = ctx
+            .name()
+            .map_err(CudaError::driver("reading the device name"))?;
+        let (free_bytes, total_bytes) = ctx
+            .mem_get_info()
+            .map_err(CudaError::driver("reading memory info"))?;
         let sm_count = ctx
-            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
             .map_err(CudaError::driver("reading the SM count"))?;
         let info = GpuInfo {
             ordinal,
@@ -82,52 +96,85 @@ impl GpuDevice {
             kernels_from_cache: kernels.from_cache,
             kernel_warnings: kernels.warnings.clone(),
         };
-        Ok(GpuDevice { ctx, stream, blas, kernels, info })
+        Ok(GpuDevice {
+            ctx,
+            stream,
+            blas,
+            kernels,
+            info,
+        })
     }
 
     /// (free, total) device memory in bytes, now.
     pub fn mem_info(&self) -> Result<(usize, usize), CudaError> {
-        self.ctx.mem_get_info().map_err(CudaError::driver("reading memory info"))
+        self.ctx
+            .mem_get_info()
+            .map_err(CudaError::driver("reading memory info"))
     }
 
-    pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>, CudaError> {
-        self.stream.alloc_zeros(len.max(1)).map_err(CudaError::driver("allocating device memory"))
+    pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        len: usize,
+    ) -> Result<CudaSlice<T>, CudaError> {
+        self.stream
+            .alloc_zeros(len.max(1))
+            .map_err(CudaError::driver("allocating device memory"))
     }
 
     pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>, CudaError> {
         if data.is_empty() {
             // SAFETY: one uninitialised element that nothing reads; keeps pointers non-null.
-            return unsafe { self.stream.alloc(1) }.map_err(CudaError::driver("allocating device memory"));
+            return unsafe { self.stream.alloc(1) }
+                .map_err(CudaError::driver("allocating device memory"));
         }
-        self.stream.clone_htod(data).map_err(CudaError::driver("copying to the device"))
+        self.stream
+            .clone_htod(data)
+            .map_err(CudaError::driver("copying to the device"))
     }
 
     /// Copies `data` into the start of an existing buffer (which must be at least as long).
-    pub fn upload_into<T: DeviceRepr>(&self, data: &[T], dst: &mut CudaSlice<T>) -> Result<(), CudaError> {
+    pub fn upload_into<T: DeviceRepr>(
+        &self,
+        data: &[T],
+        dst: &mut CudaSlice<T>,
+    ) -> Result<(), CudaError> {
         if data.is_empty() {
             return Ok(());
         }
         if data.len() > dst.len() {
-            return Err(CudaError::Invalid { what: "upload", detail: format!("{} elements into a buffer of {}", data.len(), dst.len()) });
+            return Err(CudaError::Invalid {
+                what: "upload",
+                detail: format!("{} elements into a buffer of {}", data.len(), dst.len()),
+            });
         }
         let mut view = dst.slice_mut(..data.len());
-        self.stream.memcpy_htod(data, &mut view).map_err(CudaError::driver("copying to the device"))
+        self.stream
+            .memcpy_htod(data, &mut view)
+            .map_err(CudaError::driver("copying to the device"))
     }
 
-    pub fn download<T: DeviceRepr + Default + Clone>(&self, src: &CudaSlice<T>, len: usize) -> Result<Vec<T>, CudaError> {
+    pub fn download<T: DeviceRepr + Default + Clone>(
+        &self,
+        src: &CudaSlice<T>,
+        len: usize,
+    ) -> Result<Vec<T>, CudaError> {
         let mut out = vec![T::default(); len];
         if len == 0 {
             return Ok(out);
         }
         let view = src.slice(..len);
-        self.stream.memcpy_dtoh(&view, &mut out).map_err(CudaError::driver("copying to the host"))?;
+        self.stream
+            .memcpy_dtoh(&view, &mut out)
+            .map_err(CudaError::driver("copying to the host"))?;
         // The copy is queued on the stream; the host buffer is only valid once it ran.
         self.synchronize()?;
         Ok(out)
     }
 
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.stream.synchronize().map_err(CudaError::driver("synchronizing the stream"))
+        self.stream
+            .synchronize()
+            .map_err(CudaError::driver("synchronizing the stream"))
     }
 
     /// The raw device address of a buffer, for kernel arguments. Safe to take because event

@@ -13,25 +13,45 @@ pub enum CudaError {
     #[error("libnvrtc could not be loaded (install the `nvidia-cuda-nvrtc` wheel or a CUDA toolkit and put its lib/ on LD_LIBRARY_PATH)")]
     NoNvrtc,
     #[error("CUDA driver call failed during {during}: {source}")]
-    Driver { during: &'static str, source: cudarc::driver::DriverError },
+    Driver {
+        during: &'static str,
+        source: cudarc::driver::DriverError,
+    },
     #[error("cuBLAS call failed during {during}: {source}")]
-    Cublas { during: &'static str, source: cudarc::cublas::result::CublasError },
+    Cublas {
+        during: &'static str,
+        source: cudarc::cublas::result::CublasError,
+    },
     #[error("NVRTC failed on {kernel} for {arch}: {log}")]
-    Nvrtc { kernel: &'static str, arch: String, log: String },
+    Nvrtc {
+        kernel: &'static str,
+        arch: String,
+        log: String,
+    },
     #[error("kernel {kernel} has no function `{function}`")]
-    MissingFunction { kernel: &'static str, function: String },
+    MissingFunction {
+        kernel: &'static str,
+        function: String,
+    },
     #[error("kernel cache {path}: {source}")]
-    Cache { path: PathBuf, source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what}: {detail}")]
     Invalid { what: &'static str, detail: String },
 }
 
 impl CudaError {
-    pub(crate) fn driver(during: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError {
+    pub(crate) fn driver(
+        during: &'static str,
+    ) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError {
         move |source| CudaError::Driver { during, source }
     }
 
-    pub(crate) fn cublas(during: &'static str) -> impl FnOnce(cudarc::cublas::result::CublasError) -> CudaError {
+    pub(crate) fn cublas(
+        during: &'static str,
+    ) -> impl FnOnce(cudarc::cublas::result::CublasError) -> CudaError {
         move |source| CudaError::Cublas { during, source }
     }
 }

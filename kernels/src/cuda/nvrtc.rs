@@ -53,14 +53,21 @@ pub fn nvrtc_version() -> Result<(i32, i32), CudaError> {
     let (mut major, mut minor) = (0, 0);
     // SAFETY: two valid out-pointers.
     let rc = unsafe { sys::nvrtcVersion(&mut major, &mut minor) };
-    rc.result().map_err(|e| CudaError::Nvrtc { kernel: "-", arch: "-".into(), log: format!("nvrtcVersion: {e:?}") })?;
+    rc.result().map_err(|e| CudaError::Nvrtc {
+        kernel: "-",
+        arch: "-".into(),
+        log: format!("nvrtcVersion: {e:?}"),
+    })?;
     Ok((major, minor))
 }
 
 /// The options every module is compiled with. No fast math: the kernels are checked against
 /// PyTorch's float32 results, and the exp/rsqrt intrinsics used are chosen per call site.
 pub(crate) fn options(arch: Arch) -> Vec<String> {
-    vec![format!("--gpu-architecture={}", arch.sm()), "--std=c++17".into()]
+    vec![
+        format!("--gpu-architecture={}", arch.sm()),
+        "--std=c++17".into(),
+    ]
 }
 
 /// Compiles `module` for `arch`. Fails with the log on a compile error; on success returns the
@@ -69,10 +76,17 @@ pub fn compile(module: KernelModule, arch: Arch) -> Result<Compiled, CudaError> 
     if !nvrtc_available() {
         return Err(CudaError::NoNvrtc);
     }
-    let err = |log: String| CudaError::Nvrtc { kernel: module.name(), arch: arch.sm(), log };
-    let src = CString::new(module.source()).map_err(|_| err("source contains a NUL byte".into()))?;
-    let name = CString::new(module.file_name()).map_err(|_| err("file name contains a NUL byte".into()))?;
-    let prog = result::create_program(&src, Some(&name)).map_err(|e| err(format!("nvrtcCreateProgram: {e:?}")))?;
+    let err = |log: String| CudaError::Nvrtc {
+        kernel: module.name(),
+        arch: arch.sm(),
+        log,
+    };
+    let src =
+        CString::new(module.source()).map_err(|_| err("source contains a NUL byte".into()))?;
+    let name = CString::new(module.file_name())
+        .map_err(|_| err("file name contains a NUL byte".into()))?;
+    let prog = result::create_program(&src, Some(&name))
+        .map_err(|e| err(format!("nvrtcCreateProgram: {e:?}")))?;
     let opts = options(arch);
     // SAFETY: `prog` is a live program until destroyed below; the buffers are sized by NVRTC.
     let outcome = unsafe {
@@ -97,13 +111,19 @@ unsafe fn program_log(prog: sys::nvrtcProgram) -> Result<String, String> {
         return Ok(String::new());
     }
     let log = CStr::from_ptr(raw.as_ptr()).to_string_lossy();
-    Ok(log.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string())
+    Ok(log
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string())
 }
 
 unsafe fn cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, String> {
     let mut size = 0usize;
-    sys::nvrtcGetCUBINSize(prog, &mut size).result().map_err(|e| format!("nvrtcGetCUBINSize: {e:?}"))?;
+    sys::nvrtcGetCUBINSize(prog, &mut size)
+        .result()
+        .map_err(|e| format!("nvrtcGetCUBINSize: {e:?}"))?;
     let mut buf = vec![0u8; size];
-    sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut c_char).result().map_err(|e| format!("nvrtcGetCUBIN: {e:?}"))?;
+    sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut c_char)
+        .result()
+        .map_err(|e| format!("nvrtcGetCUBIN: {e:?}"))?;
     Ok(buf)
 }

@@ -65,7 +65,11 @@ pub struct AttentionBatch {
 }
 
 fn grid(x: usize, y: usize, z: usize, threads: u32) -> LaunchConfig {
-    LaunchConfig { grid_dim: (x as u32, y as u32, z as u32), block_dim: (threads, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (x as u32, y as u32, z as u32),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// Threads for a row-wise kernel over `cols` elements: a multiple of 32, at most 1024.
@@ -74,7 +78,10 @@ fn row_threads(cols: usize) -> u32 {
 }
 
 fn int(v: usize, what: &'static str) -> Result<i32, CudaError> {
-    i32::try_from(v).map_err(|_| CudaError::Invalid { what, detail: format!("{v} does not fit a 32-bit int") })
+    i32::try_from(v).map_err(|_| CudaError::Invalid {
+        what,
+        detail: format!("{v} does not fit a 32-bit int"),
+    })
 }
 
 macro_rules! launch {
@@ -93,9 +100,17 @@ impl GpuDevice {
         if g.m == 0 {
             return Ok(());
         }
-        let (m, n, k) = (int(g.m, "gemm m")?, int(g.n, "gemm n")?, int(g.k, "gemm k")?);
+        let (m, n, k) = (
+            int(g.m, "gemm m")?,
+            int(g.n, "gemm n")?,
+            int(g.k, "gemm k")?,
+        );
         let (alpha, beta) = (1.0f32, 0.0f32);
-        let c_type = if g.f32_out { cudaDataType::CUDA_R_32F } else { cudaDataType::CUDA_R_16BF };
+        let c_type = if g.f32_out {
+            cudaDataType::CUDA_R_32F
+        } else {
+            cudaDataType::CUDA_R_16BF
+        };
         // Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ with w read transposed: no copies.
         // SAFETY: the caller's buffers hold m×k, n×k and m×n elements of the stated types.
         unsafe {
@@ -125,49 +140,176 @@ impl GpuDevice {
     }
 
     /// out\[t\] (f32) = table\[ids\[t\]\]; ids must be < vocab (validated by the caller).
-    pub fn embedding(&self, table: u64, f32_table: bool, ids: u64, out: u64, tokens: usize, hidden: usize) -> Result<(), CudaError> {
+    pub fn embedding(
+        &self,
+        table: u64,
+        f32_table: bool,
+        ids: u64,
+        out: u64,
+        tokens: usize,
+        hidden: usize,
+    ) -> Result<(), CudaError> {
         let h = int(hidden, "hidden")?;
-        let name = if f32_table { "embedding_f32" } else { "embedding_bf16" };
-        launch!(self, name, grid(tokens, 1, 1, row_threads(hidden).min(256)), &table, &ids, &out, &h)
+        let name = if f32_table {
+            "embedding_f32"
+        } else {
+            "embedding_bf16"
+        };
+        launch!(
+            self,
+            name,
+            grid(tokens, 1, 1, row_threads(hidden).min(256)),
+            &table,
+            &ids,
+            &out,
+            &h
+        )
     }
 
     /// residual += delta (if any); out = rms_norm(residual) · weight.
     #[allow(clippy::too_many_arguments)]
-    pub fn add_rms_norm(&self, delta: Option<u64>, residual: u64, weight: u64, out: u64, rows: usize, hidden: usize, eps: f32) -> Result<(), CudaError> {
+    pub fn add_rms_norm(
+        &self,
+        delta: Option<u64>,
+        residual: u64,
+        weight: u64,
+        out: u64,
+        rows: usize,
+        hidden: usize,
+        eps: f32,
+    ) -> Result<(), CudaError> {
         let h = int(hidden, "hidden")?;
         let d = delta.unwrap_or(0);
-        launch!(self, "add_rms_norm_bf16", grid(rows, 1, 1, row_threads(hidden)), &d, &residual, &weight, &out, &h, &eps)
+        launch!(
+            self,
+            "add_rms_norm_bf16",
+            grid(rows, 1, 1, row_threads(hidden)),
+            &d,
+            &residual,
+            &weight,
+            &out,
+            &h,
+            &eps
+        )
     }
 
     /// out\[i\] = rms_norm(x\[rows\[i\]\]) · weight, for `n` picked rows.
     #[allow(clippy::too_many_arguments)]
-    pub fn gather_rms_norm(&self, x: u64, weight: u64, out: u64, rows: u64, n: usize, hidden: usize, eps: f32) -> Result<(), CudaError> {
+    pub fn gather_rms_norm(
+        &self,
+        x: u64,
+        weight: u64,
+        out: u64,
+        rows: u64,
+        n: usize,
+        hidden: usize,
+        eps: f32,
+    ) -> Result<(), CudaError> {
         let h = int(hidden, "hidden")?;
-        launch!(self, "gather_rms_norm_bf16", grid(n, 1, 1, row_threads(hidden)), &x, &weight, &out, &rows, &h, &eps)
+        launch!(
+            self,
+            "gather_rms_norm_bf16",
+            grid(n, 1, 1, row_threads(hidden)),
+            &x,
+            &weight,
+            &out,
+            &rows,
+            &h,
+            &eps
+        )
     }
 
     /// Per-head RMSNorm in place over heads [head0, head0 + heads) of each row.
     #[allow(clippy::too_many_arguments)]
-    pub fn head_rms_norm(&self, x: u64, weight: u64, tokens: usize, stride: usize, head0: usize, heads: usize, head_dim: usize, eps: f32) -> Result<(), CudaError> {
-        let (s, h0, hd) = (int(stride, "stride")?, int(head0, "head")?, int(head_dim, "head_dim")?);
-        launch!(self, "head_rms_norm_bf16", grid(tokens, heads, 1, 32), &x, &weight, &s, &h0, &hd, &eps)
+    pub fn head_rms_norm(
+        &self,
+        x: u64,
+        weight: u64,
+        tokens: usize,
+        stride: usize,
+        head0: usize,
+        heads: usize,
+        head_dim: usize,
+        eps: f32,
+    ) -> Result<(), CudaError> {
+        let (s, h0, hd) = (
+            int(stride, "stride")?,
+            int(head0, "head")?,
+            int(head_dim, "head_dim")?,
+        );
+        launch!(
+            self,
+            "head_rms_norm_bf16",
+            grid(tokens, heads, 1, 32),
+            &x,
+            &weight,
+            &s,
+            &h0,
+            &hd,
+            &eps
+        )
     }
 
     pub fn add_bias(&self, x: u64, bias: u64, rows: usize, cols: usize) -> Result<(), CudaError> {
         let c = int(cols, "cols")?;
-        launch!(self, "add_bias_bf16", grid(rows, 1, 1, row_threads(cols)), &x, &bias, &c)
+        launch!(
+            self,
+            "add_bias_bf16",
+            grid(rows, 1, 1, row_threads(cols)),
+            &x,
+            &bias,
+            &c
+        )
     }
 
     /// Neox RoPE in place on the first `heads` heads of each row; cos/sin tables \[pos\]\[hd/2\].
     #[allow(clippy::too_many_arguments)]
-    pub fn rope(&self, qkv: u64, positions: u64, cos: u64, sin: u64, tokens: usize, stride: usize, heads: usize, head_dim: usize) -> Result<(), CudaError> {
-        let (s, h, hd) = (int(stride, "stride")?, int(heads, "heads")?, int(head_dim, "head_dim")?);
-        launch!(self, "rope_neox_bf16", grid(tokens, 1, 1, row_threads(heads * head_dim / 2)), &qkv, &positions, &cos, &sin, &s, &h, &hd)
+    pub fn rope(
+        &self,
+        qkv: u64,
+        positions: u64,
+        cos: u64,
+        sin: u64,
+        tokens: usize,
+        stride: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Result<(), CudaError> {
+        let (s, h, hd) = (
+            int(stride, "stride")?,
+            int(heads, "heads")?,
+            int(head_dim, "head_dim")?,
+        );
+        launch!(
+            self,
+            "rope_neox_bf16",
+            grid(tokens, 1, 1, row_threads(heads * head_dim / 2)),
+            &qkv,
+            &positions,
+            &cos,
+            &sin,
+            &s,
+            &h,
+            &hd
+        )
     }
 
-    pub fn silu_mul(&self, gate_up: u64, out: u64, tokens: usize, inter: usize) -> Result<(), CudaError> {
+    pub fn silu_mul(
+        &self,
+        gate_up: u64,
+        out: u64,
+        tokens: usize,
+        inter: usize,
+    ) -> Result<(), CudaError> {
         let i = int(inter, "intermediate size")?;
-        launch!(self, "silu_mul_bf16", grid(tokens, 1, 1, row_threads(inter)), &gate_up, &out, &i)
+        launch!(
+            self,
+            "silu_mul_bf16",
+            grid(tokens, 1, 1, row_threads(inter)),
+            &gate_up,
+            &out,
+            &i
+        )
     }
 
     /// Writes K (at column k_off) and V (at v_off) of each qkv row into its cache slot.
@@ -186,41 +328,112 @@ impl GpuDevice {
         head_dim: usize,
         block_size: usize,
     ) -> Result<(), CudaError> {
-        let (s, ko, vo) = (int(stride, "stride")?, int(k_off, "k offset")?, int(v_off, "v offset")?);
-        let (nkv, hd, bs) = (int(kv_heads, "kv heads")?, int(head_dim, "head_dim")?, int(block_size, "block size")?);
+        let (s, ko, vo) = (
+            int(stride, "stride")?,
+            int(k_off, "k offset")?,
+            int(v_off, "v offset")?,
+        );
+        let (nkv, hd, bs) = (
+            int(kv_heads, "kv heads")?,
+            int(head_dim, "head_dim")?,
+            int(block_size, "block size")?,
+        );
         launch!(
             self,
             "reshape_and_cache_bf16",
             grid(tokens, 1, 1, row_threads(kv_heads * head_dim)),
-            &qkv, &k_cache, &v_cache, &slots, &s, &ko, &vo, &nkv, &hd, &bs
+            &qkv,
+            &k_cache,
+            &v_cache,
+            &slots,
+            &s,
+            &ko,
+            &vo,
+            &nkv,
+            &hd,
+            &bs
         )
     }
 
     /// Attention for decode rows (split-K) and prompt tiles of one layer.
-    pub fn attention(&self, a: &AttentionBatch, decode: Option<&DecodeWork>, prefill: Option<&PrefillWork>) -> Result<(), CudaError> {
+    pub fn attention(
+        &self,
+        a: &AttentionBatch,
+        decode: Option<&DecodeWork>,
+        prefill: Option<&PrefillWork>,
+    ) -> Result<(), CudaError> {
         let (decode_fn, prefill_fn) = match a.head_dim {
             64 => ("paged_attention_decode_hd64", "prefill_attention_hd64"),
             128 => ("paged_attention_decode_hd128", "prefill_attention_hd128"),
             256 => ("paged_attention_decode_hd256", "prefill_attention_hd256"),
-            other => return Err(CudaError::Invalid { what: "head_dim", detail: format!("{other} (the CUDA kernels support 64, 128 and 256)") }),
+            other => {
+                return Err(CudaError::Invalid {
+                    what: "head_dim",
+                    detail: format!("{other} (the CUDA kernels support 64, 128 and 256)"),
+                })
+            }
         };
         if a.num_kv_heads == 0 || !a.num_heads.is_multiple_of(a.num_kv_heads) {
-            return Err(CudaError::Invalid { what: "heads", detail: format!("{} query heads over {} kv heads", a.num_heads, a.num_kv_heads) });
+            return Err(CudaError::Invalid {
+                what: "heads",
+                detail: format!(
+                    "{} query heads over {} kv heads",
+                    a.num_heads, a.num_kv_heads
+                ),
+            });
         }
-        let (stride, mb) = (int(a.stride, "stride")?, int(a.max_blocks, "blocks per sequence")?);
-        let (nh, nkv, bs) = (int(a.num_heads, "heads")?, int(a.num_kv_heads, "kv heads")?, int(a.block_size, "block size")?);
+        let (stride, mb) = (
+            int(a.stride, "stride")?,
+            int(a.max_blocks, "blocks per sequence")?,
+        );
+        let (nh, nkv, bs) = (
+            int(a.num_heads, "heads")?,
+            int(a.num_kv_heads, "kv heads")?,
+            int(a.block_size, "block size")?,
+        );
         if let Some(d) = decode.filter(|d| d.rows > 0) {
-            let (sk, ns) = (int(d.split_keys, "split size")?, int(d.num_splits, "splits")?);
+            let (sk, ns) = (
+                int(d.split_keys, "split size")?,
+                int(d.num_splits, "splits")?,
+            );
             launch!(
                 self,
                 decode_fn,
                 grid(d.rows, a.num_heads, d.num_splits, 128),
-                &a.q, &stride, &a.k_cache, &a.v_cache, &a.block_tables, &mb, &d.row_ids, &d.row_seq, &a.ctx_len,
-                &a.q_start, &a.q_len, &a.out, &d.tmp_acc, &d.tmp_ml, &nh, &nkv, &bs, &sk, &a.scale
+                &a.q,
+                &stride,
+                &a.k_cache,
+                &a.v_cache,
+                &a.block_tables,
+                &mb,
+                &d.row_ids,
+                &d.row_seq,
+                &a.ctx_len,
+                &a.q_start,
+                &a.q_len,
+                &a.out,
+                &d.tmp_acc,
+                &d.tmp_ml,
+                &nh,
+                &nkv,
+                &bs,
+                &sk,
+                &a.scale
             )?;
             if d.num_splits > 1 {
                 let hd = int(a.head_dim, "head_dim")?;
-                launch!(self, "paged_attention_reduce", grid(d.rows, a.num_heads, 1, 128), &d.tmp_acc, &d.tmp_ml, &d.row_ids, &a.out, &nh, &hd, &ns)?;
+                launch!(
+                    self,
+                    "paged_attention_reduce",
+                    grid(d.rows, a.num_heads, 1, 128),
+                    &d.tmp_acc,
+                    &d.tmp_ml,
+                    &d.row_ids,
+                    &a.out,
+                    &nh,
+                    &hd,
+                    &ns
+                )?;
             }
         }
         if let Some(p) = prefill.filter(|p| p.tiles > 0) {
@@ -228,8 +441,22 @@ impl GpuDevice {
                 self,
                 prefill_fn,
                 grid(p.tiles, a.num_heads, 1, 128),
-                &a.q, &stride, &a.k_cache, &a.v_cache, &a.block_tables, &mb, &p.tile_seq, &p.tile_q0, &a.ctx_len,
-                &a.q_start, &a.q_len, &a.out, &nh, &nkv, &bs, &a.scale
+                &a.q,
+                &stride,
+                &a.k_cache,
+                &a.v_cache,
+                &a.block_tables,
+                &mb,
+                &p.tile_seq,
+                &p.tile_q0,
+                &a.ctx_len,
+                &a.q_start,
+                &a.q_len,
+                &a.out,
+                &nh,
+                &nkv,
+                &bs,
+                &a.scale
             )?;
         }
         Ok(())
@@ -250,7 +477,19 @@ impl GpuDevice {
         frequency: u64,
     ) -> Result<(), CudaError> {
         let v = int(vocab, "vocab")?;
-        launch!(self, "apply_penalties", grid(rows, 1, 1, 256), &logits, &v, &hist_offsets, &hist_tokens, &hist_counts, &repetition, &presence, &frequency)
+        launch!(
+            self,
+            "apply_penalties",
+            grid(rows, 1, 1, 256),
+            &logits,
+            &v,
+            &hist_offsets,
+            &hist_tokens,
+            &hist_counts,
+            &repetition,
+            &presence,
+            &frequency
+        )
     }
 
     /// One draw per row (temperature 0: greedy) plus logprobs; see `sampling.cu`.
@@ -273,7 +512,18 @@ impl GpuDevice {
             self,
             "sample_rows",
             grid(rows, 1, 1, 1024),
-            &logits, &v, &temperature, &top_k, &top_p, &min_p, &uniform, &out_token, &out_logprob, &nt, &top_ids, &top_logprobs
+            &logits,
+            &v,
+            &temperature,
+            &top_k,
+            &top_p,
+            &min_p,
+            &uniform,
+            &out_token,
+            &out_logprob,
+            &nt,
+            &top_ids,
+            &top_logprobs
         )
     }
 }

@@ -78,14 +78,23 @@ impl KernelModule {
     /// The full source NVRTC compiles: the common header, then the file, with `#line` so that
     /// diagnostics name the right file and line.
     pub fn source(self) -> String {
-        format!("#line 1 \"common.cuh\"\n{COMMON}\n#line 1 \"{}\"\n{}", self.file_name(), self.body())
+        format!(
+            "#line 1 \"common.cuh\"\n{COMMON}\n#line 1 \"{}\"\n{}",
+            self.file_name(),
+            self.body()
+        )
     }
 
     /// The `extern "C"` functions the Rust side launches from this module.
     pub fn functions(self) -> &'static [&'static str] {
         match self {
             KernelModule::Embedding => &["embedding_bf16", "embedding_f32"],
-            KernelModule::Norm => &["add_rms_norm_bf16", "gather_rms_norm_bf16", "head_rms_norm_bf16", "add_bias_bf16"],
+            KernelModule::Norm => &[
+                "add_rms_norm_bf16",
+                "gather_rms_norm_bf16",
+                "head_rms_norm_bf16",
+                "add_bias_bf16",
+            ],
             KernelModule::Rope => &["rope_neox_bf16"],
             KernelModule::Activation => &["silu_mul_bf16"],
             KernelModule::KvCache => &["reshape_and_cache_bf16"],
@@ -116,12 +125,20 @@ pub struct Kernels {
 
 impl Kernels {
     /// Compiles (or reads from `cache_dir`) every module for `arch` and loads it into `ctx`.
-    pub fn load(ctx: &Arc<CudaContext>, arch: Arch, cache_dir: Option<&Path>) -> Result<Kernels, CudaError> {
+    pub fn load(
+        ctx: &Arc<CudaContext>,
+        arch: Arch,
+        cache_dir: Option<&Path>,
+    ) -> Result<Kernels, CudaError> {
         let mut functions = HashMap::new();
         let mut compile_ms = 0.0;
         let mut from_cache = 0;
         let mut warnings = Vec::new();
-        let nvrtc_version = if nvrtc::nvrtc_available() { Some(nvrtc::nvrtc_version()?) } else { None };
+        let nvrtc_version = if nvrtc::nvrtc_available() {
+            Some(nvrtc::nvrtc_version()?)
+        } else {
+            None
+        };
         for module in KernelModule::ALL {
             let cached = cache_dir.map(|d| cache_path(d, module, arch, nvrtc_version));
             let cubin = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
@@ -142,25 +159,45 @@ impl Kernels {
                     compiled.cubin
                 }
             };
-            let loaded = ctx.load_module(Ptx::from_binary(cubin)).map_err(CudaError::driver("loading a kernel module"))?;
+            let loaded = ctx
+                .load_module(Ptx::from_binary(cubin))
+                .map_err(CudaError::driver("loading a kernel module"))?;
             for &f in module.functions() {
                 let func = loaded
                     .load_function(f)
-                    .map_err(|_| CudaError::MissingFunction { kernel: module.name(), function: f.to_string() })?;
+                    .map_err(|_| CudaError::MissingFunction {
+                        kernel: module.name(),
+                        function: f.to_string(),
+                    })?;
                 functions.insert(f, func);
             }
         }
-        Ok(Kernels { functions, compile_ms, from_cache, warnings })
+        Ok(Kernels {
+            functions,
+            compile_ms,
+            from_cache,
+            warnings,
+        })
     }
 
     pub fn get(&self, name: &'static str) -> Result<&CudaFunction, CudaError> {
-        self.functions.get(name).ok_or_else(|| CudaError::MissingFunction { kernel: "-", function: name.to_string() })
+        self.functions
+            .get(name)
+            .ok_or_else(|| CudaError::MissingFunction {
+                kernel: "-",
+                function: name.to_string(),
+            })
     }
 }
 
 /// `<dir>/<module>-<sm>-<hash>.cubin`, the hash covering the source, the architecture, the
 /// compile options and the NVRTC version, so any change recompiles.
-fn cache_path(dir: &Path, module: KernelModule, arch: Arch, nvrtc_version: Option<(i32, i32)>) -> PathBuf {
+fn cache_path(
+    dir: &Path,
+    module: KernelModule,
+    arch: Arch,
+    nvrtc_version: Option<(i32, i32)>,
+) -> PathBuf {
     let mut h = Sha256::new();
     h.update(module.source().as_bytes());
     h.update(arch.sm().as_bytes());
@@ -173,7 +210,10 @@ fn cache_path(dir: &Path, module: KernelModule, arch: Arch, nvrtc_version: Optio
 
 /// Writes through a temporary file and a rename, so a concurrent reader never sees half a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CudaError> {
-    let io = |source| CudaError::Cache { path: path.to_path_buf(), source };
+    let io = |source| CudaError::Cache {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }

@@ -22,7 +22,10 @@ struct Workspace<'a> {
 }
 
 impl Workspace<'_> {
-    fn zeros<T: DeviceRepr + ValidAsZeroBits>(&mut self, len: usize) -> Result<CudaSlice<T>, CudaError> {
+    fn zeros<T: DeviceRepr + ValidAsZeroBits>(
+        &mut self,
+        len: usize,
+    ) -> Result<CudaSlice<T>, CudaError> {
         self.bytes += len.max(1) * std::mem::size_of::<T>();
         self.dev.alloc_zeros(len)
     }
@@ -55,7 +58,12 @@ struct BatchPlan {
 
 fn plan(seqs: &[SequenceInput<'_>], block_size: usize) -> BatchPlan {
     let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
-    let max_blocks = seqs.iter().map(|s| (s.start_pos + s.tokens.len()).div_ceil(block_size)).max().unwrap_or(1).max(1);
+    let max_blocks = seqs
+        .iter()
+        .map(|s| (s.start_pos + s.tokens.len()).div_ceil(block_size))
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let mut p = BatchPlan {
         ids: Vec::with_capacity(total),
         positions: Vec::with_capacity(total),
@@ -78,7 +86,8 @@ fn plan(seqs: &[SequenceInput<'_>], block_size: usize) -> BatchPlan {
         let n = s.tokens.len();
         let end = s.start_pos + n;
         let used = end.div_ceil(block_size);
-        p.block_tables[si * max_blocks..si * max_blocks + used].copy_from_slice(&s.block_table[..used]);
+        p.block_tables[si * max_blocks..si * max_blocks + used]
+            .copy_from_slice(&s.block_table[..used]);
         p.ctx_len.push(end as u32);
         p.q_start.push(row as u32);
         p.q_len.push(n as u32);
@@ -86,7 +95,9 @@ fn plan(seqs: &[SequenceInput<'_>], block_size: usize) -> BatchPlan {
             let pos = s.start_pos + i;
             p.ids.push(tok);
             p.positions.push(pos as u32);
-            p.slots.push((s.block_table[pos / block_size] as usize * block_size + pos % block_size) as i64);
+            p.slots.push(
+                (s.block_table[pos / block_size] as usize * block_size + pos % block_size) as i64,
+            );
         }
         if n == 1 {
             p.decode_rows.push(row as u32);
@@ -98,7 +109,11 @@ fn plan(seqs: &[SequenceInput<'_>], block_size: usize) -> BatchPlan {
                 p.tile_q0.push(q0 as u32);
             }
         }
-        let take = if s.all_logits { 0..n } else { n.saturating_sub(1)..n };
+        let take = if s.all_logits {
+            0..n
+        } else {
+            n.saturating_sub(1)..n
+        };
         p.ranges.push((p.picked.len(), take.len()));
         p.picked.extend(take.map(|r| (row + r) as u32));
         row += n;
@@ -118,7 +133,13 @@ fn decode_splits(rows: usize, heads: usize, max_ctx: usize, sms: usize) -> (usiz
 impl GpuModel {
     /// Runs the batch against `kv` (`num_blocks` blocks of `layout`); returns the logits and
     /// the bytes of workspace the call allocated.
-    pub fn forward_on(&self, seqs: &[SequenceInput<'_>], kv: &mut GpuKvCache, layout: PagedKvLayout, num_blocks: usize) -> Result<(Logits, usize), CudaError> {
+    pub fn forward_on(
+        &self,
+        seqs: &[SequenceInput<'_>],
+        kv: &mut GpuKvCache,
+        layout: PagedKvLayout,
+        num_blocks: usize,
+    ) -> Result<(Logits, usize), CudaError> {
         let c = &self.config;
         let dev = &self.dev;
         let (d, hd) = (c.hidden_size, c.head_dim);
@@ -129,12 +150,22 @@ impl GpuModel {
         let eps = c.rms_norm_eps as f32;
         let bs = layout.block_size;
         if kv.k.len() != self.layers.len() || num_blocks == 0 {
-            return Err(CudaError::Invalid { what: "KV cache", detail: "not allocated for this model".into() });
+            return Err(CudaError::Invalid {
+                what: "KV cache",
+                detail: "not allocated for this model".into(),
+            });
         }
         let p = plan(seqs, bs);
         let t = p.ids.len();
         if t == 0 {
-            return Ok((Logits { vocab_size: c.vocab_size, data: Vec::new(), ranges: p.ranges }, 0));
+            return Ok((
+                Logits {
+                    vocab_size: c.vocab_size,
+                    data: Vec::new(),
+                    ranges: p.ranges,
+                },
+                0,
+            ));
         }
 
         let mut ws = Workspace { dev, bytes: 0 };
@@ -151,7 +182,8 @@ impl GpuModel {
         let tile_q0 = ws.upload(&p.tile_q0)?;
         let picked = ws.upload(&p.picked)?;
 
-        let (splits, split_keys) = decode_splits(p.decode_rows.len(), nh, p.max_decode_ctx, dev.info.sm_count);
+        let (splits, split_keys) =
+            decode_splits(p.decode_rows.len(), nh, p.max_decode_ctx, dev.info.sm_count);
         let residual = ws.zeros::<f32>(t * d)?;
         let normed = ws.zeros::<u16>(t * d)?;
         let qkv = ws.zeros::<u16>(t * qkv_dim)?;
@@ -161,7 +193,10 @@ impl GpuModel {
         let act = ws.zeros::<u16>(t * inter)?;
         let (tmp_acc, tmp_ml) = if splits > 1 {
             let rows = p.decode_rows.len();
-            (ws.zeros::<f32>(rows * nh * splits * hd)?, ws.zeros::<f32>(rows * nh * splits * 2)?)
+            (
+                ws.zeros::<f32>(rows * nh * splits * hd)?,
+                ws.zeros::<f32>(rows * nh * splits * 2)?,
+            )
         } else {
             (ws.zeros::<f32>(1)?, ws.zeros::<f32>(1)?)
         };
@@ -170,8 +205,26 @@ impl GpuModel {
         let logits = ws.zeros::<f32>(r * c.vocab_size)?;
 
         let ptr = |b: &CudaSlice<u16>| dev.ptr(b);
-        let (res_p, normed_p, qkv_p, attn_p, proj_p, gu_p, act_p) = (dev.ptr(&residual), ptr(&normed), ptr(&qkv), ptr(&attn), ptr(&proj), ptr(&gate_up), ptr(&act));
-        let gemm = |x: u64, w: &CudaSlice<u16>, y: u64, n: usize, k: usize| dev.gemm(Gemm { x, w: dev.ptr(w), y, m: t, n, k, f32_out: false });
+        let (res_p, normed_p, qkv_p, attn_p, proj_p, gu_p, act_p) = (
+            dev.ptr(&residual),
+            ptr(&normed),
+            ptr(&qkv),
+            ptr(&attn),
+            ptr(&proj),
+            ptr(&gate_up),
+            ptr(&act),
+        );
+        let gemm = |x: u64, w: &CudaSlice<u16>, y: u64, n: usize, k: usize| {
+            dev.gemm(Gemm {
+                x,
+                w: dev.ptr(w),
+                y,
+                m: t,
+                n,
+                k,
+                f32_out: false,
+            })
+        };
 
         dev.embedding(dev.ptr(&self.embed), false, dev.ptr(&ids), res_p, t, d)?;
         let decode = DecodeWork {
@@ -183,11 +236,23 @@ impl GpuModel {
             tmp_acc: dev.ptr(&tmp_acc),
             tmp_ml: dev.ptr(&tmp_ml),
         };
-        let prefill = PrefillWork { tiles: p.tile_seq.len(), tile_seq: dev.ptr(&tile_seq), tile_q0: dev.ptr(&tile_q0) };
+        let prefill = PrefillWork {
+            tiles: p.tile_seq.len(),
+            tile_seq: dev.ptr(&tile_seq),
+            tile_q0: dev.ptr(&tile_q0),
+        };
         for (li, layer) in self.layers.iter().enumerate() {
             // The previous layer's MLP output joins the residual stream inside the norm.
             let delta = (li > 0).then_some(proj_p);
-            dev.add_rms_norm(delta, res_p, dev.ptr(&layer.input_norm), normed_p, t, d, eps)?;
+            dev.add_rms_norm(
+                delta,
+                res_p,
+                dev.ptr(&layer.input_norm),
+                normed_p,
+                t,
+                d,
+                eps,
+            )?;
             gemm(normed_p, &layer.qkv, qkv_p, qkv_dim, d)?;
             if let Some(b) = &layer.qkv_bias {
                 dev.add_bias(qkv_p, dev.ptr(b), t, qkv_dim)?;
@@ -196,9 +261,30 @@ impl GpuModel {
                 dev.head_rms_norm(qkv_p, dev.ptr(qn), t, qkv_dim, 0, nh, hd, eps)?;
                 dev.head_rms_norm(qkv_p, dev.ptr(kn), t, qkv_dim, nh, nkv, hd, eps)?;
             }
-            dev.rope(qkv_p, dev.ptr(&positions), dev.ptr(&self.cos), dev.ptr(&self.sin), t, qkv_dim, nh + nkv, hd)?;
+            dev.rope(
+                qkv_p,
+                dev.ptr(&positions),
+                dev.ptr(&self.cos),
+                dev.ptr(&self.sin),
+                t,
+                qkv_dim,
+                nh + nkv,
+                hd,
+            )?;
             let (k_p, v_p) = (dev.ptr(&kv.k[li]), dev.ptr(&kv.v[li]));
-            dev.reshape_and_cache(qkv_p, k_p, v_p, dev.ptr(&slots), t, qkv_dim, q_dim, q_dim + kv_dim, nkv, hd, bs)?;
+            dev.reshape_and_cache(
+                qkv_p,
+                k_p,
+                v_p,
+                dev.ptr(&slots),
+                t,
+                qkv_dim,
+                q_dim,
+                q_dim + kv_dim,
+                nkv,
+                hd,
+                bs,
+            )?;
             let batch = AttentionBatch {
                 q: qkv_p,
                 stride: qkv_dim,
@@ -218,19 +304,58 @@ impl GpuModel {
             };
             dev.attention(&batch, Some(&decode), Some(&prefill))?;
             gemm(attn_p, &layer.o_proj, proj_p, d, q_dim)?;
-            dev.add_rms_norm(Some(proj_p), res_p, dev.ptr(&layer.post_norm), normed_p, t, d, eps)?;
+            dev.add_rms_norm(
+                Some(proj_p),
+                res_p,
+                dev.ptr(&layer.post_norm),
+                normed_p,
+                t,
+                d,
+                eps,
+            )?;
             gemm(normed_p, &layer.gate_up, gu_p, 2 * inter, d)?;
             dev.silu_mul(gu_p, act_p, t, inter)?;
             gemm(act_p, &layer.down, proj_p, d, inter)?;
         }
         // Last residual add (the norm output of all rows is scratch), then the final norm of
         // only the rows whose logits were asked for, and the lm_head over those rows.
-        dev.add_rms_norm(Some(proj_p), res_p, dev.ptr(&self.final_norm), normed_p, t, d, eps)?;
-        dev.gather_rms_norm(res_p, dev.ptr(&self.final_norm), ptr(&picked_normed), dev.ptr(&picked), r, d, eps)?;
+        dev.add_rms_norm(
+            Some(proj_p),
+            res_p,
+            dev.ptr(&self.final_norm),
+            normed_p,
+            t,
+            d,
+            eps,
+        )?;
+        dev.gather_rms_norm(
+            res_p,
+            dev.ptr(&self.final_norm),
+            ptr(&picked_normed),
+            dev.ptr(&picked),
+            r,
+            d,
+            eps,
+        )?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        dev.gemm(Gemm { x: ptr(&picked_normed), w: dev.ptr(head), y: dev.ptr(&logits), m: r, n: c.vocab_size, k: d, f32_out: true })?;
+        dev.gemm(Gemm {
+            x: ptr(&picked_normed),
+            w: dev.ptr(head),
+            y: dev.ptr(&logits),
+            m: r,
+            n: c.vocab_size,
+            k: d,
+            f32_out: true,
+        })?;
         let data = dev.download(&logits, r * c.vocab_size)?;
-        Ok((Logits { vocab_size: c.vocab_size, data, ranges: p.ranges }, ws.bytes))
+        Ok((
+            Logits {
+                vocab_size: c.vocab_size,
+                data,
+                ranges: p.ranges,
+            },
+            ws.bytes,
+        ))
     }
 }
 
@@ -238,8 +363,18 @@ impl GpuModel {
 mod tests {
     use super::*;
 
-    fn seq<'a>(tokens: &'a [u32], start_pos: usize, block_table: &'a [u32], all_logits: bool) -> SequenceInput<'a> {
-        SequenceInput { tokens, start_pos, block_table, all_logits }
+    fn seq<'a>(
+        tokens: &'a [u32],
+        start_pos: usize,
+        block_table: &'a [u32],
+        all_logits: bool,
+    ) -> SequenceInput<'a> {
+        SequenceInput {
+            tokens,
+            start_pos,
+            block_table,
+            all_logits,
+        }
     }
 
     #[test]
@@ -255,11 +390,24 @@ mod tests {
         // position 4 -> block t1[1] = 3, offset 0; position 9 of seq 2 -> t2[2] = 4, offset 1.
         assert_eq!(p.slots[0], 12);
         assert_eq!(p.slots[20], 17);
-        assert_eq!((p.ctx_len.clone(), p.q_start.clone(), p.q_len.clone()), (vec![24, 10], vec![0, 20], vec![20, 1]));
+        assert_eq!(
+            (p.ctx_len.clone(), p.q_start.clone(), p.q_len.clone()),
+            (vec![24, 10], vec![0, 20], vec![20, 1])
+        );
         assert_eq!(p.max_blocks, 6);
         assert_eq!(&p.block_tables[6..9], &[5, 6, 4]);
-        assert_eq!((p.tile_seq.clone(), p.tile_q0.clone()), (vec![0, 0], vec![0, 16]));
-        assert_eq!((p.decode_rows.clone(), p.decode_seq.clone(), p.max_decode_ctx), (vec![20], vec![1], 10));
+        assert_eq!(
+            (p.tile_seq.clone(), p.tile_q0.clone()),
+            (vec![0, 0], vec![0, 16])
+        );
+        assert_eq!(
+            (
+                p.decode_rows.clone(),
+                p.decode_seq.clone(),
+                p.max_decode_ctx
+            ),
+            (vec![20], vec![1], 10)
+        );
         assert_eq!(p.picked.len(), 21);
         assert_eq!(p.ranges, vec![(0, 20), (20, 1)]);
     }

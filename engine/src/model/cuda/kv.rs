@@ -30,7 +30,11 @@ impl GpuModel {
     }
 
     /// Allocates the cache.
-    pub fn alloc_kv(&self, num_blocks: usize, layout: PagedKvLayout) -> Result<GpuKvCache, CudaError> {
+    pub fn alloc_kv(
+        &self,
+        num_blocks: usize,
+        layout: PagedKvLayout,
+    ) -> Result<GpuKvCache, CudaError> {
         let len = num_blocks * layout.block_len();
         let mut k = Vec::with_capacity(self.layers.len());
         let mut v = Vec::with_capacity(self.layers.len());
@@ -45,7 +49,12 @@ impl GpuModel {
     /// single prompt, the largest step the scheduler can issue) against a scratch cache just
     /// big enough for it, measure what it took, and give the KV cache what is left of
     /// `utilization` × total memory.
-    pub fn plan_kv(&self, layout: PagedKvLayout, max_batched_tokens: usize, utilization: f64) -> Result<GpuKvPlan, CudaError> {
+    pub fn plan_kv(
+        &self,
+        layout: PagedKvLayout,
+        max_batched_tokens: usize,
+        utilization: f64,
+    ) -> Result<GpuKvPlan, CudaError> {
         let per_block = self.kv_bytes_per_block(layout);
         let tokens = max_batched_tokens.clamp(1, self.max_positions);
         let blocks = tokens.div_ceil(layout.block_size);
@@ -53,15 +62,32 @@ impl GpuModel {
         let mut scratch = self.alloc_kv(blocks, layout)?;
         let ids = vec![0u32; tokens];
         let table: Vec<u32> = (0..blocks as u32).collect();
-        let seq = SequenceInput { tokens: &ids, start_pos: 0, block_table: &table, all_logits: false };
+        let seq = SequenceInput {
+            tokens: &ids,
+            start_pos: 0,
+            block_table: &table,
+            all_logits: false,
+        };
         // The workspace of a forward call is allocated from the stream's memory pool and handed
         // back when the call returns; the peak is what the call itself reports.
-        let peak = self.forward_on(&[seq], &mut scratch, layout, blocks).map_err(|e| CudaError::Invalid { what: "profiling forward pass", detail: e.to_string() })?.1;
+        let peak = self
+            .forward_on(&[seq], &mut scratch, layout, blocks)
+            .map_err(|e| CudaError::Invalid {
+                what: "profiling forward pass",
+                detail: e.to_string(),
+            })?
+            .1;
         drop(scratch);
         self.dev.synchronize()?;
         let used_before_kv = total.saturating_sub(free_before);
         let budget = (total as f64 * utilization) as usize;
         let kv_bytes = budget.saturating_sub(used_before_kv + peak);
-        Ok(GpuKvPlan { num_blocks: kv_bytes / per_block.max(1), bytes_per_block: per_block, activation_bytes: peak, total_bytes: total, used_before_kv })
+        Ok(GpuKvPlan {
+            num_blocks: kv_bytes / per_block.max(1),
+            bytes_per_block: per_block,
+            activation_bytes: peak,
+            total_bytes: total,
+            used_before_kv,
+        })
     }
 }

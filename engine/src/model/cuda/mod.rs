@@ -7,7 +7,7 @@
 mod forward;
 mod kv;
 
-use kernels::cpu::{WeightMatrix, WeightStorage};
+use kernels::cpu::WeightMatrix;
 use kernels::cuda::cudarc::driver::CudaSlice;
 use kernels::cuda::{CudaError, GpuDevice, GpuInfo};
 
@@ -46,15 +46,15 @@ pub struct GpuModel {
 }
 
 fn bf16_bits_of_f32(v: &[f32]) -> Vec<u16> {
-    v.iter().map(|x| half::bf16::from_f32(*x).to_bits()).collect()
+    v.iter()
+        .map(|x| half::bf16::from_f32(*x).to_bits())
+        .collect()
 }
 
+/// The matrix as bf16, whatever its stored format (GGUF blocks are decoded on the host first;
+/// the GPU backend has no quantized kernels yet).
 fn bf16_bits(w: &WeightMatrix) -> Vec<u16> {
-    match w.storage() {
-        WeightStorage::Bf16(v) => v.iter().map(|x| x.to_bits()).collect(),
-        WeightStorage::F16(v) => v.iter().map(|x| half::bf16::from_f32(x.to_f32()).to_bits()).collect(),
-        WeightStorage::F32(v) => bf16_bits_of_f32(v),
-    }
+    bf16_bits_of_f32(&w.to_f32())
 }
 
 impl GpuModel {
@@ -68,7 +68,11 @@ impl GpuModel {
             dev.upload(&v)
         };
         let embed = up(bf16_bits(&cpu.embed))?;
-        let lm_head = if cpu.config.tie_word_embeddings { None } else { Some(up(bf16_bits(&cpu.lm_head))?) };
+        let lm_head = if cpu.config.tie_word_embeddings {
+            None
+        } else {
+            Some(up(bf16_bits(&cpu.lm_head))?)
+        };
         let final_norm = up(bf16_bits_of_f32(&cpu.final_norm))?;
         let mut layers = Vec::with_capacity(cpu.layers.len());
         for l in &cpu.layers {
@@ -105,8 +109,13 @@ impl GpuModel {
     }
 }
 
-fn upload_layer(l: &Layer, up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>) -> Result<GpuLayer, CudaError> {
-    let opt = |v: &Option<Vec<f32>>, up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>| v.as_ref().map(|v| up(bf16_bits_of_f32(v))).transpose();
+fn upload_layer(
+    l: &Layer,
+    up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>,
+) -> Result<GpuLayer, CudaError> {
+    let opt = |v: &Option<Vec<f32>>, up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>| {
+        v.as_ref().map(|v| up(bf16_bits_of_f32(v))).transpose()
+    };
     Ok(GpuLayer {
         input_norm: up(bf16_bits_of_f32(&l.input_norm))?,
         qkv: up(bf16_bits(&l.qkv))?,

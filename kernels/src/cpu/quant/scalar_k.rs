@@ -5,11 +5,11 @@
 //! first. Output position `p` of the 256 is what the comments call an element index. Bit layouts
 //! follow ggml's `block_q*_K` structs.
 
-use super::dequant::f16_at;
+use super::scalar::f16_at;
 
 /// Q2_K: 16 bytes of (scale | min << 4) per 16 elements, 64 bytes of 2-bit quants, f16 d, f16 dmin.
 /// Quant byte `h*32 + l` holds elements `h*128 + s*32 + l` in bits `2s..2s+2`.
-pub(super) fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
+pub(crate) fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
     let d = f16_at(b, 80);
     let dmin = f16_at(b, 82);
     let mut dl = [0f32; 16];
@@ -35,7 +35,7 @@ pub(super) fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
 /// Q3_K: 32 bytes of high-bit masks, 64 bytes of low 2 bits, 12 bytes of 6-bit signed scales
 /// (one per 16 elements), f16 d. The low bits are laid out as in Q2_K; mask byte `l` bit `j`
 /// belongs to element `j*32 + l`, and a *clear* bit subtracts 4.
-pub(super) fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
+pub(crate) fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
     let d = f16_at(b, 108);
     let sc = |i: usize| b[96 + i];
     let mut dl = [0f32; 16];
@@ -82,7 +82,7 @@ fn scale_min_k4<const N: usize>(b: &[u8; N]) -> ([u8; 8], [u8; 8]) {
 
 /// Q4_K: f16 d, f16 dmin, 12 bytes of scales/mins (one pair per 32 elements), 128 bytes of
 /// nibbles. Byte `32c + l` holds element `64c + l` (low nibble) and `64c + 32 + l` (high).
-pub(super) fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
+pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
     let (sc, mn) = scale_min_k4(b);
@@ -99,7 +99,7 @@ pub(super) fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
 
 /// Q5_K: Q4_K plus 32 bytes of fifth bits (before the nibbles): byte `l` bit `j` belongs to
 /// element `32j + l`.
-pub(super) fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
+pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
     let (sc, mn) = scale_min_k4(b);
@@ -121,7 +121,7 @@ pub(super) fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
 /// elements), f16 d; x = d * scale * (q - 32). Per 128-element half `h`, for `l` in 0..32: nibble
 /// bytes `l` and `32 + l` give elements `l`, `32 + l` (low nibbles) and `64 + l`, `96 + l` (high
 /// nibbles); high-bit byte `l` gives those four elements' top bits, two bits each, in that order.
-pub(super) fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
+pub(crate) fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
     let d = f16_at(b, 208);
     let mut ds = [0f32; 16];
     for (g, out) in ds.iter_mut().enumerate() {
@@ -148,7 +148,7 @@ pub(super) fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
 }
 
 /// Q8_K: f32 d, 256 i8, then 16 i16 block sums that only matter for dot products; x = d * q.
-pub(super) fn q8_k(b: &[u8; 292], y: &mut [f32; 256]) {
+pub(crate) fn q8_k(b: &[u8; 292], y: &mut [f32; 256]) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     for j in 0..256 {
         y[j] = d * (b[4 + j] as i8) as f32;
