@@ -92,10 +92,7 @@ pub const ENV_VARS: &[(&str, EnvFate)] = &[
         NoEffect("pipeline parallelism is not supported"),
     ),
     ("VLLM_CPU_KVCACHE_SPACE", Works),
-    (
-        "VLLM_CPU_OMP_THREADS_BIND",
-        NoEffect("the CPU backend's worker pool does not use OpenMP"),
-    ),
+    ("VLLM_CPU_OMP_THREADS_BIND", Works),
     ("VLLM_CPU_MOE_PREPACK", NO_MOE),
     ("VLLM_OPENVINO_DEVICE", NO_OPENVINO),
     ("VLLM_OPENVINO_KVCACHE_SPACE", NO_OPENVINO),
