@@ -269,7 +269,10 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
     let config = config.with_overrides(&opts.hf_overrides, path)?;
     if !opts.hf_overrides.is_empty() {
         let keys: Vec<&str> = opts.hf_overrides.keys().map(String::as_str).collect();
-        tracing::info!("model config overridden (--hf-overrides): {}", keys.join(", "));
+        tracing::info!(
+            "model config overridden (--hf-overrides): {}",
+            keys.join(", ")
+        );
     }
     let derived_max = config.derived_max_model_len();
     let max_model_len = match opts.max_model_len {
