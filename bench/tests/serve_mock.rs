@@ -363,3 +363,18 @@ fn unreachable_server_fails_the_ready_check() {
     let err = bench::serve::run(cli.args, &mut Vec::new()).unwrap_err();
     assert!(err.to_string().contains("Initial test run failed"), "{err}");
 }
+
+/// `--url` (an alias of `--base-url`) takes the server URL as users type it, `/v1` or not.
+#[test]
+fn the_server_url_may_end_in_v1() {
+    if tokenizer_path().is_none() {
+        return;
+    }
+    let mock = start_mock(true);
+    let (text, _) = run_bench(&format!(
+        "--url http://127.0.0.1:{}/v1/ --model mock-model --ready-check-timeout-sec 10",
+        mock.port
+    ));
+    assert_eq!(field(&text, "Successful requests:"), 4.0, "{text}");
+    assert_eq!(field(&text, "Failed requests:"), 0.0, "{text}");
+}

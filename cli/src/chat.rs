@@ -35,14 +35,29 @@ pub fn run(args: ChatArgs) -> Result<()> {
     }
     if let Some(q) = &args.quick {
         messages.push(json!({"role": "user", "content": q}));
-        let (_, outcome) = repl::stream_answer(&client, "/chat/completions", body(&client, &messages), piece, None)?;
+        let (_, outcome) = repl::stream_answer(
+            &client,
+            "/chat/completions",
+            body(&client, &messages),
+            piece,
+            None,
+        )?;
         repl::finish_line(&outcome);
         return Ok(());
     }
-    eprintln!("Using model {} at {}. Type a message; Ctrl-C stops an answer, Ctrl-D exits.", client.model, args.connect.url);
+    eprintln!(
+        "Using model {} at {}. Type a message; Ctrl-C stops an answer, Ctrl-D exits.",
+        client.model, args.connect.url
+    );
     repl::run_loop(|line, stop| {
         messages.push(json!({"role": "user", "content": line}));
-        match repl::stream_answer(&client, "/chat/completions", body(&client, &messages), piece, Some(stop)) {
+        match repl::stream_answer(
+            &client,
+            "/chat/completions",
+            body(&client, &messages),
+            piece,
+            Some(stop),
+        ) {
             Ok((answer, outcome)) => {
                 repl::finish_line(&outcome);
                 // A stopped answer stays in the conversation as far as it got, as the user saw it.

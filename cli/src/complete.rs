@@ -27,13 +27,23 @@ fn body(client: &Client, prompt: &str) -> Value {
 pub fn run(args: CompleteArgs) -> Result<()> {
     let client = Client::connect(&args.connect)?;
     if let Some(prompt) = &args.quick {
-        let (_, outcome) = repl::stream_answer(&client, "/completions", body(&client, prompt), piece, None)?;
+        let (_, outcome) =
+            repl::stream_answer(&client, "/completions", body(&client, prompt), piece, None)?;
         repl::finish_line(&outcome);
         return Ok(());
     }
-    eprintln!("Using model {} at {}. Type a prompt; Ctrl-C stops an answer, Ctrl-D exits.", client.model, args.connect.url);
+    eprintln!(
+        "Using model {} at {}. Type a prompt; Ctrl-C stops an answer, Ctrl-D exits.",
+        client.model, args.connect.url
+    );
     repl::run_loop(|line, stop| {
-        let (_, outcome) = repl::stream_answer(&client, "/completions", body(&client, line), piece, Some(stop))?;
+        let (_, outcome) = repl::stream_answer(
+            &client,
+            "/completions",
+            body(&client, line),
+            piece,
+            Some(stop),
+        )?;
         repl::finish_line(&outcome);
         Ok(())
     })

@@ -10,8 +10,17 @@ use clap::{Parser, Subcommand};
 use daemon::config::{EnvSettings, ServeConfig};
 
 #[derive(Parser)]
-#[command(name = "vllm", version, about = "vllm-rs command line: serve models, chat with them, run batches", max_term_width = 110)]
+#[command(
+    name = "vllm",
+    version,
+    disable_version_flag = true,
+    about = "vllm-rs command line: serve models, chat with them, run batches",
+    max_term_width = 110
+)]
 struct Cli {
+    /// Print the version (as vLLM's `vllm -v`).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    _version: Option<bool>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,9 +77,14 @@ fn env_settings() -> EnvSettings {
 
 fn serve(args: Vec<String>) -> ! {
     let env = env_settings();
-    let argv = std::iter::once("vllm serve".to_string()).chain(args).collect();
+    let argv = std::iter::once("vllm serve".to_string())
+        .chain(args)
+        .collect();
     let cfg = ServeConfig::load(argv, &env).unwrap_or_else(|e| e.exit());
-    daemon::logging::init(&env, None);
+    if let Err(e) = cfg.check_supported() {
+        e.exit();
+    }
+    daemon::logging::init_server(&env, &cfg);
     if let Err(e) = daemon::serve::run(cfg, env) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -87,11 +101,16 @@ fn main() {
         Command::RunBatch { args } => run_batch::main(args),
         Command::Tui(a) => tui::run(a),
         Command::Bench(cmd) => bench::run(cmd),
-        Command::Config(ConfigCommand::Validate { file }) => std::process::exit(tui::validate_config_file(&file)),
+        Command::Config(ConfigCommand::Validate { file }) => {
+            std::process::exit(tui::validate_config_file(&file))
+        }
         Command::CollectEnv { json } => {
             let r = collect_env::report();
             if json {
-                println!("{}", serde_json::to_string_pretty(&r.to_json()).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r.to_json()).unwrap_or_default()
+                );
             } else {
                 print!("{}", r.to_text());
             }

@@ -51,7 +51,11 @@ fn blocking_client() -> Result<&'static reqwest::blocking::Client> {
         return Ok(c);
     }
     // No overall timeout: a long generation is not a hung server.
-    let c = reqwest::blocking::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(None).build().context("setting up the HTTP client")?;
+    let c = reqwest::blocking::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(None)
+        .build()
+        .context("setting up the HTTP client")?;
     Ok(CLIENT.get_or_init(|| c))
 }
 
@@ -67,8 +71,16 @@ fn describe(url: &Url, e: &reqwest::Error) -> anyhow::Error {
         }
         source = s.source();
     }
-    let detail = if causes.is_empty() { e.to_string() } else { causes.join(": ") };
-    let hint = if detail.contains("certificate") { " (for a private CA, set SSL_CERT_FILE=ca.pem)" } else { "" };
+    let detail = if causes.is_empty() {
+        e.to_string()
+    } else {
+        causes.join(": ")
+    };
+    let hint = if detail.contains("certificate") {
+        " (for a private CA, set SSL_CERT_FILE=ca.pem)"
+    } else {
+        ""
+    };
     if e.is_connect() || e.is_timeout() {
         anyhow!("cannot connect to {url}: {detail}{hint}")
     } else {
@@ -81,20 +93,33 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let msg = serde_json::from_str::<Value>(&text)
         .ok()
-        .and_then(|v| v["error"]["message"].as_str().or(v["message"].as_str()).map(str::to_string))
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .or(v["message"].as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| text.trim().chars().take(300).collect());
     format!("server answered {status}: {msg}")
 }
 
 /// One request; the status and the whole answer body.
-pub fn request(url: &Url, method: &str, api_key: Option<&str>, body: &[u8]) -> Result<(u16, Vec<u8>)> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| anyhow!("bad HTTP method {method:?}"))?;
+pub fn request(
+    url: &Url,
+    method: &str,
+    api_key: Option<&str>,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| anyhow!("bad HTTP method {method:?}"))?;
     let mut req = blocking_client()?.request(method.clone(), url.0.clone());
     if let Some(k) = api_key {
         req = req.bearer_auth(k);
     }
     if method != reqwest::Method::GET {
-        req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_vec());
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
     }
     let resp = req.send().map_err(|e| describe(url, &e))?;
     let status = resp.status().as_u16();
@@ -115,7 +140,10 @@ pub fn json(url: &Url, method: &str, api_key: Option<&str>, body: Option<&Value>
 /// The id of the first model the server lists.
 pub fn first_model(base: &Url, api_key: Option<&str>) -> Result<String> {
     let v = json(&base.join("/models"), "GET", api_key, None)?;
-    v["data"][0]["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("the server lists no models"))
+    v["data"][0]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the server lists no models"))
 }
 
 pub enum Event {
@@ -132,11 +160,17 @@ pub struct EventStream {
 
 /// Splits the buffered bytes into complete lines and turns `data:` lines into events; false
 /// when the receiver is gone.
-fn drain_events(pending: &mut Vec<u8>, status: u16, tx: &mpsc::Sender<Result<Event, String>>) -> bool {
+fn drain_events(
+    pending: &mut Vec<u8>,
+    status: u16,
+    tx: &mpsc::Sender<Result<Event, String>>,
+) -> bool {
     while let Some(i) = pending.iter().position(|&c| c == b'\n') {
         let line: Vec<u8> = pending.drain(..=i).collect();
         let line = String::from_utf8_lossy(&line);
-        let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
+        let Some(data) = line.trim_end().strip_prefix("data:") else {
+            continue;
+        };
         let data = data.trim();
         let event = if data == "[DONE]" {
             Ok(Event::Done)
@@ -156,15 +190,28 @@ fn drain_events(pending: &mut Vec<u8>, status: u16, tx: &mpsc::Sender<Result<Eve
 
 /// Runs on the reader thread: sends the request, reports the outcome of the connection on
 /// `head`, then streams events until the body ends or `cancel` fires.
-async fn read_events(url: Url, api_key: Option<String>, body: String, head: mpsc::Sender<Result<()>>, tx: mpsc::Sender<Result<Event, String>>, mut cancel: tokio::sync::oneshot::Receiver<()>) {
-    let client = match reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build() {
+async fn read_events(
+    url: Url,
+    api_key: Option<String>,
+    body: String,
+    head: mpsc::Sender<Result<()>>,
+    tx: mpsc::Sender<Result<Event, String>>,
+    mut cancel: tokio::sync::oneshot::Receiver<()>,
+) {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = head.send(Err(anyhow!("setting up the HTTP client: {e}")));
             return;
         }
     };
-    let mut req = client.post(url.0.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+    let mut req = client
+        .post(url.0.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
     if let Some(k) = &api_key {
         req = req.bearer_auth(k);
     }
@@ -214,14 +261,20 @@ impl EventStream {
         let (tx, rx) = mpsc::channel();
         let (head_tx, head_rx) = mpsc::channel();
         let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the HTTP reader")?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the HTTP reader")?;
         let (url, key, body) = (url.clone(), api_key.map(str::to_string), body.to_string());
         std::thread::Builder::new()
             .name("sse-reader".into())
             .spawn(move || rt.block_on(read_events(url, key, body, head_tx, tx, cancel_rx)))
             .context("starting the HTTP reader")?;
         match head_rx.recv() {
-            Ok(Ok(())) => Ok(EventStream { rx, _cancel: cancel_tx }),
+            Ok(Ok(())) => Ok(EventStream {
+                rx,
+                _cancel: cancel_tx,
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => bail!("the HTTP reader stopped before the answer"),
         }
@@ -252,8 +305,17 @@ mod tests {
     #[test]
     fn urls_parse() {
         let u = Url::parse("http://localhost:8000/v1").unwrap();
-        assert_eq!(u.join("/models").to_string(), "http://localhost:8000/v1/models");
-        assert_eq!(Url::parse("https://example.org/v1/").unwrap().join("/models").to_string(), "https://example.org/v1/models");
+        assert_eq!(
+            u.join("/models").to_string(),
+            "http://localhost:8000/v1/models"
+        );
+        assert_eq!(
+            Url::parse("https://example.org/v1/")
+                .unwrap()
+                .join("/models")
+                .to_string(),
+            "https://example.org/v1/models"
+        );
         assert!(Url::parse("ftp://x/").is_err());
         assert!(Url::parse("http://x:notaport/").is_err());
         assert!(Url::parse("not a url").is_err());
@@ -261,7 +323,10 @@ mod tests {
 
     #[test]
     fn error_bodies_give_their_message() {
-        let m = error_message(404, br#"{"error": {"message": "no such model", "type": "NotFoundError"}}"#);
+        let m = error_message(
+            404,
+            br#"{"error": {"message": "no such model", "type": "NotFoundError"}}"#,
+        );
         assert_eq!(m, "server answered 404: no such model");
     }
 

@@ -15,7 +15,8 @@ use crate::openai_client::{self, Event, EventStream, Next, Url};
 /// The flags of `vllm chat` and `vllm complete` that say where the server is and how to sample.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// URL of the running OpenAI-compatible API server (http:// or https://). For an https server
+    /// URL of the running OpenAI-compatible API server (http:// or https://), with or without the
+    /// final /v1. For an https server
     /// whose certificate comes from a private CA, point SSL_CERT_FILE at that CA's PEM file.
     #[arg(long, default_value = "http://localhost:8000/v1")]
     pub url: String,
@@ -44,13 +45,23 @@ pub struct Client {
 
 impl Client {
     pub fn connect(args: &ConnectArgs) -> Result<Client> {
-        let base = Url::parse(&args.url)?;
-        let api_key = args.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty());
+        let base = Url::parse(&daemon::url::api_base(&args.url))?;
+        let api_key = args
+            .api_key
+            .clone()
+            .or_else(|| std::env::var("OPENAI_API_KEY").ok())
+            .filter(|k| !k.is_empty());
         let model = match &args.model_name {
             Some(m) => m.clone(),
             None => openai_client::first_model(&base, api_key.as_deref())?,
         };
-        Ok(Client { base, api_key, model, temperature: args.temperature, max_tokens: args.max_tokens })
+        Ok(Client {
+            base,
+            api_key,
+            model,
+            temperature: args.temperature,
+            max_tokens: args.max_tokens,
+        })
     }
 
     /// The request body's common part.
@@ -76,7 +87,13 @@ pub enum Outcome {
 
 /// Streams the answer of `path` for `body` to stdout; returns the text printed.
 /// `piece` takes the text out of one event. `stop` is set by Ctrl-C (interactive mode only).
-pub fn stream_answer(client: &Client, path: &str, body: Value, piece: fn(&Value) -> Option<&str>, stop: Option<&AtomicBool>) -> Result<(String, Outcome)> {
+pub fn stream_answer(
+    client: &Client,
+    path: &str,
+    body: Value,
+    piece: fn(&Value) -> Option<&str>,
+    stop: Option<&AtomicBool>,
+) -> Result<(String, Outcome)> {
     let stream = EventStream::open(&client.base.join(path), client.api_key.as_deref(), &body)?;
     let mut text = String::new();
     let mut out = std::io::stdout();

@@ -60,7 +60,12 @@ fn parse_args(args: Vec<String>) -> Result<Option<BatchArgs>> {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = |flag: &str| -> Result<String> { inline.clone().or_else(|| it.next()).ok_or_else(|| anyhow!("{flag} needs a value")) };
+        let mut value = |flag: &str| -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| anyhow!("{flag} needs a value"))
+        };
         match name.as_str() {
             "-h" | "--help" => return Ok(None),
             "-i" | "--input-file" => out.input = Some(value("--input-file")?),
@@ -70,7 +75,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<BatchArgs>> {
             "--url" => out.host = Some(value("--url")?),
             "--port" => {
                 let v = value("--port")?;
-                out.port = Some(v.parse().map_err(|_| anyhow!("--port: {v:?} is not a port number"))?);
+                out.port = Some(
+                    v.parse()
+                        .map_err(|_| anyhow!("--port: {v:?} is not a port number"))?,
+                );
             }
             _ => out.serve_args.push(arg),
         }
@@ -98,7 +106,8 @@ fn write_output(dest: &str, tmp_dir: Option<&Path>, content: &str) -> Result<()>
     let staged = match tmp_dir {
         Some(dir) => {
             let path = dir.join(format!("{}.jsonl", random_id("vllm-batch-output")));
-            std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, content)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Some(path)
         }
         None => None,
@@ -110,14 +119,19 @@ fn write_output(dest: &str, tmp_dir: Option<&Path>, content: &str) -> Result<()>
         };
         let (status, body) = openai_client::request(&Url::parse(dest)?, "PUT", None, &bytes)?;
         if !(200..300).contains(&status) {
-            Err(anyhow!("PUT {dest}: {}", openai_client::error_message(status, &body)))
+            Err(anyhow!(
+                "PUT {dest}: {}",
+                openai_client::error_message(status, &body)
+            ))
         } else {
             Ok(())
         }
     } else {
         match &staged {
             // A rename is atomic but fails across file systems; copying then works everywhere.
-            Some(p) => std::fs::rename(p, dest).or_else(|_| std::fs::copy(p, dest).map(|_| ())).with_context(|| format!("cannot write {dest}")),
+            Some(p) => std::fs::rename(p, dest)
+                .or_else(|_| std::fs::copy(p, dest).map(|_| ()))
+                .with_context(|| format!("cannot write {dest}")),
             None => std::fs::write(dest, content).with_context(|| format!("cannot write {dest}")),
         }
     };
@@ -129,17 +143,32 @@ fn write_output(dest: &str, tmp_dir: Option<&Path>, content: &str) -> Result<()>
 
 /// One input line, checked: either a request to run or the error to report for it.
 enum Line {
-    Run { custom_id: Value, url: String, body: Value },
-    Invalid { custom_id: Value, message: String },
+    Run {
+        custom_id: Value,
+        url: String,
+        body: Value,
+    },
+    Invalid {
+        custom_id: Value,
+        message: String,
+    },
 }
 
 fn prepare(n: usize, text: &str) -> Line {
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Line::Invalid { custom_id: Value::Null, message: format!("line {n}: invalid JSON: {e}") },
+        Err(e) => {
+            return Line::Invalid {
+                custom_id: Value::Null,
+                message: format!("line {n}: invalid JSON: {e}"),
+            }
+        }
     };
     let custom_id = v.get("custom_id").cloned().unwrap_or(Value::Null);
-    let bad = |message: String| Line::Invalid { custom_id: custom_id.clone(), message: format!("line {n}: {message}") };
+    let bad = |message: String| Line::Invalid {
+        custom_id: custom_id.clone(),
+        message: format!("line {n}: {message}"),
+    };
     if !custom_id.is_string() {
         return bad("`custom_id` must be a string".into());
     }
@@ -147,15 +176,26 @@ fn prepare(n: usize, text: &str) -> Line {
     if method != "POST" {
         return bad(format!("method {method:?} is not supported (only POST)"));
     }
-    let Some(url) = v.get("url").and_then(Value::as_str) else { return bad("`url` is missing".into()) };
+    let Some(url) = v.get("url").and_then(Value::as_str) else {
+        return bad("`url` is missing".into());
+    };
     if !ENDPOINTS.contains(&url) {
-        return bad(format!("URL {url} is not supported (only {})", ENDPOINTS.join(" and ")));
+        return bad(format!(
+            "URL {url} is not supported (only {})",
+            ENDPOINTS.join(" and ")
+        ));
     }
-    let Some(body) = v.get("body").filter(|b| b.is_object()) else { return bad("`body` must be a JSON object".into()) };
+    let Some(body) = v.get("body").filter(|b| b.is_object()) else {
+        return bad("`body` must be a JSON object".into());
+    };
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         return bad("streaming is not supported in batch mode".into());
     }
-    Line::Run { custom_id, url: url.to_string(), body: body.clone() }
+    Line::Run {
+        custom_id,
+        url: url.to_string(),
+        body: body.clone(),
+    }
 }
 
 fn output_line(custom_id: Value, status: u16, body: Option<Value>, error: Value) -> Value {
@@ -167,8 +207,17 @@ fn output_line(custom_id: Value, status: u16, body: Option<Value>, error: Value)
     })
 }
 
-async fn run_one(app: axum::Router, api_key: Option<String>, custom_id: Value, url: String, body: Value) -> Value {
-    let mut req = Request::builder().method("POST").uri(url).header("content-type", "application/json");
+async fn run_one(
+    app: axum::Router,
+    api_key: Option<String>,
+    custom_id: Value,
+    url: String,
+    body: Value,
+) -> Value {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", "application/json");
     if let Some(k) = api_key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
@@ -183,9 +232,17 @@ async fn run_one(app: axum::Router, api_key: Option<String>, custom_id: Value, u
     let status = resp.status().as_u16();
     let bytes = match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
         Ok(b) => b,
-        Err(e) => return output_line(custom_id, 500, None, Value::String(format!("reading the response: {e}"))),
+        Err(e) => {
+            return output_line(
+                custom_id,
+                500,
+                None,
+                Value::String(format!("reading the response: {e}")),
+            )
+        }
     };
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let answer: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     if (200..300).contains(&status) {
         output_line(custom_id, status, Some(answer), Value::Null)
     } else {
@@ -203,7 +260,12 @@ async fn progress(done: Arc<AtomicUsize>, total: usize) {
         if tty {
             let width = 30;
             let filled = (n * width).checked_div(total).unwrap_or(width).min(width);
-            let _ = write!(err, "\rRunning batch [{}{}] {n}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+            let _ = write!(
+                err,
+                "\rRunning batch [{}{}] {n}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
         } else if n * 10 / total.max(1) != last_tenth {
             last_tenth = n * 10 / total.max(1);
             let _ = writeln!(err, "Running batch: {n}/{total} requests done");
@@ -220,7 +282,9 @@ async fn progress(done: Arc<AtomicUsize>, total: usize) {
 }
 
 async fn serve_metrics(state: Arc<AppState>, addr: String) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding the metrics server on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding the metrics server on {addr}"))?;
     let poll_state = state.clone();
     tokio::spawn(async move {
         while let Ok(report) = poll_state.engine.stats().await {
@@ -232,7 +296,15 @@ async fn serve_metrics(state: Arc<AppState>, addr: String) -> Result<()> {
         "/metrics",
         axum::routing::get(move || {
             let state = state.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()) }
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    state.metrics.render(),
+                )
+            }
         }),
     );
     tracing::info!("serving metrics on http://{addr}/metrics");
@@ -247,24 +319,45 @@ pub fn main(args: Vec<String>) -> Result<()> {
         print!("{HELP}");
         return Ok(());
     };
-    let input = args.input.as_deref().ok_or_else(|| anyhow!("-i/--input-file is required"))?;
-    let output = args.output.as_deref().ok_or_else(|| anyhow!("-o/--output-file is required"))?;
+    let input = args
+        .input
+        .as_deref()
+        .ok_or_else(|| anyhow!("-i/--input-file is required"))?;
+    let output = args
+        .output
+        .as_deref()
+        .ok_or_else(|| anyhow!("-o/--output-file is required"))?;
     let env = EnvSettings::from_env()?;
-    let argv = std::iter::once("vllm run-batch".to_string()).chain(args.serve_args.iter().cloned()).collect();
+    let argv = std::iter::once("vllm run-batch".to_string())
+        .chain(args.serve_args.iter().cloned())
+        .collect();
     let mut cfg = ServeConfig::load(argv, &env).unwrap_or_else(|e| e.exit());
     cfg.disable_log_stats = true;
     // Quiet by default: the progress bar is the output; VLLM_LOGGING_LEVEL still wins.
-    let level = std::env::var_os("VLLM_LOGGING_LEVEL").is_none().then_some("warn");
+    let level = std::env::var_os("VLLM_LOGGING_LEVEL")
+        .is_none()
+        .then_some("warn");
     daemon::logging::init(&env, level);
     let text = read_input(input)?;
-    let lines: Vec<Line> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| prepare(i + 1, l)).collect();
+    let lines: Vec<Line> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| prepare(i + 1, l))
+        .collect();
     let state = daemon::serve::build_state(&cfg, &env)?;
     let app = daemon::server::router(state.clone(), &Default::default());
     let api_key = state.opts.api_keys.first().cloned();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let results = rt.block_on(async move {
         if args.enable_metrics {
-            let addr = format!("{}:{}", args.host.as_deref().unwrap_or("0.0.0.0"), args.port.unwrap_or(8000));
+            let addr = format!(
+                "{}:{}",
+                args.host.as_deref().unwrap_or("0.0.0.0"),
+                args.port.unwrap_or(8000)
+            );
             serve_metrics(state.clone(), addr).await?;
         }
         let total = lines.len();
@@ -276,8 +369,14 @@ pub fn main(args: Vec<String>) -> Result<()> {
                 let (app, key, done) = (app.clone(), api_key.clone(), done.clone());
                 tokio::spawn(async move {
                     let out = match line {
-                        Line::Run { custom_id, url, body } => run_one(app, key, custom_id, url, body).await,
-                        Line::Invalid { custom_id, message } => output_line(custom_id, 400, None, Value::String(message)),
+                        Line::Run {
+                            custom_id,
+                            url,
+                            body,
+                        } => run_one(app, key, custom_id, url, body).await,
+                        Line::Invalid { custom_id, message } => {
+                            output_line(custom_id, 400, None, Value::String(message))
+                        }
                     };
                     done.fetch_add(1, Ordering::SeqCst);
                     out
@@ -298,7 +397,11 @@ pub fn main(args: Vec<String>) -> Result<()> {
         content.push('\n');
     }
     write_output(output, args.tmp_dir.as_deref(), &content)?;
-    eprintln!("{} requests, {} failed; results in {output}", results.len(), failed);
+    eprintln!(
+        "{} requests, {} failed; results in {output}",
+        results.len(),
+        failed
+    );
     // The engine thread holds no state worth a graceful stop; leave without waiting for it.
     std::process::exit(0)
 }
@@ -309,7 +412,22 @@ mod tests {
 
     #[test]
     fn own_flags_are_taken_and_the_rest_passed_on() {
-        let a = parse_args(["-i", "in.jsonl", "--output-file=out.jsonl", "--model", "m.gguf", "--port", "9000", "--enable-metrics"].map(String::from).to_vec()).unwrap().unwrap();
+        let a = parse_args(
+            [
+                "-i",
+                "in.jsonl",
+                "--output-file=out.jsonl",
+                "--model",
+                "m.gguf",
+                "--port",
+                "9000",
+                "--enable-metrics",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(a.input.as_deref(), Some("in.jsonl"));
         assert_eq!(a.output.as_deref(), Some("out.jsonl"));
         assert_eq!(a.port, Some(9000));
@@ -321,8 +439,15 @@ mod tests {
 
     #[test]
     fn bad_lines_are_reported_not_run() {
-        assert!(matches!(prepare(1, "{not json"), Line::Invalid { custom_id: Value::Null, .. }));
-        let wrong_url = r#"{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}"#;
+        assert!(matches!(
+            prepare(1, "{not json"),
+            Line::Invalid {
+                custom_id: Value::Null,
+                ..
+            }
+        ));
+        let wrong_url =
+            r#"{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}"#;
         assert!(matches!(prepare(2, wrong_url), Line::Invalid { .. }));
         let ok = r#"{"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {"prompt": "x"}}"#;
         assert!(matches!(prepare(3, ok), Line::Run { .. }));

@@ -23,11 +23,22 @@ impl Tmux {
     }
 
     fn pane(&self) -> String {
-        Self::run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.session])
+        Self::run(&[
+            "capture-pane",
+            "-p",
+            "-J",
+            "-S",
+            "-200",
+            "-t",
+            &self.session,
+        ])
     }
 
     fn alive(&self) -> bool {
-        Command::new("tmux").args(["has-session", "-t", &self.session]).output().is_ok_and(|o| o.status.success())
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.session])
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// Waits until `cond` holds for the pane text; panics with the pane after `secs`.
@@ -38,7 +49,10 @@ impl Tmux {
             if cond(&p) {
                 return p;
             }
-            assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}; pane:\n{p}");
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}; pane:\n{p}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -46,7 +60,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).output();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .output();
     }
 }
 
@@ -56,7 +72,10 @@ fn prompts(pane: &str) -> usize {
 
 /// The pane's lines up to the last one, which is the (empty) prompt waiting for input.
 fn is_waiting(pane: &str) -> bool {
-    pane.trim_end().lines().last().is_some_and(|l| l.trim_end() == ">")
+    pane.trim_end()
+        .lines()
+        .last()
+        .is_some_and(|l| l.trim_end() == ">")
 }
 
 #[test]
@@ -70,35 +89,80 @@ fn two_turns_and_ctrl_c_keeps_the_session() {
     }
     let server = Server::start();
     let session = format!("vllm-chat-test-{}", std::process::id());
-    let cmd = format!("{} chat --url {} --temperature 0 --max-tokens 300", binary("vllm").display(), server.url());
-    let status = Command::new("tmux").args(["new-session", "-d", "-s", &session, "-x", "200", "-y", "60", &cmd]).status().expect("tmux new-session");
+    let cmd = format!(
+        "{} chat --url {} --temperature 0 --max-tokens 300",
+        binary("vllm").display(),
+        server.url()
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "200",
+            "-y",
+            "60",
+            &cmd,
+        ])
+        .status()
+        .expect("tmux new-session");
     assert!(status.success());
     let t = Tmux { session };
-    t.wait_for("the first prompt", 30, |p| p.contains("Using model") && is_waiting(p));
+    t.wait_for("the first prompt", 30, |p| {
+        p.contains("Using model") && is_waiting(p)
+    });
 
     t.keys(&["Hello! What is your name?", "Enter"]);
     let after_first = t.wait_for("the first answer", 90, |p| prompts(p) >= 2 && is_waiting(p));
     t.keys(&["And what is 2 plus 2?", "Enter"]);
-    let after_second = t.wait_for("the second answer", 90, |p| prompts(p) >= 3 && is_waiting(p));
-    let second_answer: String = after_second.lines().skip_while(|l| !l.contains("2 plus 2")).skip(1).filter(|l| !l.starts_with('>')).collect();
-    assert!(!second_answer.trim().is_empty(), "no second answer:\n{after_second}\n(first: {after_first})");
+    let after_second = t.wait_for("the second answer", 90, |p| {
+        prompts(p) >= 3 && is_waiting(p)
+    });
+    let second_answer: String = after_second
+        .lines()
+        .skip_while(|l| !l.contains("2 plus 2"))
+        .skip(1)
+        .filter(|l| !l.starts_with('>'))
+        .collect();
+    assert!(
+        !second_answer.trim().is_empty(),
+        "no second answer:\n{after_second}\n(first: {after_first})"
+    );
 
     // A long answer, stopped after it started.
-    t.keys(&["Write a very long story about a dragon, with many chapters.", "Enter"]);
-    t.wait_for("the story to start", 60, |p| p.lines().skip_while(|l| !l.contains("dragon")).nth(1).is_some_and(|l| !l.trim().is_empty()));
+    t.keys(&[
+        "Write a very long story about a dragon, with many chapters.",
+        "Enter",
+    ]);
+    t.wait_for("the story to start", 60, |p| {
+        p.lines()
+            .skip_while(|l| !l.contains("dragon"))
+            .nth(1)
+            .is_some_and(|l| !l.trim().is_empty())
+    });
     t.keys(&["C-c"]);
-    let stopped = t.wait_for("the answer to stop", 30, |p| p.contains("[stopped]") && is_waiting(p));
+    let stopped = t.wait_for("the answer to stop", 30, |p| {
+        p.contains("[stopped]") && is_waiting(p)
+    });
     assert!(t.alive(), "Ctrl-C ended the session:\n{stopped}");
 
     // Still a working session after the interruption.
     let before = prompts(&stopped);
     t.keys(&["Thanks!", "Enter"]);
-    t.wait_for("an answer after Ctrl-C", 90, |p| prompts(p) > before && is_waiting(p));
+    t.wait_for("an answer after Ctrl-C", 90, |p| {
+        prompts(p) > before && is_waiting(p)
+    });
 
     t.keys(&["C-d"]);
     let start = Instant::now();
     while t.alive() {
-        assert!(start.elapsed() < Duration::from_secs(10), "Ctrl-D did not exit:\n{}", t.pane());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Ctrl-D did not exit:\n{}",
+            t.pane()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -31,7 +31,11 @@ fn input_lines(n: usize) -> Vec<String> {
 }
 
 fn run_batch(args: &[&str]) -> String {
-    let out = Command::new(binary("vllm")).arg("run-batch").args(args).output().expect("run vllm run-batch");
+    let out = Command::new(binary("vllm"))
+        .arg("run-batch")
+        .args(args)
+        .output()
+        .expect("run vllm run-batch");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -39,7 +43,9 @@ fn run_batch(args: &[&str]) -> String {
 }
 
 fn text_of(body: &Value) -> Option<&str> {
-    body["choices"][0]["text"].as_str().or_else(|| body["choices"][0]["message"]["content"].as_str())
+    body["choices"][0]["text"]
+        .as_str()
+        .or_else(|| body["choices"][0]["message"]["content"].as_str())
 }
 
 #[test]
@@ -54,18 +60,41 @@ fn fifty_lines_three_bad() {
     std::fs::create_dir(&tmp).expect("mkdir");
     let lines = input_lines(50);
     std::fs::write(&input, lines.join("\n") + "\n").expect("write input");
-    run_batch(&["-i", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--output-tmp-dir", tmp.to_str().unwrap()]);
-    assert_eq!(std::fs::read_dir(&tmp).expect("tmp dir").count(), 0, "the staged output is moved away");
+    run_batch(&[
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--output-tmp-dir",
+        tmp.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&tmp).expect("tmp dir").count(),
+        0,
+        "the staged output is moved away"
+    );
 
-    let results: Vec<Value> = std::fs::read_to_string(&output).expect("output").lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let results: Vec<Value> = std::fs::read_to_string(&output)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(results.len(), 50);
     let server = Server::start();
     for (i, r) in results.iter().enumerate() {
-        assert!(r["id"].as_str().is_some_and(|id| id.starts_with("vllm-")), "{r}");
+        assert!(
+            r["id"].as_str().is_some_and(|id| id.starts_with("vllm-")),
+            "{r}"
+        );
         if BAD.contains(&i) {
             assert!(!r["error"].is_null(), "line {i} should fail: {r}");
             assert!(r["response"]["body"].is_null());
-            assert!(r["response"]["status_code"].as_u64().is_some_and(|c| c >= 400), "{r}");
+            assert!(
+                r["response"]["status_code"]
+                    .as_u64()
+                    .is_some_and(|c| c >= 400),
+                "{r}"
+            );
             if i != 7 {
                 assert_eq!(r["custom_id"], format!("req-{i}"));
             }
@@ -112,7 +141,11 @@ fn file_server(content: String, put: Arc<Mutex<Option<String>>>) -> u16 {
                 String::new()
             };
             let mut s = stream;
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}", answer.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
         }
     });
     port
@@ -126,9 +159,21 @@ fn input_and_output_over_http() {
     let lines = input_lines(5);
     let put = Arc::new(Mutex::new(None));
     let port = file_server(lines.join("\n"), put.clone());
-    run_batch(&["-i", &format!("http://127.0.0.1:{port}/batch.jsonl"), "-o", &format!("http://127.0.0.1:{port}/results.jsonl")]);
-    let uploaded = put.lock().unwrap().clone().expect("output uploaded with PUT");
-    let results: Vec<Value> = uploaded.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    run_batch(&[
+        "-i",
+        &format!("http://127.0.0.1:{port}/batch.jsonl"),
+        "-o",
+        &format!("http://127.0.0.1:{port}/results.jsonl"),
+    ]);
+    let uploaded = put
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("output uploaded with PUT");
+    let results: Vec<Value> = uploaded
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(results.len(), 5);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["custom_id"], format!("req-{i}"));
@@ -139,7 +184,16 @@ fn input_and_output_over_http() {
 
 #[test]
 fn missing_input_is_one_line() {
-    let out = Command::new(binary("vllm")).args(["run-batch", "-i", "/nonexistent/in.jsonl", "-o", "/tmp/x.jsonl"]).output().expect("run");
+    let out = Command::new(binary("vllm"))
+        .args([
+            "run-batch",
+            "-i",
+            "/nonexistent/in.jsonl",
+            "-o",
+            "/tmp/x.jsonl",
+        ])
+        .output()
+        .expect("run");
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");

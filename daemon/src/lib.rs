@@ -6,3 +6,4 @@ pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod server;
+pub mod url;

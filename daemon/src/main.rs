@@ -18,7 +18,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    daemon::logging::init(&env, None);
+    // A refused flag is a usage error, as clap's own: exit code 2.
+    if let Err(e) = cfg.check_supported() {
+        e.exit();
+    }
+    daemon::logging::init_server(&env, &cfg);
     if let Err(e) = daemon::serve::run(cfg, env) {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -126,3 +126,38 @@ fn invalid_values_name_the_variable() {
         }
     }
 }
+
+#[test]
+fn single_node_variables_work_or_are_reported() {
+    let e = ok(&[
+        ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "9"),
+        ("VLLM_NO_DEPRECATION_WARNING", "1"),
+        ("VLLM_ATTENTION_BACKEND", "FLASHINFER"),
+        ("VLLM_HOST_IP", "10.1.2.3"),
+        ("VLLM_PORT", "5000"),
+        ("VLLM_ZZZ", "1"),
+    ]);
+    assert_eq!(e.http_timeout_keep_alive_s, 9);
+    assert!(e.no_deprecation_warning);
+    assert_eq!(e.attention_backend.as_deref(), Some("FLASHINFER"));
+    let w = e.warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    for name in ["VLLM_ATTENTION_BACKEND", "VLLM_HOST_IP", "VLLM_PORT"] {
+        assert!(w[0].contains(name), "{name}: {w:?}");
+    }
+    assert!(!w[0].contains("VLLM_HTTP_TIMEOUT_KEEP_ALIVE"), "{w:?}");
+    assert!(w[1].ends_with("VLLM_ZZZ"), "{w:?}");
+    assert_eq!(ok(&[]).http_timeout_keep_alive_s, 5);
+    assert!(ok(&[]).warnings().is_empty());
+    for (var, value) in [
+        ("VLLM_ATTENTION_BACKEND", "FAST"),
+        ("VLLM_PORT", "tcp://10.0.0.1:80"),
+        ("VLLM_PORT", "x"),
+        ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "-1"),
+    ] {
+        match env(&[(var, value)]) {
+            Err(ConfigError::Env { var: v, .. }) => assert_eq!(v, var),
+            other => panic!("{var}={value}: expected an error, got {other:?}"),
+        }
+    }
+}

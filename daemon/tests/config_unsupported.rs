@@ -118,13 +118,32 @@ fn flags_without_effect_are_listed_not_rejected() {
         "1",
     ]);
     assert!(c.check_supported().is_ok());
+    let named: Vec<String> = c.no_effect_flags().into_iter().map(|(f, _)| f).collect();
     assert_eq!(
-        c.ignored_flags(),
+        named,
         [
             "--trust-remote-code",
             "--max-seq-len-to-capture",
             "--compilation-config"
         ]
     );
-    assert!(load(&[]).ignored_flags().is_empty());
+    assert!(load(&[]).no_effect_flags().is_empty());
+}
+
+#[test]
+fn preemption_by_swapping_is_refused_by_the_server_and_the_yaml_check_alike() {
+    let got = load(&["--preemption-mode", "swap"])
+        .check_supported()
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(got.as_deref(), Some("not supported yet: --preemption-mode"));
+    assert!(load(&["--preemption-mode", "recompute"])
+        .check_supported()
+        .is_ok());
+    let problems = daemon::config::validate_yaml("port: 8000\npreemption-mode: swap\n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        (problems[0].line, problems[0].message.as_str()),
+        (Some(2), "not supported yet: --preemption-mode")
+    );
 }

@@ -286,6 +286,101 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// The config with Hugging Face `config.json` keys replaced (vLLM's `--hf-overrides`, which
+    /// `--rope-scaling` and `--rope-theta` feed too): top-level keys are replaced as
+    /// `PretrainedConfig.update` does, then the result is parsed and checked again.
+    pub fn with_overrides(
+        &self,
+        overrides: &serde_json::Map<String, Value>,
+        path: &Path,
+    ) -> Result<Self, LoadError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut json = self.to_hf_json();
+        if let Some(rs) = &self.rope_scaling {
+            json["rope_scaling"] = rope_scaling_json(rs);
+        }
+        for (k, v) in overrides {
+            json[k.as_str()] = v.clone();
+        }
+        Self::from_hf_json(&json, path)
+    }
+
+    /// The longest context the model supports, as vLLM derives it: `max_position_embeddings`,
+    /// times the RoPE scaling factor for linear and dynamic scaling, and the original length
+    /// times the factor for YaRN (Llama 3 scaling already counts in `max_position_embeddings`).
+    pub fn derived_max_model_len(&self) -> usize {
+        let scaled = |len: usize, factor: f64| {
+            if factor.is_finite() && factor > 1.0 {
+                (len as f64 * factor) as usize
+            } else {
+                len
+            }
+        };
+        match &self.rope_scaling {
+            Some(RopeScaling::Linear { factor }) | Some(RopeScaling::Dynamic { factor, .. }) => {
+                scaled(self.max_position_embeddings, *factor)
+            }
+            Some(RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings,
+                ..
+            }) => scaled(*original_max_position_embeddings, *factor),
+            Some(RopeScaling::Llama3 { .. }) | None => self.max_position_embeddings,
+        }
+    }
+}
+
+/// A [`RopeScaling`] as its Hugging Face `rope_scaling` object.
+pub fn rope_scaling_json(rs: &RopeScaling) -> Value {
+    match rs {
+        RopeScaling::Linear { factor } => {
+            serde_json::json!({"rope_type": "linear", "factor": factor})
+        }
+        RopeScaling::Dynamic {
+            factor,
+            original_max_position_embeddings,
+        } => {
+            serde_json::json!({"rope_type": "dynamic", "factor": factor, "original_max_position_embeddings": original_max_position_embeddings})
+        }
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => serde_json::json!({
+            "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor, "high_freq_factor": high_freq_factor,
+            "original_max_position_embeddings": original_max_position_embeddings,
+        }),
+        RopeScaling::Yarn {
+            factor,
+            original_max_position_embeddings,
+            beta_fast,
+            beta_slow,
+            mscale,
+            mscale_all_dim,
+            attention_factor,
+        } => {
+            let mut v = serde_json::json!({
+                "rope_type": "yarn", "factor": factor, "original_max_position_embeddings": original_max_position_embeddings,
+                "beta_fast": beta_fast, "beta_slow": beta_slow,
+            });
+            for (k, o) in [
+                ("mscale", mscale),
+                ("mscale_all_dim", mscale_all_dim),
+                ("attention_factor", attention_factor),
+            ] {
+                if let Some(x) = o {
+                    v[k] = (*x).into();
+                }
+            }
+            v
+        }
+    }
+}
+
 /// Parses a `rope_scaling` object; `None` for absent or "default" scaling.
 pub fn parse_rope_scaling(
     v: &Value,
@@ -328,9 +423,11 @@ pub fn parse_rope_scaling(
             mscale_all_dim: f("mscale_all_dim"),
             attention_factor: f("attention_factor"),
         }),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "unsupported rope_scaling type `{other}` (supported: linear, dynamic, llama3, yarn)"
-        )),
+        ))
+        }
     })
 }
 
@@ -375,5 +472,46 @@ mod tests {
         let mut bad = json;
         bad["num_key_value_heads"] = 3.into();
         assert!(ModelConfig::from_hf_json(&bad, Path::new("c")).is_err());
+    }
+
+    #[test]
+    fn overrides_replace_keys_and_scaling_stretches_the_context() {
+        let json = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "max_position_embeddings": 512,
+            "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128, "mscale": 0.5}
+        });
+        let cfg = ModelConfig::from_hf_json(&json, Path::new("c")).unwrap();
+        assert_eq!(cfg.derived_max_model_len(), 512);
+        // Without overrides nothing changes, the YaRN details included.
+        assert_eq!(
+            cfg.with_overrides(&serde_json::Map::new(), Path::new("c"))
+                .unwrap(),
+            cfg
+        );
+        let same = cfg
+            .with_overrides(
+                serde_json::json!({"vocab_size": 100}).as_object().unwrap(),
+                Path::new("c"),
+            )
+            .unwrap();
+        assert_eq!(same, cfg);
+
+        let o = serde_json::json!({"rope_theta": 5e5, "rope_scaling": {"rope_type": "linear", "factor": 2.0}});
+        let changed = cfg
+            .with_overrides(o.as_object().unwrap(), Path::new("c"))
+            .unwrap();
+        assert_eq!(changed.rope_theta, 5e5);
+        assert_eq!(
+            changed.rope_scaling,
+            Some(RopeScaling::Linear { factor: 2.0 })
+        );
+        assert_eq!(changed.derived_max_model_len(), 1024);
+
+        let bad = serde_json::json!({"num_attention_heads": 3});
+        assert!(cfg
+            .with_overrides(bad.as_object().unwrap(), Path::new("c"))
+            .is_err());
     }
 }

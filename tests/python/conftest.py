@@ -25,9 +25,10 @@ def free_port() -> int:
 
 
 class Server:
-    """`ssl_context`: the server speaks TLS (pass --ssl-* in args); health checks use this context."""
+    """`ssl_context`: the server speaks TLS (pass --ssl-* in args); health checks use this context.
+    `stderr`: a file path that receives the server's log (default: the test's stderr)."""
 
-    def __init__(self, *args: str, env: dict | None = None, ssl_context=None):
+    def __init__(self, *args: str, env: dict | None = None, ssl_context=None, stderr: Path | None = None):
         self.port = free_port()
         self.ssl_context = ssl_context
         scheme = "https" if ssl_context is not None else "http"
@@ -39,6 +40,7 @@ class Server:
             [str(VLLMD), "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "2048", *args],
             env=full_env,
             stdout=subprocess.DEVNULL,
+            stderr=open(stderr, "wb") if stderr is not None else None,
         )
         deadline = time.time() + 180
         while True:

@@ -7,6 +7,7 @@ import sys
 import time
 
 import openai
+import pytest
 
 from conftest import ROOT, Server
 
@@ -54,3 +55,50 @@ def test_counters_follow_a_known_workload(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         server.stop()
+
+
+def families(text):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def value(fams, family, sample):
+    return next(s.value for s in fams[family].samples if s.name == sample)
+
+
+def test_the_references_metric_names_and_its_hidden_deprecated_set():
+    """Dashboards built on the reference's names find the same numbers as on vLLM v1's names;
+    the deprecated set appears only with --show-hidden-metrics-for-version."""
+    server = Server("--served-model-name", "m", "--show-hidden-metrics-for-version", "0.9")
+    try:
+        client = openai.OpenAI(base_url=server.base + "/v1", api_key="none", max_retries=0)
+        prompt = list(range(1000, 1040))  # 40 tokens: two full 16-token blocks to reuse
+        for max_tokens in (3, 5):
+            client.completions.create(model="m", prompt=prompt, max_tokens=max_tokens, temperature=0, extra_body={"ignore_eos": True})
+        time.sleep(1.0)
+        fams = families(server.get("/metrics"))
+    finally:
+        server.stop()
+    # prometheus_client strips `_total` from counter family names.
+    queries = value(fams, "vllm:gpu_prefix_cache_queries", "vllm:gpu_prefix_cache_queries_total")
+    hits = value(fams, "vllm:gpu_prefix_cache_hits", "vllm:gpu_prefix_cache_hits_total")
+    assert queries == value(fams, "vllm:prefix_cache_queries", "vllm:prefix_cache_queries_total") == 80
+    assert hits == value(fams, "vllm:prefix_cache_hits", "vllm:prefix_cache_hits_total") == 32
+    assert fams["vllm:gpu_cache_usage_perc"].type == "gauge"
+    assert value(fams, "vllm:gpu_cache_usage_perc", "vllm:gpu_cache_usage_perc") == value(fams, "vllm:kv_cache_usage_perc", "vllm:kv_cache_usage_perc")
+    h = "vllm:request_max_num_generation_tokens"
+    assert fams[h].type == "histogram"
+    assert value(fams, h, h + "_count") == 2 and value(fams, h, h + "_sum") == 8
+    assert value(fams, "vllm:gpu_prefix_cache_hit_rate", "vllm:gpu_prefix_cache_hit_rate") == pytest.approx(32 / 80)
+    assert value(fams, "vllm:num_requests_swapped", "vllm:num_requests_swapped") == 0
+    assert value(fams, "vllm:time_in_queue_requests", "vllm:time_in_queue_requests_count") == 2
+    for name in ("vllm:cpu_cache_usage_perc", "vllm:cpu_prefix_cache_hit_rate", "vllm:model_forward_time_milliseconds", "vllm:model_execute_time_milliseconds"):
+        assert name in fams, name
+
+
+def test_deprecated_metrics_stay_hidden_without_the_flag(server):
+    fams = families(server.get("/metrics"))
+    assert "vllm:gpu_cache_usage_perc" in fams
+    for name in ("vllm:num_requests_swapped", "vllm:gpu_prefix_cache_hit_rate", "vllm:time_in_queue_requests"):
+        assert name not in fams, name

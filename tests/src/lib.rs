@@ -10,15 +10,25 @@ use std::time::{Duration, Instant};
 /// A binary of this workspace, built next to the test executable (`target/<profile>/NAME`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> folder");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile> folder");
     let path = dir.join(name);
-    assert!(path.is_file(), "{} not built: run `cargo build --release --workspace` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} not built: run `cargo build --release --workspace` first",
+        path.display()
+    );
     path
 }
 
 /// A free TCP port on 127.0.0.1 (released just before use; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A `vllmd` child process, killed when dropped.
@@ -47,7 +57,10 @@ impl Server {
             if let Ok((200, _)) = http_get(port, "/health") {
                 return server;
             }
-            assert!(start.elapsed() < timeout, "vllmd not ready after {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "vllmd not ready after {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -68,10 +81,20 @@ impl Drop for Server {
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }

@@ -19,7 +19,8 @@ fn serves_the_default_model() {
     assert_eq!(server.get("/health").0, 200);
     let (status, body) = server.get("/v1/models");
     assert_eq!(status, 200);
-    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let v: serde_json::Value =
+        serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(v["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1.gguf");
     // SmolLM2's GGUF declares a context of 8192 tokens.
     assert_eq!(v["data"][0]["max_model_len"], 8192);
@@ -28,7 +29,10 @@ fn serves_the_default_model() {
 #[test]
 fn missing_default_model_says_how_to_fetch_it() {
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(binary("vllmd")).env("VLLM_CACHE_ROOT", empty.path()).output().unwrap();
+    let out = Command::new(binary("vllmd"))
+        .env("VLLM_CACHE_ROOT", empty.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -41,18 +45,36 @@ fn corrupt_model_file_is_a_clear_error() {
     let path = dir.path().join("broken.gguf");
     // A valid magic and version, then the file ends inside the header.
     std::fs::write(&path, b"GGUF\x03\x00\x00\x00\x10").unwrap();
-    let out = Command::new(binary("vllmd")).args(["--model", path.to_str().unwrap()]).env("VLLM_LOGGING_LEVEL", "error").output().unwrap();
+    let out = Command::new(binary("vllmd"))
+        .args(["--model", path.to_str().unwrap()])
+        .env("VLLM_LOGGING_LEVEL", "error")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.gguf") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("broken.gguf") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsupported_architecture_names_the_file_and_arch() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.json"), r#"{"architectures": ["GPT2LMHeadModel"], "vocab_size": 10}"#).unwrap();
-    let out = Command::new(binary("vllmd")).args(["--model", dir.path().to_str().unwrap()]).env("VLLM_LOGGING_LEVEL", "error").output().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["GPT2LMHeadModel"], "vocab_size": 10}"#,
+    )
+    .unwrap();
+    let out = Command::new(binary("vllmd"))
+        .args(["--model", dir.path().to_str().unwrap()])
+        .env("VLLM_LOGGING_LEVEL", "error")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("GPT2LMHeadModel") && err.contains("config.json"), "{err}");
+    assert!(
+        err.contains("GPT2LMHeadModel") && err.contains("config.json"),
+        "{err}"
+    );
 }

@@ -21,8 +21,12 @@ pub enum Tab {
     Server,
 }
 
-pub const TABS: [(Tab, &str); 4] =
-    [(Tab::Chat, "Chat"), (Tab::Dashboard, "Dashboard"), (Tab::Config, "Config"), (Tab::Server, "Server")];
+pub const TABS: [(Tab, &str); 4] = [
+    (Tab::Chat, "Chat"),
+    (Tab::Dashboard, "Dashboard"),
+    (Tab::Config, "Config"),
+    (Tab::Server, "Server"),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -125,9 +129,20 @@ pub struct Poll {
 #[derive(Debug, Clone)]
 pub enum Update {
     Poll(Poll),
-    ChatDelta { id: u64, text: String, t: f64 },
-    ChatDone { id: u64, completion_tokens: Option<u64>, t: f64 },
-    ChatError { id: u64, error: String },
+    ChatDelta {
+        id: u64,
+        text: String,
+        t: f64,
+    },
+    ChatDone {
+        id: u64,
+        completion_tokens: Option<u64>,
+        t: f64,
+    },
+    ChatError {
+        id: u64,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +185,9 @@ impl App {
         match update {
             Update::Poll(p) => self.apply_poll(p),
             Update::ChatDelta { id, text, t } => {
-                let Some((sid, _, first)) = &mut self.chat.streaming else { return };
+                let Some((sid, _, first)) = &mut self.chat.streaming else {
+                    return;
+                };
                 if *sid != id {
                     return;
                 }
@@ -182,7 +199,11 @@ impl App {
                     }
                 }
             }
-            Update::ChatDone { id, completion_tokens, t } => self.finish_answer(id, completion_tokens, t, None),
+            Update::ChatDone {
+                id,
+                completion_tokens,
+                t,
+            } => self.finish_answer(id, completion_tokens, t, None),
             Update::ChatError { id, error } => {
                 let t = self.now;
                 self.finish_answer(id, None, t, Some(error));
@@ -190,8 +211,16 @@ impl App {
         }
     }
 
-    fn finish_answer(&mut self, id: u64, completion_tokens: Option<u64>, t: f64, error: Option<String>) {
-        let Some((sid, sent, first)) = self.chat.streaming else { return };
+    fn finish_answer(
+        &mut self,
+        id: u64,
+        completion_tokens: Option<u64>,
+        t: f64,
+        error: Option<String>,
+    ) {
+        let Some((sid, sent, first)) = self.chat.streaming else {
+            return;
+        };
         if sid != id {
             return;
         }
@@ -203,7 +232,9 @@ impl App {
                     s.tokens = n;
                 }
                 s.ttft = first.map(|f| f - sent);
-                s.tokens_per_s = first.filter(|f| t > *f && s.tokens > 1).map(|f| (s.tokens - 1) as f64 / (t - f));
+                s.tokens_per_s = first
+                    .filter(|f| t > *f && s.tokens > 1)
+                    .map(|f| (s.tokens - 1) as f64 / (t - f));
             }
         }
     }
@@ -215,23 +246,41 @@ impl App {
         match p.metrics.and_then(|text| parse_snapshot(&text)) {
             Ok(snap) => {
                 let rates = d.prev.as_ref().map(|(pt, prev)| {
-                    (counter_rate(prev.prompt_tokens, snap.prompt_tokens, t - pt), counter_rate(prev.generation_tokens, snap.generation_tokens, t - pt))
+                    (
+                        counter_rate(prev.prompt_tokens, snap.prompt_tokens, t - pt),
+                        counter_rate(prev.generation_tokens, snap.generation_tokens, t - pt),
+                    )
                 });
                 let (pr, gr) = rates.unwrap_or((None, None));
                 d.prompt_tps.push(t, pr, WINDOW_SECS);
                 d.gen_tps.push(t, gr, WINDOW_SECS);
                 d.window.push_back((t, snap.clone()));
-                while d.window.front().is_some_and(|(wt, _)| *wt < t - LATENCY_WINDOW_SECS) {
+                while d
+                    .window
+                    .front()
+                    .is_some_and(|(wt, _)| *wt < t - LATENCY_WINDOW_SECS)
+                {
                     d.window.pop_front();
                 }
                 let oldest = d.window.front().map(|(_, s)| s.clone()).unwrap_or_default();
-                let recent = [snap.ttft.since(&oldest.ttft), snap.itl.since(&oldest.itl), snap.e2e.since(&oldest.e2e)];
+                let recent = [
+                    snap.ttft.since(&oldest.ttft),
+                    snap.itl.since(&oldest.itl),
+                    snap.e2e.since(&oldest.e2e),
+                ];
                 d.latency_recent = d.window.len() > 1 && recent[2].count > 0.0;
-                let hists = if d.latency_recent { recent } else { [snap.ttft.clone(), snap.itl.clone(), snap.e2e.clone()] };
+                let hists = if d.latency_recent {
+                    recent
+                } else {
+                    [snap.ttft.clone(), snap.itl.clone(), snap.e2e.clone()]
+                };
                 for (q, h) in d.latency.iter_mut().zip(&hists) {
                     *q = [h.quantile(0.5), h.quantile(0.9), h.quantile(0.99)];
                 }
-                let restarted = d.latest.as_ref().is_some_and(|old| snap.generation_tokens < old.generation_tokens || snap.prompt_tokens < old.prompt_tokens);
+                let restarted = d.latest.as_ref().is_some_and(|old| {
+                    snap.generation_tokens < old.generation_tokens
+                        || snap.prompt_tokens < old.prompt_tokens
+                });
                 if restarted {
                     self.server.up_since = Some(t);
                 }
@@ -274,7 +323,9 @@ impl App {
             let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
             if names != self.chat.models {
                 let current = self.chat.models.get(self.chat.model).cloned();
-                self.chat.model = current.and_then(|c| names.iter().position(|n| *n == c)).unwrap_or(0);
+                self.chat.model = current
+                    .and_then(|c| names.iter().position(|n| *n == c))
+                    .unwrap_or(0);
                 self.chat.models = names;
             }
             s.models = models;
@@ -307,8 +358,12 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char(c @ '1'..='4') => self.tab = TABS[c as usize - '1' as usize].0,
             KeyCode::Char('r') if self.tab == Tab::Config => return Action::ReloadConfig,
-            KeyCode::Up | KeyCode::Char('k') => self.config.scroll = self.config.scroll.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => self.config.scroll = self.config.scroll.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.config.scroll = self.config.scroll.saturating_sub(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.config.scroll = self.config.scroll.saturating_add(1)
+            }
             KeyCode::PageUp => self.config.scroll = self.config.scroll.saturating_sub(10),
             KeyCode::PageDown => self.config.scroll = self.config.scroll.saturating_add(10),
             _ => {}
@@ -339,16 +394,28 @@ impl App {
             }
             KeyCode::Esc => c.notice = None,
             KeyCode::Char('?') if c.input.is_empty() => self.help = true,
-            KeyCode::Char('p') if ctrl && !c.models.is_empty() => c.model = (c.model + 1) % c.models.len(),
+            KeyCode::Char('p') if ctrl && !c.models.is_empty() => {
+                c.model = (c.model + 1) % c.models.len()
+            }
             KeyCode::Char('j') if ctrl => c.input.push('\n'),
-            KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => c.input.push('\n'),
+            KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
+                c.input.push('\n')
+            }
             KeyCode::Enter => return self.submit(),
             KeyCode::Char(ch) if !ctrl => c.input.push(ch),
             KeyCode::Backspace => {
                 c.input.pop();
             }
-            KeyCode::PageUp | KeyCode::Up => c.scroll = c.scroll.saturating_add(if key.code == KeyCode::Up { 1 } else { 10 }),
-            KeyCode::PageDown | KeyCode::Down => c.scroll = c.scroll.saturating_sub(if key.code == KeyCode::Down { 1 } else { 10 }),
+            KeyCode::PageUp | KeyCode::Up => {
+                c.scroll = c
+                    .scroll
+                    .saturating_add(if key.code == KeyCode::Up { 1 } else { 10 })
+            }
+            KeyCode::PageDown | KeyCode::Down => {
+                c.scroll = c
+                    .scroll
+                    .saturating_sub(if key.code == KeyCode::Down { 1 } else { 10 })
+            }
             _ => {}
         }
         Action::None
@@ -363,11 +430,18 @@ impl App {
         }
         c.input.clear();
         if let Some(cmd) = text.strip_prefix('/') {
-            let (name, arg) = cmd.split_once(' ').map(|(a, b)| (a, b.trim())).unwrap_or((cmd, ""));
+            let (name, arg) = cmd
+                .split_once(' ')
+                .map(|(a, b)| (a, b.trim()))
+                .unwrap_or((cmd, ""));
             c.notice = Some(match name {
                 "system" => {
                     c.system_prompt = arg.to_string();
-                    if arg.is_empty() { "system prompt cleared".into() } else { "system prompt set".into() }
+                    if arg.is_empty() {
+                        "system prompt cleared".into()
+                    } else {
+                        "system prompt set".into()
+                    }
                 }
                 "temp" | "temperature" => match arg.parse::<f64>() {
                     Ok(v) if (0.0..=2.0).contains(&v) => {
@@ -402,7 +476,11 @@ impl App {
             messages.push(serde_json::json!({"role": "system", "content": c.system_prompt}));
         }
         for m in c.messages.iter().filter(|m| m.error.is_none()) {
-            let role = if m.role == Role::User { "user" } else { "assistant" };
+            let role = if m.role == Role::User {
+                "user"
+            } else {
+                "assistant"
+            };
             messages.push(serde_json::json!({"role": role, "content": m.text}));
         }
         messages.push(serde_json::json!({"role": "user", "content": text}));
@@ -418,11 +496,24 @@ impl App {
         }
         let id = c.next_id;
         c.next_id += 1;
-        c.messages.push(ChatMessage { role: Role::User, text, error: None, stats: None });
-        c.messages.push(ChatMessage { role: Role::Assistant, text: String::new(), error: None, stats: Some(AnswerStats::default()) });
+        c.messages.push(ChatMessage {
+            role: Role::User,
+            text,
+            error: None,
+            stats: None,
+        });
+        c.messages.push(ChatMessage {
+            role: Role::Assistant,
+            text: String::new(),
+            error: None,
+            stats: Some(AnswerStats::default()),
+        });
         c.streaming = Some((id, self.now, None));
         c.scroll = 0;
         c.notice = None;
-        Action::SendChat { id, body: body.to_string() }
+        Action::SendChat {
+            id,
+            body: body.to_string(),
+        }
     }
 }

@@ -31,12 +31,20 @@ impl Endpoint {
         if host.is_empty() {
             bail!("no host in URL {url:?}");
         }
-        let authority = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !host.ends_with(']') {
+        let authority = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !host.ends_with(']')
+        {
             host.to_string()
         } else {
             format!("{host}:80")
         };
-        Ok(Endpoint { authority, api_prefix: path.trim_end_matches('/').to_string(), api_key })
+        Ok(Endpoint {
+            authority,
+            api_prefix: path.trim_end_matches('/').to_string(),
+            api_key,
+        })
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -44,14 +52,22 @@ impl Endpoint {
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<&str>) -> Result<Response> {
-        let stream = TcpStream::connect(&self.authority).await.with_context(|| format!("connect to {}", self.authority))?;
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("connect to {}", self.authority))?;
         let mut stream = BufReader::new(stream);
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: */*\r\n", self.authority);
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: */*\r\n",
+            self.authority
+        );
         if let Some(key) = &self.api_key {
             req.push_str(&format!("Authorization: Bearer {key}\r\n"));
         }
         if let Some(b) = body {
-            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
         }
         req.push_str("\r\n");
         if let Some(b) = body {
@@ -81,7 +97,13 @@ impl Endpoint {
                 }
             }
         }
-        Ok(Response { status, stream, chunked, remaining: length, done: false })
+        Ok(Response {
+            status,
+            stream,
+            chunked,
+            remaining: length,
+            done: false,
+        })
     }
 
     /// `GET path` (path from the server root) with a whole-request timeout.
@@ -91,7 +113,9 @@ impl Endpoint {
             let body = resp.read_all().await?;
             Ok::<_, anyhow::Error>((resp.status, body))
         };
-        tokio::time::timeout(timeout, fut).await.map_err(|_| anyhow!("GET {path}: no answer within {timeout:?}"))?
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| anyhow!("GET {path}: no answer within {timeout:?}"))?
     }
 
     pub async fn post(&self, path: &str, body: &str) -> Result<Response> {
@@ -117,7 +141,8 @@ impl Response {
             let mut size_line = String::new();
             self.stream.read_line(&mut size_line).await?;
             let size_hex = size_line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_hex, 16).map_err(|_| anyhow!("bad chunk size {size_hex:?}"))?;
+            let size = usize::from_str_radix(size_hex, 16)
+                .map_err(|_| anyhow!("bad chunk size {size_hex:?}"))?;
             if size == 0 {
                 self.done = true;
                 return Ok(None);
@@ -194,6 +219,9 @@ mod tests {
     fn sse_split_across_pieces() {
         let mut s = SseSplitter::default();
         assert!(s.feed(b"data: {\"a\"").is_empty());
-        assert_eq!(s.feed(b":1}\r\n\r\ndata: [DONE]\n\n"), vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]);
+        assert_eq!(
+            s.feed(b":1}\r\n\r\ndata: [DONE]\n\n"),
+            vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]
+        );
     }
 }

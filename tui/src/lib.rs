@@ -25,7 +25,7 @@ pub use config_check::validate_config_file;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TuiArgs {
-    /// Base URL of the server's OpenAI API.
+    /// URL of the server, with or without the final /v1 of its OpenAI API.
     #[arg(long, default_value = "http://localhost:8000/v1")]
     pub url: String,
     /// API key (default: $OPENAI_API_KEY, then $VLLM_API_KEY).
@@ -41,7 +41,10 @@ pub struct TuiArgs {
 
 pub fn run(args: TuiArgs) -> Result<()> {
     if !(args.interval.is_finite() && args.interval >= 0.1) {
-        bail!("--interval must be at least 0.1 seconds (got {})", args.interval);
+        bail!(
+            "--interval must be at least 0.1 seconds (got {})",
+            args.interval
+        );
     }
     let key = args
         .api_key
@@ -49,7 +52,7 @@ pub fn run(args: TuiArgs) -> Result<()> {
         .or_else(|| std::env::var("OPENAI_API_KEY").ok())
         .or_else(|| std::env::var("VLLM_API_KEY").ok())
         .filter(|k| !k.is_empty());
-    let ep = Endpoint::parse(&args.url, key)?;
+    let ep = Endpoint::parse(&daemon::url::api_base(&args.url), key)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -57,8 +60,18 @@ pub fn run(args: TuiArgs) -> Result<()> {
         .context("start the tokio runtime")?;
     let (tx, rx) = mpsc::channel();
     let clock = Instant::now();
-    poll::spawn_poller(&rt, ep.clone(), Duration::from_secs_f64(args.interval), clock, tx.clone());
-    let mut app = App::new(&args.url, args.interval, ConfigState::load(args.config.as_deref()));
+    poll::spawn_poller(
+        &rt,
+        ep.clone(),
+        Duration::from_secs_f64(args.interval),
+        clock,
+        tx.clone(),
+    );
+    let mut app = App::new(
+        &args.url,
+        args.interval,
+        ConfigState::load(args.config.as_deref()),
+    );
 
     // Installs a panic hook that restores the terminal before the panic message is printed.
     let mut terminal = match ratatui::try_init() {
@@ -81,7 +94,9 @@ pub fn run(args: TuiArgs) -> Result<()> {
                 continue;
             }
             // Resize needs nothing: the next draw uses the new size.
-            let Event::Key(key) = event::read()? else { continue };
+            let Event::Key(key) = event::read()? else {
+                continue;
+            };
             if key.kind != KeyEventKind::Press {
                 continue;
             }
@@ -89,7 +104,14 @@ pub fn run(args: TuiArgs) -> Result<()> {
                 Action::None => {}
                 Action::Quit => return Ok(()),
                 Action::SendChat { id, body } => {
-                    chat = Some(poll::spawn_chat(&rt, ep.clone(), id, body, clock, tx.clone()));
+                    chat = Some(poll::spawn_chat(
+                        &rt,
+                        ep.clone(),
+                        id,
+                        body,
+                        clock,
+                        tx.clone(),
+                    ));
                 }
                 Action::StopChat => {
                     if let Some(h) = chat.take() {

@@ -17,12 +17,21 @@ impl Histogram {
     /// restarted in between, and then everything in `self` is new.
     pub fn since(&self, older: &Histogram) -> Histogram {
         let same_layout = self.buckets.len() == older.buckets.len()
-            && self.buckets.iter().zip(&older.buckets).all(|(a, b)| a.0 == b.0);
+            && self
+                .buckets
+                .iter()
+                .zip(&older.buckets)
+                .all(|(a, b)| a.0 == b.0);
         if self.count < older.count || !same_layout {
             return self.clone();
         }
         Histogram {
-            buckets: self.buckets.iter().zip(&older.buckets).map(|(a, b)| (a.0, (a.1 - b.1).max(0.0))).collect(),
+            buckets: self
+                .buckets
+                .iter()
+                .zip(&older.buckets)
+                .map(|(a, b)| (a.0, (a.1 - b.1).max(0.0)))
+                .collect(),
             sum: self.sum - older.sum,
             count: self.count - older.count,
         }
@@ -49,7 +58,11 @@ pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
             if bound.is_infinite() {
                 return Some(lower);
             }
-            let lower_edge = if lower == 0.0 && bound <= 0.0 { bound } else { lower };
+            let lower_edge = if lower == 0.0 && bound <= 0.0 {
+                bound
+            } else {
+                lower
+            };
             return Some(lower_edge + (bound - lower_edge) * (rank - below) / (count - below));
         }
         if bound.is_finite() {
@@ -105,11 +118,15 @@ fn sanitize_line(line: &str) -> String {
 
 pub fn parse_snapshot(text: &str) -> Result<Snapshot, String> {
     let lines = text.lines().map(|l| Ok(sanitize_line(l)));
-    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| format!("bad /metrics text: {e}"))?;
+    let scrape =
+        prometheus_parse::Scrape::parse(lines).map_err(|e| format!("bad /metrics text: {e}"))?;
     let mut s = Snapshot::default();
     let mut seen = false;
     for sample in &scrape.samples {
-        let name = sample.metric.strip_prefix("vllm_").unwrap_or(&sample.metric);
+        let name = sample
+            .metric
+            .strip_prefix("vllm_")
+            .unwrap_or(&sample.metric);
         let value = match &sample.value {
             prometheus_parse::Value::Counter(v)
             | prometheus_parse::Value::Gauge(v)
@@ -137,7 +154,11 @@ pub fn parse_snapshot(text: &str) -> Result<Snapshot, String> {
             "prefix_cache_queries_total" => s.prefix_queries += value,
             "prefix_cache_hits_total" => s.prefix_hits += value,
             "request_success_total" => {
-                let reason = sample.labels.get("finished_reason").unwrap_or("?").to_string();
+                let reason = sample
+                    .labels
+                    .get("finished_reason")
+                    .unwrap_or("?")
+                    .to_string();
                 *s.success.entry(reason).or_default() += value;
             }
             "time_to_first_token_seconds_sum" => s.ttft.sum += value,
@@ -177,7 +198,11 @@ impl Series {
     pub fn push(&mut self, t: f64, v: Option<f64>, keep_secs: f64) {
         self.points.push((t, v));
         let cutoff = t - keep_secs;
-        let first_kept = self.points.iter().position(|p| p.0 >= cutoff).unwrap_or(self.points.len());
+        let first_kept = self
+            .points
+            .iter()
+            .position(|p| p.0 >= cutoff)
+            .unwrap_or(self.points.len());
         self.points.drain(..first_kept);
     }
 
@@ -238,13 +263,25 @@ mod tests {
 
     #[test]
     fn histogram_delta_and_reset() {
-        let old = Histogram { buckets: vec![(1.0, 2.0), (f64::INFINITY, 3.0)], sum: 2.0, count: 3.0 };
-        let new = Histogram { buckets: vec![(1.0, 6.0), (f64::INFINITY, 7.0)], sum: 5.0, count: 7.0 };
+        let old = Histogram {
+            buckets: vec![(1.0, 2.0), (f64::INFINITY, 3.0)],
+            sum: 2.0,
+            count: 3.0,
+        };
+        let new = Histogram {
+            buckets: vec![(1.0, 6.0), (f64::INFINITY, 7.0)],
+            sum: 5.0,
+            count: 7.0,
+        };
         let d = new.since(&old);
         assert_eq!(d.buckets, vec![(1.0, 4.0), (f64::INFINITY, 4.0)]);
         assert_eq!(d.count, 4.0);
         // After a restart the newer histogram is smaller: it is all new.
-        let restarted = Histogram { buckets: vec![(1.0, 1.0), (f64::INFINITY, 1.0)], sum: 0.5, count: 1.0 };
+        let restarted = Histogram {
+            buckets: vec![(1.0, 1.0), (f64::INFINITY, 1.0)],
+            sum: 0.5,
+            count: 1.0,
+        };
         assert_eq!(restarted.since(&new), restarted);
         // All 4 new observations are <= 1.0: p50 = 0.5 by interpolation from 0.
         assert!((d.quantile(0.5).unwrap() - 0.5).abs() < 1e-12);
@@ -275,10 +312,18 @@ vllm:time_to_first_token_seconds_count{engine=\"0\",model_name=\"m\"} 4\n";
     #[test]
     fn series_gaps_become_segments() {
         let mut s = Series::default();
-        for (t, v) in [(0.0, Some(1.0)), (1.0, Some(2.0)), (2.0, None), (3.0, Some(4.0))] {
+        for (t, v) in [
+            (0.0, Some(1.0)),
+            (1.0, Some(2.0)),
+            (2.0, None),
+            (3.0, Some(4.0)),
+        ] {
             s.push(t, v, 60.0);
         }
-        assert_eq!(s.segments(), vec![vec![(0.0, 1.0), (1.0, 2.0)], vec![(3.0, 4.0)]]);
+        assert_eq!(
+            s.segments(),
+            vec![vec![(0.0, 1.0), (1.0, 2.0)], vec![(3.0, 4.0)]]
+        );
         s.push(100.0, Some(5.0), 60.0);
         assert_eq!(s.points.len(), 1);
     }

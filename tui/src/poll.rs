@@ -14,7 +14,13 @@ use crate::client::{Endpoint, SseSplitter};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn spawn_poller(rt: &Runtime, ep: Endpoint, interval: Duration, clock: Instant, tx: Sender<Update>) {
+pub fn spawn_poller(
+    rt: &Runtime,
+    ep: Endpoint,
+    interval: Duration,
+    clock: Instant,
+    tx: Sender<Update>,
+) {
     rt.spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -35,10 +41,16 @@ async fn poll_once(ep: &Endpoint, clock: Instant) -> Poll {
         Err(e) => Err(format!("{e:#}")),
     };
     let t = clock.elapsed().as_secs_f64();
-    let health = ep.get("/health", TIMEOUT).await.map(|(code, _)| code).map_err(|e| format!("{e:#}"));
+    let health = ep
+        .get("/health", TIMEOUT)
+        .await
+        .map(|(code, _)| code)
+        .map_err(|e| format!("{e:#}"));
     let (version, models) = if health.is_ok() {
         let version = match ep.get("/version", TIMEOUT).await {
-            Ok((200, body)) => serde_json::from_str::<Value>(&body).ok().and_then(|v| v["version"].as_str().map(String::from)),
+            Ok((200, body)) => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["version"].as_str().map(String::from)),
             _ => None,
         };
         let models = match ep.get(&ep.api("/models"), TIMEOUT).await {
@@ -47,7 +59,9 @@ async fn poll_once(ep: &Endpoint, clock: Instant) -> Poll {
                     .as_array()
                     .map(|list| {
                         list.iter()
-                            .filter_map(|m| Some((m["id"].as_str()?.to_string(), m["max_model_len"].as_u64())))
+                            .filter_map(|m| {
+                                Some((m["id"].as_str()?.to_string(), m["max_model_len"].as_u64()))
+                            })
                             .collect()
                     })
                     .unwrap_or_default()
@@ -58,22 +72,45 @@ async fn poll_once(ep: &Endpoint, clock: Instant) -> Poll {
     } else {
         (None, None)
     };
-    Poll { t, metrics, health, version, models }
+    Poll {
+        t,
+        metrics,
+        health,
+        version,
+        models,
+    }
 }
 
 /// Streams one chat answer; abort the handle to stop it (the connection closes, which makes
 /// the server abort the request).
-pub fn spawn_chat(rt: &Runtime, ep: Endpoint, id: u64, body: String, clock: Instant, tx: Sender<Update>) -> JoinHandle<()> {
+pub fn spawn_chat(
+    rt: &Runtime,
+    ep: Endpoint,
+    id: u64,
+    body: String,
+    clock: Instant,
+    tx: Sender<Update>,
+) -> JoinHandle<()> {
     rt.spawn(async move {
         let update = match stream_chat(&ep, id, &body, clock, &tx).await {
-            Ok(completion_tokens) => Update::ChatDone { id, completion_tokens, t: clock.elapsed().as_secs_f64() },
+            Ok(completion_tokens) => Update::ChatDone {
+                id,
+                completion_tokens,
+                t: clock.elapsed().as_secs_f64(),
+            },
             Err(error) => Update::ChatError { id, error },
         };
         let _ = tx.send(update);
     })
 }
 
-async fn stream_chat(ep: &Endpoint, id: u64, body: &str, clock: Instant, tx: &Sender<Update>) -> Result<Option<u64>, String> {
+async fn stream_chat(
+    ep: &Endpoint,
+    id: u64,
+    body: &str,
+    clock: Instant,
+    tx: &Sender<Update>,
+) -> Result<Option<u64>, String> {
     let path = ep.api("/chat/completions");
     let mut resp = ep.post(&path, body).await.map_err(|e| format!("{e:#}"))?;
     if resp.status != 200 {
@@ -82,21 +119,36 @@ async fn stream_chat(ep: &Endpoint, id: u64, body: &str, clock: Instant, tx: &Se
     }
     let mut sse = SseSplitter::default();
     let mut tokens = None;
-    while let Some(piece) = resp.next_piece().await.map_err(|e| format!("stream broken: {e:#}"))? {
+    while let Some(piece) = resp
+        .next_piece()
+        .await
+        .map_err(|e| format!("stream broken: {e:#}"))?
+    {
         for data in sse.feed(&piece) {
             if data == "[DONE]" {
                 return Ok(tokens);
             }
-            let v: Value = serde_json::from_str(&data).map_err(|e| format!("bad stream event: {e}"))?;
+            let v: Value =
+                serde_json::from_str(&data).map_err(|e| format!("bad stream event: {e}"))?;
             if v.get("error").is_some() {
                 return Err(error_message(200, &data));
             }
             if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
                 tokens = Some(n);
             }
-            if let Some(text) = v["choices"][0]["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+            if let Some(text) = v["choices"][0]["delta"]["content"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+            {
                 let t = clock.elapsed().as_secs_f64();
-                if tx.send(Update::ChatDelta { id, text: text.to_string(), t }).is_err() {
+                if tx
+                    .send(Update::ChatDelta {
+                        id,
+                        text: text.to_string(),
+                        t,
+                    })
+                    .is_err()
+                {
                     return Ok(tokens);
                 }
             }
@@ -108,10 +160,18 @@ async fn stream_chat(ep: &Endpoint, id: u64, body: &str, clock: Instant, tx: &Se
 /// The server's own error text (OpenAI style `{"error": {"message": ...}}`) where there is one.
 fn error_message(status: u16, body: &str) -> String {
     let parsed = serde_json::from_str::<Value>(body).ok();
-    let msg = parsed.as_ref().and_then(|v| v["error"]["message"].as_str().or(v["message"].as_str()).map(String::from));
+    let msg = parsed.as_ref().and_then(|v| {
+        v["error"]["message"]
+            .as_str()
+            .or(v["message"].as_str())
+            .map(String::from)
+    });
     match msg {
         Some(m) => format!("HTTP {status}: {m}"),
-        None => format!("HTTP {status}: {}", body.trim().chars().take(200).collect::<String>()),
+        None => format!(
+            "HTTP {status}: {}",
+            body.trim().chars().take(200).collect::<String>()
+        ),
     }
 }
 
@@ -120,7 +180,10 @@ mod tests {
     #[test]
     fn error_text_from_openai_json() {
         let body = r#"{"error":{"message":"model x not found","type":"NotFoundError","code":404}}"#;
-        assert_eq!(super::error_message(404, body), "HTTP 404: model x not found");
+        assert_eq!(
+            super::error_message(404, body),
+            "HTTP 404: model x not found"
+        );
         assert_eq!(super::error_message(500, "boom"), "HTTP 500: boom");
     }
 }

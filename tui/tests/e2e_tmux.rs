@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 fn release_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
@@ -23,8 +26,17 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16
     )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((
+        status,
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    ))
 }
 
 struct Daemon(Child);
@@ -41,7 +53,12 @@ struct Tmux {
 }
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("run tmux");
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
     fn keys(&self, keys: &[&str]) {
@@ -62,14 +79,19 @@ impl Tmux {
             if ok(&s) {
                 return s;
             }
-            assert!(start.elapsed() < timeout, "timed out waiting for {what}; screen:\n{s}");
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
     }
 }
 
@@ -91,9 +113,16 @@ fn tui_in_tmux_against_real_vllmd() {
     let dir = release_dir();
     let (vllmd, demo) = (dir.join("vllmd"), dir.join("examples/tui_demo"));
     for b in [&vllmd, &demo] {
-        assert!(b.is_file(), "{} not built: run `cargo build --release --workspace --examples` first", b.display());
+        assert!(
+            b.is_file(),
+            "{} not built: run `cargo build --release --workspace --examples` first",
+            b.display()
+        );
     }
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
     let mut daemon = Daemon(
         Command::new(&vllmd)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -104,8 +133,14 @@ fn tui_in_tmux_against_real_vllmd() {
     );
     let start = Instant::now();
     while !matches!(http(port, "GET", "/health", ""), Ok((200, _))) {
-        assert!(daemon.0.try_wait().ok().flatten().is_none(), "vllmd exited during start-up");
-        assert!(start.elapsed() < Duration::from_secs(120), "vllmd not ready");
+        assert!(
+            daemon.0.try_wait().ok().flatten().is_none(),
+            "vllmd exited during start-up"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "vllmd not ready"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -117,54 +152,98 @@ fn tui_in_tmux_against_real_vllmd() {
         "stty -g > {w}/before; {} --url http://127.0.0.1:{port}/v1 --interval 0.5; rc=$?; stty -g > {w}/after; echo TUI-EXITED rc=$rc; sleep 600",
         demo.display()
     );
-    let tmux = Tmux { socket: format!("vllm-tui-test-{}", std::process::id()) };
-    tmux.cmd(&["new-session", "-d", "-s", "tui", "-x", "120", "-y", "40", &script]);
+    let tmux = Tmux {
+        socket: format!("vllm-tui-test-{}", std::process::id()),
+    };
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &script,
+    ]);
     let wait = Duration::from_secs(60);
 
-    tmux.wait_for("the chat screen with the server up", wait, |s| s.contains("F1 Chat") && s.contains("server: up") && s.contains("SmolLM2"));
+    tmux.wait_for("the chat screen with the server up", wait, |s| {
+        s.contains("F1 Chat") && s.contains("server: up") && s.contains("SmolLM2")
+    });
 
     tmux.text("Say hello in one short sentence.");
     tmux.keys(&["Enter"]);
-    let s = tmux.wait_for("a finished answer with stats", Duration::from_secs(120), |s| s.contains("tok/s") && s.contains("TTFT"));
+    let s = tmux.wait_for(
+        "a finished answer with stats",
+        Duration::from_secs(120),
+        |s| s.contains("tok/s") && s.contains("TTFT"),
+    );
     assert!(!s.contains("error:"), "{s}");
-    let answer: Vec<&str> = s.lines().skip_while(|l| !l.contains("model:")).skip(1).take_while(|l| !l.contains("TTFT")).collect();
-    assert!(answer.iter().any(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()).len() > 1), "no answer text:\n{s}");
+    let answer: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.contains("model:"))
+        .skip(1)
+        .take_while(|l| !l.contains("TTFT"))
+        .collect();
+    assert!(
+        answer.iter().any(|l| l
+            .trim_matches(|c: char| c == '│' || c.is_whitespace())
+            .len()
+            > 1),
+        "no answer text:\n{s}"
+    );
 
     tmux.keys(&["F2"]);
-    tmux.wait_for("the dashboard", wait, |s| s.contains("Generation tokens/s") && s.contains("KV cache"));
+    tmux.wait_for("the dashboard", wait, |s| {
+        s.contains("Generation tokens/s") && s.contains("KV cache")
+    });
     let load: Vec<_> = (0..8)
         .map(|i| {
             std::thread::spawn(move || {
-                let body = format!(r#"{{"prompt": "Count to twenty: {i}", "max_tokens": 48, "ignore_eos": true}}"#);
+                let body = format!(
+                    r#"{{"prompt": "Count to twenty: {i}", "max_tokens": 48, "ignore_eos": true}}"#
+                );
                 http(port, "POST", "/v1/completions", &body)
             })
         })
         .collect();
-    let dash = tmux.wait_for("non-zero generation throughput", Duration::from_secs(120), |s| {
-        chart_value(s, "Generation tokens/s:").is_some_and(|v| v > 0.0)
-    });
+    let dash = tmux.wait_for(
+        "non-zero generation throughput",
+        Duration::from_secs(120),
+        |s| chart_value(s, "Generation tokens/s:").is_some_and(|v| v > 0.0),
+    );
     for h in load {
         let (status, body) = h.join().expect("load thread").expect("completion request");
         assert_eq!(status, 200, "{body}");
     }
     // Printed for the README: what the dashboard looks like under load.
     eprintln!("--- dashboard under load ---\n{dash}--- end ---");
-    let done = tmux.wait_for("the finished requests", wait, |s| s.contains("length") || s.contains("stop"));
+    let done = tmux.wait_for("the finished requests", wait, |s| {
+        s.contains("length") || s.contains("stop")
+    });
     assert!(done.contains("p50"), "{done}");
 
     tmux.keys(&["3"]);
     tmux.wait_for("the config screen", wait, |s| s.contains("No config file"));
     tmux.keys(&["4"]);
-    tmux.wait_for("the server screen", wait, |s| s.contains("UP") && s.contains("SmolLM2") && s.contains("8192"));
+    tmux.wait_for("the server screen", wait, |s| {
+        s.contains("UP") && s.contains("SmolLM2") && s.contains("8192")
+    });
     tmux.keys(&["?"]);
-    tmux.wait_for("the help overlay", wait, |s| s.contains("Help") && s.contains("Any key closes"));
+    tmux.wait_for("the help overlay", wait, |s| {
+        s.contains("Help") && s.contains("Any key closes")
+    });
     tmux.keys(&["Escape"]);
     tmux.wait_for("the help to close", wait, |s| !s.contains("Any key closes"));
 
     tmux.keys(&["q"]);
     let end = tmux.wait_for("a clean exit", wait, |s| s.contains("TUI-EXITED"));
     assert!(end.contains("TUI-EXITED rc=0"), "{end}");
-    assert!(!end.contains("F1 Chat"), "the alternate screen was not left:\n{end}");
+    assert!(
+        !end.contains("F1 Chat"),
+        "the alternate screen was not left:\n{end}"
+    );
     let before = std::fs::read_to_string(work.join("before")).expect("stty before");
     let after = std::fs::read_to_string(work.join("after")).expect("stty after");
     assert_eq!(before, after, "terminal settings not restored");

@@ -39,12 +39,24 @@ vllm:request_success_total{{engine=\"0\",finished_reason=\"length\",model_name=\
         requests / 4.0
     );
     s.push_str("# TYPE vllm:time_to_first_token_seconds histogram\n# TYPE vllm:inter_token_latency_seconds histogram\n# TYPE vllm:e2e_request_latency_seconds histogram\n");
-    for (name, scale) in [("time_to_first_token_seconds", 0.1), ("inter_token_latency_seconds", 0.01), ("e2e_request_latency_seconds", 1.0)] {
+    for (name, scale) in [
+        ("time_to_first_token_seconds", 0.1),
+        ("inter_token_latency_seconds", 0.01),
+        ("e2e_request_latency_seconds", 1.0),
+    ] {
         for (le, frac) in [(scale, 0.5), (scale * 2.5, 0.9), (scale * 10.0, 1.0)] {
-            s.push_str(&format!("vllm:{name}_bucket{{engine=\"0\",le=\"{le}\",model_name=\"m\"}} {}\n", requests * frac));
+            s.push_str(&format!(
+                "vllm:{name}_bucket{{engine=\"0\",le=\"{le}\",model_name=\"m\"}} {}\n",
+                requests * frac
+            ));
         }
-        s.push_str(&format!("vllm:{name}_bucket{{engine=\"0\",le=\"+Inf\",model_name=\"m\"}} {requests}\n"));
-        s.push_str(&format!("vllm:{name}_count{{{b}}} {requests}\nvllm:{name}_sum{{{b}}} {}\n", requests * scale));
+        s.push_str(&format!(
+            "vllm:{name}_bucket{{engine=\"0\",le=\"+Inf\",model_name=\"m\"}} {requests}\n"
+        ));
+        s.push_str(&format!(
+            "vllm:{name}_count{{{b}}} {requests}\nvllm:{name}_sum{{{b}}} {}\n",
+            requests * scale
+        ));
     }
     s
 }
@@ -54,7 +66,11 @@ fn poll(t: f64, metrics: Result<String, String>) -> Update {
     Update::Poll(Poll {
         t,
         metrics,
-        health: if up { Ok(200) } else { Err("connect to 127.0.0.1:8000: Connection refused".into()) },
+        health: if up {
+            Ok(200)
+        } else {
+            Err("connect to 127.0.0.1:8000: Connection refused".into())
+        },
         version: up.then(|| "0.1.0".to_string()),
         models: up.then(|| vec![("tiny-llama".to_string(), Some(2048))]),
     })
@@ -68,7 +84,12 @@ fn loaded_app() -> App {
         let m = match i {
             0..=50 => Ok(metrics(200.0 * t, 40.0 * t, 4.0, 2.0 * t)),
             51..=60 => Err("connect to 127.0.0.1:8000: Connection refused".to_string()),
-            _ => Ok(metrics(100.0 * (t - 60.0), 20.0 * (t - 60.0), 2.0, t - 60.0)),
+            _ => Ok(metrics(
+                100.0 * (t - 60.0),
+                20.0 * (t - 60.0),
+                2.0,
+                t - 60.0,
+            )),
         };
         app.apply(poll(t, m));
     }
@@ -82,18 +103,49 @@ fn chat_app() -> App {
     for c in "What is vLLM?".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
-    let Action::SendChat { id, body } = app.on_key(key(KeyCode::Enter)) else { panic!("no request") };
-    assert!(body.contains("\"stream\":true") && body.contains("tiny-llama") && body.contains("Be brief."), "{body}");
-    let words = ["vLLM ", "is ", "a ", "fast ", "and ", "easy-to-use ", "library ", "for ", "LLM ", "inference."];
+    let Action::SendChat { id, body } = app.on_key(key(KeyCode::Enter)) else {
+        panic!("no request")
+    };
+    assert!(
+        body.contains("\"stream\":true")
+            && body.contains("tiny-llama")
+            && body.contains("Be brief."),
+        "{body}"
+    );
+    let words = [
+        "vLLM ",
+        "is ",
+        "a ",
+        "fast ",
+        "and ",
+        "easy-to-use ",
+        "library ",
+        "for ",
+        "LLM ",
+        "inference.",
+    ];
     for (i, w) in words.iter().enumerate() {
-        app.apply(Update::ChatDelta { id, text: w.to_string(), t: 90.25 + 0.05 * i as f64 });
+        app.apply(Update::ChatDelta {
+            id,
+            text: w.to_string(),
+            t: 90.25 + 0.05 * i as f64,
+        });
     }
-    app.apply(Update::ChatDone { id, completion_tokens: Some(10), t: 90.7 });
+    app.apply(Update::ChatDone {
+        id,
+        completion_tokens: Some(10),
+        t: 90.7,
+    });
     for c in "And now?".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
-    let Action::SendChat { id, .. } = app.on_key(key(KeyCode::Enter)) else { panic!("no request") };
-    app.apply(Update::ChatError { id, error: "HTTP 400: max_tokens is too large".into() });
+    let Action::SendChat { id, .. } = app.on_key(key(KeyCode::Enter)) else {
+        panic!("no request")
+    };
+    app.apply(Update::ChatError {
+        id,
+        error: "HTTP 400: max_tokens is too large".into(),
+    });
     for c in "a second line".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
@@ -103,7 +155,10 @@ fn chat_app() -> App {
 }
 
 fn fixture(kind: &str, name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/tests/fixtures/config").join(kind).join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../daemon/tests/fixtures/config")
+        .join(kind)
+        .join(name)
 }
 
 fn both(name: &str, app: &App) {
@@ -138,7 +193,10 @@ fn dashboard_server_down() {
     let mut app = App::new("http://127.0.0.1:8000/v1", 1.0, ConfigState::default());
     app.tab = Tab::Dashboard;
     for i in 0..5 {
-        app.apply(poll(i as f64, Err("connect to 127.0.0.1:8000: Connection refused".into())));
+        app.apply(poll(
+            i as f64,
+            Err("connect to 127.0.0.1:8000: Connection refused".into()),
+        ));
     }
     both("dashboard_down", &app);
 }
@@ -186,7 +244,10 @@ fn keys_switch_tabs_and_quit() {
     // In the chat, q is text, not quit.
     assert_eq!(app.on_key(key(KeyCode::Char('q'))), Action::None);
     assert_eq!(app.chat.input, "q");
-    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::Quit);
+    assert_eq!(
+        app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        Action::Quit
+    );
     app.on_key(key(KeyCode::BackTab));
     assert_eq!(app.on_key(key(KeyCode::Char('q'))), Action::Quit);
 }
@@ -214,14 +275,24 @@ fn chat_commands_change_settings() {
 fn esc_stops_a_streaming_answer() {
     let mut app = App::new("http://x/v1", 1.0, ConfigState::default());
     app.on_key(key(KeyCode::Char('h')));
-    let Action::SendChat { id, .. } = app.on_key(key(KeyCode::Enter)) else { panic!("no request") };
-    app.apply(Update::ChatDelta { id, text: "Hel".into(), t: 0.5 });
+    let Action::SendChat { id, .. } = app.on_key(key(KeyCode::Enter)) else {
+        panic!("no request")
+    };
+    app.apply(Update::ChatDelta {
+        id,
+        text: "Hel".into(),
+        t: 0.5,
+    });
     assert_eq!(app.on_key(key(KeyCode::Esc)), Action::StopChat);
     assert!(app.chat.streaming.is_none());
     let stats = app.chat.messages[1].stats.clone().expect("stats");
     assert!(stats.stopped);
     assert_eq!(stats.tokens, 1);
     // Late pieces of the stopped answer are ignored.
-    app.apply(Update::ChatDelta { id, text: "lo".into(), t: 0.6 });
+    app.apply(Update::ChatDelta {
+        id,
+        text: "lo".into(),
+        t: 0.6,
+    });
     assert_eq!(app.chat.messages[1].text, "Hel");
 }

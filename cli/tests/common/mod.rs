@@ -11,14 +11,24 @@ use std::time::{Duration, Instant};
 /// `target/<profile>/NAME`, next to the test executable's folder.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> folder");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile> folder");
     let path = dir.join(name);
-    assert!(path.is_file(), "{} not built: run `cargo build --release --workspace` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} not built: run `cargo build --release --workspace` first",
+        path.display()
+    );
     path
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn default_model_present() -> bool {
@@ -35,7 +45,13 @@ impl Server {
     pub fn start() -> Server {
         let port = free_port();
         let child = Command::new(binary("vllmd"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--disable-log-stats"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--disable-log-stats",
+            ])
             .env("VLLM_LOGGING_LEVEL", "warning")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -50,7 +66,10 @@ impl Server {
             if let Ok((200, _)) = http(port, "GET", "/health", "") {
                 return server;
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "vllmd not ready");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "vllmd not ready"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -80,7 +99,14 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<
     write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }

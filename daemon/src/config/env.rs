@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::config::env_fate::{env_warnings, ATTENTION_BACKENDS};
 use crate::config::error::ConfigError;
 
 /// Log level of `VLLM_LOGGING_LEVEL` (Python's names; `TRACE` is a vllm-rs addition).
@@ -64,6 +65,14 @@ pub struct EnvSettings {
     pub logging_config_path: Option<PathBuf>,
     /// `VLLM_LOGGING_PREFIX`: prepended to every log line.
     pub logging_prefix: String,
+    /// `VLLM_HTTP_TIMEOUT_KEEP_ALIVE`: seconds an idle HTTP connection is kept open (default 5).
+    pub http_timeout_keep_alive_s: u64,
+    /// `VLLM_NO_DEPRECATION_WARNING`: no warnings for deprecated flags.
+    pub no_deprecation_warning: bool,
+    /// `VLLM_ATTENTION_BACKEND`, checked against vLLM's backend names (no effect here).
+    pub attention_backend: Option<String>,
+    /// The names of the `VLLM_*` variables set (non-empty), sorted; see [`EnvSettings::warnings`].
+    pub vllm_vars: Vec<String>,
 }
 
 impl Default for EnvSettings {
@@ -82,6 +91,10 @@ impl Default for EnvSettings {
             configure_logging: true,
             logging_config_path: None,
             logging_prefix: String::new(),
+            http_timeout_keep_alive_s: 5,
+            no_deprecation_warning: false,
+            attention_backend: None,
+            vllm_vars: Vec::new(),
         }
     }
 }
@@ -99,6 +112,10 @@ const READ: &[&str] = &[
     "VLLM_CONFIGURE_LOGGING",
     "VLLM_LOGGING_CONFIG_PATH",
     "VLLM_LOGGING_PREFIX",
+    "VLLM_HTTP_TIMEOUT_KEEP_ALIVE",
+    "VLLM_NO_DEPRECATION_WARNING",
+    "VLLM_ATTENTION_BACKEND",
+    "VLLM_PORT",
     "HOME",
     "XDG_CACHE_HOME",
     "XDG_CONFIG_HOME",
@@ -116,10 +133,14 @@ impl EnvSettings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut map = HashMap::new();
-        for name in READ {
+        let vllm = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.starts_with("VLLM_"));
+        let names: Vec<String> = READ.iter().map(|s| s.to_string()).chain(vllm).collect();
+        for name in &names {
             match std::env::var(name) {
                 Ok(v) => {
-                    map.insert(name.to_string(), v);
+                    map.insert(name.clone(), v);
                 }
                 Err(std::env::VarError::NotPresent) => {}
                 Err(std::env::VarError::NotUnicode(v)) => {
@@ -177,6 +198,32 @@ impl EnvSettings {
             0 => 4,
             n => n,
         };
+        if let Some(port) = get("VLLM_PORT") {
+            if port.contains("://") {
+                return Err(invalid("VLLM_PORT", port, "looks like a URI; a Kubernetes service named `vllm` sets VLLM_PORT this way: rename the service"));
+            }
+            port.parse::<u16>()
+                .map_err(|_| invalid("VLLM_PORT", port, "expected a port number"))?;
+        }
+        let attention_backend = match get("VLLM_ATTENTION_BACKEND") {
+            Some(b) if !ATTENTION_BACKENDS.contains(&b) => {
+                return Err(invalid(
+                    "VLLM_ATTENTION_BACKEND",
+                    b,
+                    format!(
+                        "unknown attention backend; vLLM's are {}",
+                        ATTENTION_BACKENDS.join(", ")
+                    ),
+                ));
+            }
+            other => other.map(str::to_string),
+        };
+        let mut vllm_vars: Vec<String> = map
+            .iter()
+            .filter(|(k, v)| k.starts_with("VLLM_") && !v.trim().is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        vllm_vars.sort();
         let timeout = count("VLLM_ENGINE_ITERATION_TIMEOUT_S", 60)?;
         if timeout == 0 {
             return Err(invalid(
@@ -217,7 +264,17 @@ impl EnvSettings {
             logging_config_path: get("VLLM_LOGGING_CONFIG_PATH").map(expand),
             // The prefix is used verbatim, spaces included.
             logging_prefix: map.get("VLLM_LOGGING_PREFIX").cloned().unwrap_or_default(),
+            http_timeout_keep_alive_s: count("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", 5)?,
+            no_deprecation_warning: flag("VLLM_NO_DEPRECATION_WARNING", false)?,
+            attention_backend,
+            vllm_vars,
         })
+    }
+
+    /// The warning lines for the `VLLM_*` variables set: those without effect here, and those
+    /// nobody knows (see [`crate::config::ENV_VARS`]).
+    pub fn warnings(&self) -> Vec<String> {
+        env_warnings(self.vllm_vars.iter().map(String::as_str))
     }
 
     /// `VLLM_CPU_KVCACHE_SPACE` in bytes.

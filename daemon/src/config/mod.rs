@@ -12,13 +12,14 @@
 
 mod args;
 mod env;
+mod env_fate;
 mod error;
+mod fate;
 mod json_args;
 mod load;
 mod parse;
 mod size;
 mod suggest;
-mod unsupported;
 mod yaml;
 
 pub use args::{
@@ -26,6 +27,8 @@ pub use args::{
     ObservabilityArgs, ParallelArgs, SchedulerArgs, ServeConfig, Source, VllmArgs,
 };
 pub use env::{EnvSettings, LogLevel};
+pub use env_fate::{env_fate, EnvFate, ATTENTION_BACKENDS, ENV_VARS};
 pub use error::{ConfigError, ConfigProblem};
+pub use fate::{fate, Fate, FATES};
 pub use load::validate_yaml;
 pub use size::parse_human_len;

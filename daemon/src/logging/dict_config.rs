@@ -77,8 +77,11 @@ fn targets(logger: &str) -> Option<Vec<String>> {
     if logger == "vllm" || logger.starts_with("vllm.") {
         return Some(OUR_TARGETS.iter().map(|t| t.to_string()).collect());
     }
-    if logger.starts_with("uvicorn")
-        || logger.is_empty()
+    // The HTTP layer logs under uvicorn's logger names (`uvicorn.access`, `uvicorn.error`).
+    if logger == "uvicorn" || logger.starts_with("uvicorn.") {
+        return Some(vec![logger.to_string()]);
+    }
+    if logger.is_empty()
         || !logger
             .chars()
             .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':')
@@ -256,12 +259,12 @@ mod tests {
                 && c.directives.contains(&"engine=debug".to_string())
         );
         assert!(c.directives.contains(&"hyper=error".to_string()));
+        assert!(c.directives.contains(&"uvicorn.access=error".to_string()));
         assert_eq!(c.sink, Sink::File("out.log".into()));
         for part in [
             "`formatters`",
             "`disable_existing_loggers`",
             "loggers.vllm.propagate",
-            "logger `uvicorn.access`",
             "handlers.file.formatter",
             "handler `unused`",
         ] {

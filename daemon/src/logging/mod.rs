@@ -24,7 +24,22 @@ pub enum LoggingError {
 
 /// Like [`try_init`]; a bad logging configuration is a start-up error: printed, exit code 2.
 pub fn init(env: &EnvSettings, level: Option<&str>) {
-    if let Err(e) = try_init(env, level) {
+    init_with(env, level, &[]);
+}
+
+/// The server's logging: [`init`] plus the HTTP layer's own level (`--uvicorn-log-level`).
+pub fn init_server(env: &EnvSettings, cfg: &crate::config::ServeConfig) {
+    init_with(
+        env,
+        None,
+        &[crate::serve::plan::http_log_directive(
+            &cfg.frontend.uvicorn_log_level,
+        )],
+    );
+}
+
+fn init_with(env: &EnvSettings, level: Option<&str>, extra: &[String]) {
+    if let Err(e) = try_init_with(env, level, extra) {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
@@ -34,6 +49,15 @@ pub fn init(env: &EnvSettings, level: Option<&str>) {
 /// `VLLM_LOGGING_CONFIG_PATH` file's root level overrides both, as a dictConfig replaces
 /// vLLM's default logging set-up.
 pub fn try_init(env: &EnvSettings, level: Option<&str>) -> Result<(), LoggingError> {
+    try_init_with(env, level, &[])
+}
+
+/// [`try_init`] with more `tracing` filter directives (for other loggers' own levels).
+pub fn try_init_with(
+    env: &EnvSettings,
+    level: Option<&str>,
+    extra: &[String],
+) -> Result<(), LoggingError> {
     if !env.configure_logging {
         if env.logging_config_path.is_some() {
             return Err(LoggingError::ConfigWithoutConfigure);
@@ -51,7 +75,7 @@ pub fn try_init(env: &EnvSettings, level: Option<&str>) -> Result<(), LoggingErr
         .or(level)
         .unwrap_or(env.logging_level.as_filter());
     let mut directives = format!("{level},tokenizers=warn");
-    for d in dict.iter().flat_map(|d| &d.directives) {
+    for d in extra.iter().chain(dict.iter().flat_map(|d| &d.directives)) {
         directives.push(',');
         directives.push_str(d);
     }

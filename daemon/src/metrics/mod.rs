@@ -5,21 +5,22 @@
 //! reproduce prometheus_client's output (`_created` families, Go-style floats, `_total` naming
 //! of counters), and the metric set is small and fixed, so a registry would add nothing.
 
+mod engine_state;
 mod histogram;
+mod legacy;
 mod render;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_legacy;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use engine::stats::{EngineStats, FinishedRequestStats, StepStats};
-
-use histogram::{
-    buckets_1_2_5, Histogram, HTTP_HIGHR_BUCKETS, HTTP_LOWR_BUCKETS, ITERATION_TOKENS_BUCKETS,
-    PARAMS_N_BUCKETS, REQUEST_LATENCY_BUCKETS, TOKEN_LATENCY_BUCKETS, TTFT_BUCKETS,
-};
+use engine_state::{EngineState, MonotonicCounter};
+use histogram::{Histogram, HTTP_HIGHR_BUCKETS, HTTP_LOWR_BUCKETS};
 pub use render::CONTENT_TYPE;
 use render::{CounterSeries, Exposition, HistogramSeries};
 
@@ -142,265 +143,6 @@ pub struct TokenLatencies<'a> {
     pub inter_token: &'a [f64],
 }
 
-/// A counter fed with cumulative engine snapshots that never goes down, even when the source
-/// restarts from zero.
-#[derive(Debug, Clone, Copy, Default)]
-struct MonotonicCounter {
-    total: u64,
-    last_seen: u64,
-}
-
-impl MonotonicCounter {
-    fn follow(&mut self, snapshot: u64) {
-        // A smaller snapshot means the engine restarted: everything it reports is new.
-        let delta = snapshot.checked_sub(self.last_seen).unwrap_or(snapshot);
-        self.total = self.total.saturating_add(delta);
-        self.last_seen = snapshot;
-    }
-}
-
-#[derive(Debug, Clone)]
-struct EngineState {
-    running: usize,
-    waiting: usize,
-    kv_cache_usage: f64,
-    prefix_cache_queries: MonotonicCounter,
-    prefix_cache_hits: MonotonicCounter,
-    preemptions: MonotonicCounter,
-    prompt_tokens: MonotonicCounter,
-    generation_tokens: MonotonicCounter,
-    /// Per finish reason, in first-seen order (vLLM's reasons first).
-    success: Vec<(String, MonotonicCounter)>,
-    request_prompt_tokens: Histogram,
-    request_generation_tokens: Histogram,
-    iteration_tokens: Histogram,
-    params_n: Histogram,
-    params_max_tokens: Histogram,
-    time_to_first_token: Histogram,
-    inter_token_latency: Histogram,
-    time_per_output_token: Histogram,
-    request_time_per_output_token: Histogram,
-    e2e_latency: Histogram,
-    queue_time: Histogram,
-    inference_time: Histogram,
-    prefill_time: Histogram,
-    decode_time: Histogram,
-    prefill_kv_computed: Histogram,
-}
-
-fn seconds_between(later: Option<Instant>, earlier: Option<Instant>) -> Option<f64> {
-    Some(later?.saturating_duration_since(earlier?).as_secs_f64())
-}
-
-impl EngineState {
-    fn new(max_model_len: usize) -> Self {
-        let tokens = buckets_1_2_5(max_model_len);
-        EngineState {
-            running: 0,
-            waiting: 0,
-            kv_cache_usage: 0.0,
-            prefix_cache_queries: MonotonicCounter::default(),
-            prefix_cache_hits: MonotonicCounter::default(),
-            preemptions: MonotonicCounter::default(),
-            prompt_tokens: MonotonicCounter::default(),
-            generation_tokens: MonotonicCounter::default(),
-            success: FINISH_REASONS
-                .iter()
-                .map(|r| (r.to_string(), MonotonicCounter::default()))
-                .collect(),
-            request_prompt_tokens: Histogram::new(&tokens),
-            request_generation_tokens: Histogram::new(&tokens),
-            iteration_tokens: Histogram::new(ITERATION_TOKENS_BUCKETS),
-            params_n: Histogram::new(PARAMS_N_BUCKETS),
-            params_max_tokens: Histogram::new(&tokens),
-            time_to_first_token: Histogram::new(TTFT_BUCKETS),
-            inter_token_latency: Histogram::new(TOKEN_LATENCY_BUCKETS),
-            time_per_output_token: Histogram::new(TOKEN_LATENCY_BUCKETS),
-            request_time_per_output_token: Histogram::new(TOKEN_LATENCY_BUCKETS),
-            e2e_latency: Histogram::new(REQUEST_LATENCY_BUCKETS),
-            queue_time: Histogram::new(REQUEST_LATENCY_BUCKETS),
-            inference_time: Histogram::new(REQUEST_LATENCY_BUCKETS),
-            prefill_time: Histogram::new(REQUEST_LATENCY_BUCKETS),
-            decode_time: Histogram::new(REQUEST_LATENCY_BUCKETS),
-            prefill_kv_computed: Histogram::new(&tokens),
-        }
-    }
-
-    fn follow_snapshot(&mut self, stats: &EngineStats) {
-        self.running = stats.num_running;
-        self.waiting = stats.num_waiting;
-        self.kv_cache_usage = if stats.kv_cache_usage.is_finite() {
-            stats.kv_cache_usage.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        self.prefix_cache_queries.follow(stats.prefix_cache_queries);
-        self.prefix_cache_hits.follow(stats.prefix_cache_hits);
-        self.preemptions.follow(stats.num_preemptions);
-        self.prompt_tokens.follow(stats.num_prompt_tokens);
-        self.generation_tokens.follow(stats.num_generation_tokens);
-        // The engine's per-reason totals, not the drained list, drive the counter: the list is
-        // bounded and drops records when nobody polls, the totals do not.
-        for (reason, &n) in &stats.finished_by_reason {
-            match self.success.iter_mut().find(|(r, _)| r == reason) {
-                Some((_, c)) => c.follow(n),
-                None => {
-                    let mut c = MonotonicCounter::default();
-                    c.follow(n);
-                    self.success.push((reason.to_string(), c));
-                }
-            }
-        }
-        for (reason, c) in &mut self.success {
-            if !stats.finished_by_reason.contains_key(reason.as_str()) {
-                c.follow(0);
-            }
-        }
-    }
-
-    fn observe_token_latencies(&mut self, lat: &TokenLatencies<'_>) {
-        for &v in lat.time_to_first_token {
-            self.time_to_first_token.observe(v);
-        }
-        for &v in lat.inter_token {
-            // vLLM feeds the older name with the same observations.
-            self.inter_token_latency.observe(v);
-            self.time_per_output_token.observe(v);
-        }
-    }
-
-    fn observe_finished(&mut self, r: &FinishedRequestStats, derive_token_latencies: bool) {
-        let t = &r.times;
-        let arrival = Some(t.arrival);
-        let decode = seconds_between(t.last_token, t.first_token);
-        if derive_token_latencies {
-            if let Some(v) = seconds_between(t.first_token, arrival) {
-                self.time_to_first_token.observe(v);
-            }
-            // Without per-token timestamps, each of the request's n-1 gaps is taken as the mean
-            // gap: `_count` and `_sum` stay exact, only the spread within a request is lost.
-            if let (Some(d), Some(gaps)) = (
-                decode,
-                r.num_output_tokens.checked_sub(1).filter(|&g| g > 0),
-            ) {
-                let mean = d / gaps as f64;
-                self.inter_token_latency.observe_n(mean, gaps as u64);
-                self.time_per_output_token.observe_n(mean, gaps as u64);
-            }
-        }
-        // Phases the request never reached (aborted while queued, say) are not observed,
-        // rather than observed as nonsense intervals.
-        if let Some(v) = seconds_between(t.finished.or(t.last_token), arrival) {
-            self.e2e_latency.observe(v);
-        }
-        if let Some(v) = seconds_between(t.first_scheduled, arrival) {
-            self.queue_time.observe(v);
-        }
-        if let Some(v) = seconds_between(t.first_token, t.first_scheduled) {
-            self.prefill_time.observe(v);
-        }
-        if let Some(v) = decode {
-            self.decode_time.observe(v);
-        }
-        if let Some(v) = seconds_between(t.last_token, t.first_scheduled) {
-            self.inference_time.observe(v);
-        }
-        // vLLM observes 0 for requests with fewer than two tokens.
-        let mean_tpot = match (decode, r.num_output_tokens) {
-            (Some(d), n) if n > 1 => d / (n - 1) as f64,
-            _ => 0.0,
-        };
-        self.request_time_per_output_token.observe(mean_tpot);
-        self.request_prompt_tokens
-            .observe(r.num_prompt_tokens as f64);
-        self.request_generation_tokens
-            .observe(r.num_output_tokens as f64);
-        self.prefill_kv_computed
-            .observe(r.num_prompt_tokens.saturating_sub(r.num_cached_tokens) as f64);
-    }
-
-    /// `(name, help, histogram)` in vLLM's registration order.
-    fn histograms(&self) -> [(&'static str, &'static str, &Histogram); 15] {
-        [
-            (
-                "vllm:request_prompt_tokens",
-                "Number of prefill tokens processed.",
-                &self.request_prompt_tokens,
-            ),
-            (
-                "vllm:request_generation_tokens",
-                "Number of generation tokens processed.",
-                &self.request_generation_tokens,
-            ),
-            (
-                "vllm:iteration_tokens_total",
-                "Histogram of number of tokens per engine_step.",
-                &self.iteration_tokens,
-            ),
-            (
-                "vllm:request_params_n",
-                "Histogram of the n request parameter.",
-                &self.params_n,
-            ),
-            (
-                "vllm:request_params_max_tokens",
-                "Histogram of the max_tokens request parameter.",
-                &self.params_max_tokens,
-            ),
-            (
-                "vllm:time_to_first_token_seconds",
-                "Histogram of time to first token in seconds.",
-                &self.time_to_first_token,
-            ),
-            (
-                "vllm:inter_token_latency_seconds",
-                "Histogram of inter-token latency in seconds.",
-                &self.inter_token_latency,
-            ),
-            (
-                "vllm:time_per_output_token_seconds",
-                "Histogram of time per output token in seconds.",
-                &self.time_per_output_token,
-            ),
-            (
-                "vllm:request_time_per_output_token_seconds",
-                "Histogram of time_per_output_token_seconds per request.",
-                &self.request_time_per_output_token,
-            ),
-            (
-                "vllm:e2e_request_latency_seconds",
-                "Histogram of e2e request latency in seconds.",
-                &self.e2e_latency,
-            ),
-            (
-                "vllm:request_queue_time_seconds",
-                "Histogram of time spent in WAITING phase for request.",
-                &self.queue_time,
-            ),
-            (
-                "vllm:request_inference_time_seconds",
-                "Histogram of time spent in RUNNING phase for request.",
-                &self.inference_time,
-            ),
-            (
-                "vllm:request_prefill_time_seconds",
-                "Histogram of time spent in PREFILL phase for request.",
-                &self.prefill_time,
-            ),
-            (
-                "vllm:request_decode_time_seconds",
-                "Histogram of time spent in DECODE phase for request.",
-                &self.decode_time,
-            ),
-            (
-                "vllm:request_prefill_kv_computed_tokens",
-                "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
-                &self.prefill_kv_computed,
-            ),
-        ]
-    }
-}
-
 #[derive(Debug, Clone)]
 struct HttpState {
     /// `(method, status group, handler)` → (count, created).
@@ -421,6 +163,8 @@ pub struct Metrics {
     cache_labels: Vec<(String, String)>,
     engine: Mutex<EngineState>,
     http: Mutex<HttpState>,
+    /// `--show-hidden-metrics-for-version`: render the deprecated metrics too.
+    show_hidden: bool,
 }
 
 fn unix_now() -> f64 {
@@ -447,7 +191,15 @@ impl Metrics {
                 durations: BTreeMap::new(),
                 highr: Histogram::new(HTTP_HIGHR_BUCKETS),
             }),
+            show_hidden: false,
         }
+    }
+
+    /// With `true`, `/metrics` also shows the reference's deprecated metrics
+    /// (`--show-hidden-metrics-for-version`).
+    pub fn with_hidden_metrics(mut self, show: bool) -> Self {
+        self.show_hidden = show;
+        self
     }
 
     /// A fresh engine snapshot and the requests finished since the previous one. The TTFT and
@@ -630,6 +382,10 @@ impl Metrics {
             "Information of the LLMEngine CacheConfig",
             &[(info, 1.0)],
         );
+        legacy::render_seed_names(&mut x, &e, &base, created);
+        if self.show_hidden {
+            legacy::render_hidden(&mut x, &e, &base, created);
+        }
 
         let requests: Vec<CounterSeries<'_>> = h
             .requests

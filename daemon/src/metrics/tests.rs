@@ -8,7 +8,7 @@ use engine::stats::{EngineStats, FinishedRequestStats, StepStats};
 
 use super::*;
 
-const BASE: &str = "engine=\"0\",model_name=\"m\"";
+pub(super) const BASE: &str = "engine=\"0\",model_name=\"m\"";
 
 /// The value of the sample written exactly as `series` (name plus label block), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -16,11 +16,15 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn get(text: &str, series: &str) -> f64 {
+pub(super) fn get(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
 }
 
-fn snapshot(prompt: u64, generation: u64, finished: &[(&'static str, u64)]) -> EngineStats {
+pub(super) fn snapshot(
+    prompt: u64,
+    generation: u64,
+    finished: &[(&'static str, u64)],
+) -> EngineStats {
     EngineStats {
         num_prompt_tokens: prompt,
         num_generation_tokens: generation,
@@ -31,7 +35,7 @@ fn snapshot(prompt: u64, generation: u64, finished: &[(&'static str, u64)]) -> E
 
 /// A request that arrived at `t0`, was scheduled, produced `outputs` tokens and finished;
 /// offsets in milliseconds.
-fn request(
+pub(super) fn request(
     t0: Instant,
     sched: u64,
     first: u64,
@@ -56,7 +60,7 @@ fn request(
     }
 }
 
-fn metrics() -> Metrics {
+pub(super) fn metrics() -> Metrics {
     Metrics::new("m", 100, CacheConfigInfo::default())
 }
 

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -16,11 +16,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
-/// `--h11-max-header-count` and `--h11-max-incomplete-event-size`.
+use crate::server::ClientAddr;
+
+/// `--h11-max-header-count`, `--h11-max-incomplete-event-size` and `VLLM_HTTP_TIMEOUT_KEEP_ALIVE`.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub max_header_count: usize,
     pub max_incomplete_event_size: usize,
+    /// How long a connection may wait for (the headers of) its next request; idle keep-alive
+    /// connections are closed after it, as uvicorn's `timeout_keep_alive` does.
+    pub keep_alive: Duration,
 }
 
 /// hyper refuses (panics on) read buffers below 8 KiB: smaller limits are raised to that.
@@ -39,6 +44,7 @@ fn builder(limits: HttpLimits) -> Builder<TokioExecutor> {
     // The timer lets hyper drop connections that never finish sending their headers.
     b.http1()
         .timer(TokioTimer::new())
+        .header_read_timeout(limits.keep_alive.max(Duration::from_secs(1)))
         .max_headers(limits.max_header_count.max(1))
         .max_buf_size(limits.max_incomplete_event_size.max(MIN_BUF));
     b.http2()
@@ -56,7 +62,7 @@ where
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(conn).await {
         // Resets and bad requests from one client are its own business.
-        tracing::debug!("connection ended with an error: {e}");
+        tracing::debug!(target: "uvicorn.error", "connection ended with an error: {e}");
     }
 }
 
@@ -94,15 +100,16 @@ pub async fn serve(
                     r = l.accept() => r,
                     _ = &mut shutdown => break,
                 };
-                let stream = match accepted {
-                    Ok((s, _)) => s,
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
                     Err(e) => {
                         accept_failed(e).await;
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
+                let app = app.clone().layer(Extension(ClientAddr(Some(peer))));
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 match &tls {
                     None => tokio::spawn(serve_io(stream, app, builder, watcher)),
                     Some(acceptor) => {
@@ -117,12 +124,8 @@ pub async fn serve(
                 };
                 match accepted {
                     Ok((s, _)) => {
-                        tokio::spawn(serve_io(
-                            s,
-                            app.clone(),
-                            builder.clone(),
-                            graceful.watcher(),
-                        ));
+                        let app = app.clone().layer(Extension(ClientAddr(None)));
+                        tokio::spawn(serve_io(s, app, builder.clone(), graceful.watcher()));
                     }
                     Err(e) => accept_failed(e).await,
                 }

@@ -8,22 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::actor::{EngineHandle, StatsReport};
-use engine::kv_cache::PrefixHashAlgo;
-use engine::llm_engine::{EngineConfig, LlmEngine};
-use engine::loader::{self, LoadOptions};
-use engine::sampling::{LogprobsMode, SamplingDefaults};
-use engine::scheduler::SchedulingPolicy;
+use engine::llm_engine::LlmEngine;
+use engine::loader;
+use engine::sampling::SamplingDefaults;
 use engine::tokenizer::ChatTemplate;
 
 mod listener;
+pub mod plan;
 pub mod tls;
 
-use listener::{HttpLimits, Listener};
-use tls::TlsSettings;
+use listener::Listener;
+pub use plan::ServePlan;
 
 use crate::config::{EnvSettings, ServeConfig};
 use crate::metrics::{CacheConfigInfo, Metrics, TokenLatencies};
-use crate::server::{self, ApiOptions, AppState, CorsSettings};
+use crate::server::{self, AppState};
 
 /// Why the server could not start (or stopped badly). One line each, for the user.
 #[derive(Debug, thiserror::Error)]
@@ -45,58 +44,30 @@ pub enum ServeError {
     EngineDied(String),
 }
 
-fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ServeError>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .parse()
-        .map_err(|e| ServeError::Config(format!("--{flag}: {e}")))
-}
-
 /// Everything before the HTTP listener: the model, the engine thread and the shared state.
 pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>, ServeError> {
     cfg.check_supported()
         .map_err(|e| ServeError::Config(e.to_string()))?;
-    if cfg
-        .scheduler
-        .preemption_mode
-        .as_deref()
-        .is_some_and(|m| m != "recompute")
-    {
-        return Err(ServeError::Config(
-            "not supported yet: --preemption-mode swap (only recompute)".into(),
-        ));
+    let warnings = cfg
+        .no_effect_warning()
+        .into_iter()
+        .chain(env.warnings())
+        .chain(plan::deprecation_warnings(cfg, env));
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
-    let model_path = match cfg
-        .model_config
-        .model
-        .clone()
-        .or_else(|| cfg.model_tag.clone())
-    {
-        Some(p) => p,
-        None => {
-            let p = engine::paths::default_model_path();
-            if !p.is_file() {
-                return Err(ServeError::DefaultModelMissing(p));
-            }
-            p
-        }
-    };
-    let opts = LoadOptions {
-        model: model_path.clone(),
-        load_format: parse("load-format", &cfg.load.load_format)?,
-        dtype: parse("dtype", &cfg.model_config.dtype)?,
-        tokenizer: cfg.model_config.tokenizer.clone(),
-        hf_config_path: cfg.model_config.hf_config_path.clone(),
-        max_model_len: cfg.model_config.max_model_len,
-        allow_long_max_model_len: env.allow_long_max_model_len,
-        seed: cfg.model_config.seed.unwrap_or(0),
-        device: parse("device", &cfg.device)?,
-    };
+    let plan = ServePlan::new(cfg, env)?;
+    if cfg.model_config.model.is_none() && cfg.model_tag.is_none() && !plan.load.model.is_file() {
+        return Err(ServeError::DefaultModelMissing(plan.load.model.clone()));
+    }
+    let model_path = plan.load.model.clone();
     tracing::info!(model = %model_path.display(), "loading model");
     let on_terminal = std::io::stderr().is_terminal();
+    let show_progress = plan.progress_bar;
     let progress = move |done: usize, total: usize| {
+        if !show_progress {
+            return;
+        }
         if on_terminal {
             let mut err = std::io::stderr();
             let _ = write!(err, "\rLoading model layers: {done}/{total}");
@@ -113,7 +84,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     let isa = kernels::cpu::isa::init_from_env().map_err(|e| ServeError::Config(e.to_string()))?;
     let pool =
         kernels::cpu::pool::init_from_env().map_err(|e| ServeError::Config(e.to_string()))?;
-    let loaded = loader::load(&opts, &progress)?;
+    let loaded = loader::load(&plan.load, &progress)?;
     let mc = loaded.model.config();
     if loaded.backend == engine::device::Backend::Cpu {
         tracing::info!(
@@ -135,7 +106,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         loaded.load_time.as_secs_f64()
     );
     let max_model_len = loaded.max_model_len;
-    let generation_config = match cfg.model_config.generation_config.as_str() {
+    let generation_config = match plan.generation_config.as_str() {
         "auto" => loaded.generation_config.clone(),
         "vllm" => None,
         path => {
@@ -154,15 +125,12 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
             })?)
         }
     };
-    let overrides = cfg
-        .model_config
-        .override_generation_config
-        .as_object()
-        .filter(|o| !o.is_empty())
-        .map(|_| &cfg.model_config.override_generation_config);
-    let defaults = SamplingDefaults::from_generation_config(generation_config.as_ref(), overrides);
+    let defaults = SamplingDefaults::from_generation_config(
+        generation_config.as_ref(),
+        plan.override_generation_config.as_ref(),
+    );
 
-    let chat_source = match &cfg.frontend.chat_template {
+    let chat_source = match &plan.chat_template {
         Some(t) if std::path::Path::new(t).is_file() => {
             Some(std::fs::read_to_string(t).map_err(|e| ServeError::Io {
                 what: format!("--chat-template {t}"),
@@ -175,13 +143,13 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     let tokenizer_bos = loaded.tokenizer.bos_token().map(str::to_string);
     let tokenizer_eos = loaded.tokenizer.eos_token().map(str::to_string);
     let content_format = server::content_format::resolve(
-        &cfg.frontend.chat_template_content_format,
+        &plan.api.chat_template_content_format,
         chat_source.as_deref(),
     );
     tracing::info!(
         "chat template content format: {} (--chat-template-content-format {})",
         content_format.as_str(),
-        cfg.frontend.chat_template_content_format
+        plan.api.chat_template_content_format
     );
     let chat_template = match chat_source {
         Some(src) => Some(
@@ -191,36 +159,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         None => None,
     };
 
-    let mut ec = EngineConfig::new(max_model_len);
-    ec.block_size = cfg.cache.block_size.unwrap_or(16);
-    ec.num_blocks_override = cfg.cache.num_gpu_blocks_override;
-    ec.kv_cache_bytes = (env.cpu_kvcache_space_gib as usize) << 30;
-    ec.gpu_memory_utilization = cfg.cache.gpu_memory_utilization;
-    ec.enable_prefix_caching = cfg.cache.enable_prefix_caching.unwrap_or(true);
-    ec.prefix_caching_hash_algo = parse::<PrefixHashAlgo>(
-        "prefix-caching-hash-algo",
-        &cfg.cache.prefix_caching_hash_algo,
-    )?;
-    ec.max_logprobs = cfg.model_config.max_logprobs;
-    ec.logprobs_mode = parse::<LogprobsMode>("logprobs-mode", &cfg.model_config.logprobs_mode)?;
-    ec.seed = cfg.model_config.seed.unwrap_or(0);
-    ec.iteration_timeout = Duration::from_secs(env.engine_iteration_timeout_s);
-    let s = &mut ec.scheduler;
-    s.enable_chunked_prefill = cfg.scheduler.enable_chunked_prefill.unwrap_or(true);
-    // vLLM's defaults: a 2048-token budget with chunked prefill, else room for a whole prompt.
-    s.max_num_batched_tokens =
-        cfg.scheduler
-            .max_num_batched_tokens
-            .unwrap_or(if s.enable_chunked_prefill {
-                2048
-            } else {
-                max_model_len.max(2048)
-            });
-    s.max_num_seqs = cfg.scheduler.max_num_seqs.unwrap_or(256);
-    s.max_num_partial_prefills = cfg.scheduler.max_num_partial_prefills;
-    s.max_long_partial_prefills = cfg.scheduler.max_long_partial_prefills;
-    s.long_prefill_token_threshold = cfg.scheduler.long_prefill_token_threshold;
-    s.policy = parse::<SchedulingPolicy>("scheduling-policy", &cfg.scheduler.scheduling_policy)?;
+    let ec = plan.engine_config(max_model_len);
     let cache_info = CacheConfigInfo {
         block_size: ec.block_size,
         num_gpu_blocks_override: cfg.cache.num_gpu_blocks_override,
@@ -237,39 +176,23 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     let num_blocks = engine.stats().num_blocks;
     let handle = EngineHandle::spawn(engine);
 
-    let model_names = if cfg.model_config.served_model_name.is_empty() {
+    let model_names = if plan.served_model_names.is_empty() {
         vec![model_path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| model_root.clone())]
     } else {
-        cfg.model_config.served_model_name.clone()
+        plan.served_model_names.clone()
     };
-    let metrics = Arc::new(Metrics::new(
+    let metrics = Metrics::new(
         &model_names[0],
         max_model_len,
         CacheConfigInfo {
             num_gpu_blocks: num_blocks,
             ..cache_info
         },
-    ));
-    let opts = ApiOptions {
-        api_keys: cfg.frontend.api_key.clone(),
-        response_role: cfg.frontend.response_role.clone(),
-        enable_prompt_tokens_details: cfg.frontend.enable_prompt_tokens_details,
-        enable_force_include_usage: cfg.frontend.enable_force_include_usage,
-        return_tokens_as_token_ids: cfg.frontend.return_tokens_as_token_ids,
-        enable_request_id_headers: cfg.frontend.enable_request_id_headers,
-        disable_fastapi_docs: cfg.frontend.disable_fastapi_docs,
-        enable_server_load_tracking: cfg.frontend.enable_server_load_tracking,
-        enable_tokenizer_info_endpoint: cfg.frontend.enable_tokenizer_info_endpoint,
-        enable_log_requests: cfg.enable_log_requests,
-        enable_log_outputs: cfg.frontend.enable_log_outputs,
-        max_log_len: cfg.frontend.max_log_len,
-        max_body_bytes: 4 << 20,
-        chat_template_content_format: cfg.frontend.chat_template_content_format.clone(),
-        dev_mode: env.server_dev_mode,
-    };
+    );
+    let metrics = Arc::new(metrics.with_hidden_metrics(plan.show_hidden_metrics));
     Ok(Arc::new(AppState {
         engine: handle,
         tokenizer,
@@ -280,7 +203,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         model_root,
         max_model_len,
         defaults,
-        opts,
+        opts: plan.api,
         metrics,
         started: Instant::now(),
         server_load: AtomicI64::new(0),
@@ -406,15 +329,11 @@ async fn watch_engine(
 
 /// Runs the server until SIGINT/SIGTERM (or until the engine dies, see [`watch_engine`]).
 pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
-    let tls_settings = TlsSettings {
-        keyfile: cfg.frontend.ssl_keyfile.clone(),
-        certfile: cfg.frontend.ssl_certfile.clone(),
-        ca_certs: cfg.frontend.ssl_ca_certs.clone(),
-        cert_reqs: cfg.frontend.ssl_cert_reqs,
-    };
+    let plan = ServePlan::new(&cfg, &env)?;
+    let tls_settings = plan.tls.clone();
     // Certificates are checked before the model loads: a typo should not cost a model load.
     let tls = if tls_settings.enabled() {
-        if cfg.frontend.uds.is_some() {
+        if plan.uds.is_some() {
             return Err(ServeError::Config(
                 "--uds serves plain HTTP on a local socket; drop --ssl-* or --uds".into(),
             ));
@@ -426,17 +345,11 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
         None
     };
     let state = build_state(&cfg, &env)?;
-    let cors = CorsSettings {
-        allowed_origins: cfg.frontend.allowed_origins.clone(),
-        allowed_methods: cfg.frontend.allowed_methods.clone(),
-        allowed_headers: cfg.frontend.allowed_headers.clone(),
-        allow_credentials: cfg.frontend.allow_credentials,
-    };
-    let app = server::router(state.clone(), &cors);
-    let limits = HttpLimits {
-        max_header_count: cfg.frontend.h11_max_header_count,
-        max_incomplete_event_size: cfg.frontend.h11_max_incomplete_event_size,
-    };
+    let mut app = server::router(state.clone(), &plan.cors);
+    if let Some(root) = &plan.api.root_path {
+        app = server::with_root_path(app, root);
+    }
+    let limits = plan.limits;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -445,7 +358,7 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
             source: e,
         })?;
     rt.block_on(async move {
-        let log_every = (!cfg.disable_log_stats).then_some(Duration::from_secs(10));
+        let log_every = plan.log_stats.then_some(Duration::from_secs(10));
         tokio::spawn(poll_stats(state.clone(), log_every));
         let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
         let handle = state.engine.clone();
@@ -461,7 +374,7 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
                 Ok(reason) = died_rx => { let _ = death_tx.send(Some(reason)); }
             }
         };
-        let listener = if let Some(path) = &cfg.frontend.uds {
+        let listener = if let Some(path) = &plan.uds {
             let _ = std::fs::remove_file(path);
             let l = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Io {
                 what: format!("binding {}", path.display()),
@@ -470,12 +383,8 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
             tracing::info!("ready: listening on unix:{}", path.display());
             Listener::Unix(l)
         } else {
-            let host = cfg
-                .frontend
-                .host
-                .clone()
-                .unwrap_or_else(|| "0.0.0.0".into());
-            let addr = format!("{host}:{}", cfg.frontend.port);
+            let host = plan.host.clone().unwrap_or_else(|| "0.0.0.0".into());
+            let addr = format!("{host}:{}", plan.port);
             let l = tokio::net::TcpListener::bind(&addr)
                 .await
                 .map_err(|e| ServeError::Io {
@@ -483,7 +392,7 @@ pub fn run(cfg: ServeConfig, env: EnvSettings) -> Result<(), ServeError> {
                     source: e,
                 })?;
             let shown = if host == "0.0.0.0" {
-                format!("localhost:{}", cfg.frontend.port)
+                format!("localhost:{}", plan.port)
             } else {
                 addr.clone()
             };

@@ -22,6 +22,7 @@ use super::protocol::{
     ChatChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta,
     ChatLogprobEntry, ChatLogprobs, ChatMessage, ChatStreamChoice, TopLogprob,
 };
+use super::request_fields::{self, Endpoint};
 use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
 use super::stream::{receiver_stream, sse_response};
 
@@ -158,7 +159,11 @@ fn render_prompt(
         ));
     }
     let mut extra = req.chat_template_kwargs.clone().unwrap_or_default();
-    if let Some(t) = &req.tools {
+    // `--exclude-tools-when-tool-choice-none`: the tools stay out of the prompt when the request
+    // says the model must not call any.
+    let no_tools = state.opts.exclude_tools_when_tool_choice_none
+        && req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
+    if let Some(t) = req.tools.as_ref().filter(|_| !no_tools) {
         extra.insert("tools".into(), t.clone());
     }
     if let Some(d) = &req.documents {
@@ -218,6 +223,10 @@ pub async fn create_chat_completion(
     let body = body_bytes(body)?;
     let (raw, req): (Value, ChatCompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
+    request_fields::check(
+        raw.as_object().unwrap_or(&serde_json::Map::new()),
+        Endpoint::Chat,
+    )?;
     let top = if req.logprobs.unwrap_or(false) {
         Some(req.top_logprobs.unwrap_or(0))
     } else {

@@ -19,6 +19,7 @@ use super::protocol::{
     CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, Prompt,
     PromptTokensDetails, Usage,
 };
+use super::request_fields::{self, Endpoint};
 use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
 use super::stream::sse_response;
 
@@ -103,6 +104,11 @@ pub async fn create_completion(
     let body = body_bytes(body)?;
     let (raw, req): (Value, CompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
+    request_fields::check(
+        raw.as_object().unwrap_or(&Map::new()),
+        Endpoint::Completions,
+    )?;
+    let raw = request_fields::with_completion_max_tokens(&raw, state.defaults.max_tokens);
     if req.suffix.is_some() {
         return Err(ApiError::bad_param("suffix", "suffix is not supported"));
     }

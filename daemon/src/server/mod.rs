@@ -6,6 +6,7 @@ pub mod content_format;
 pub mod error;
 mod generate;
 pub mod protocol;
+pub mod request_fields;
 mod routes;
 pub mod state;
 mod stream;
@@ -140,6 +141,42 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     resp
 }
 
+/// The client of a TCP connection, put into each request by the accept loop (`None` on a Unix socket).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::SocketAddr>);
+
+/// One access-log line per request in uvicorn's format (`127.0.0.1:50000 - "GET /health HTTP/1.1"
+/// 200 OK`) under the `uvicorn.access` target, unless `--disable-uvicorn-access-log`.
+async fn access_log(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if !state.opts.access_log {
+        return next.run(req).await;
+    }
+    let client = req
+        .extensions()
+        .get::<ClientAddr>()
+        .and_then(|c| c.0)
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "-".into());
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let line = format!("{} {target} {:?}", req.method(), req.version());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    tracing::info!(target: "uvicorn.access", "{client} - \"{line}\" {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    resp
+}
+
+/// `--root-path`: the API answers both under the prefix (a proxy that passes it on) and without
+/// it (a proxy that strips it), as FastAPI does.
+pub fn with_root_path(app: Router, root: &str) -> Router {
+    Router::new()
+        .nest_service(root, app.clone())
+        .fallback_service(app)
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
@@ -180,5 +217,6 @@ pub fn router(state: Arc<AppState>, cors: &CorsSettings) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(state.opts.max_body_bytes))
         .layer(cors_layer(cors))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }

@@ -102,6 +102,8 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub tools: Option<Value>,
     #[serde(default)]
+    pub tool_choice: Option<Value>,
+    #[serde(default)]
     pub documents: Option<Value>,
 }
 

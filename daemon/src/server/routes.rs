@@ -196,10 +196,12 @@ pub async fn reset_prefix_cache(State(state): State<Arc<AppState>>) -> Response 
     }
 }
 
-pub async fn openapi() -> Json<Value> {
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Json<Value> {
     let post = |summary: &str| json!({"post": {"summary": summary, "requestBody": {"content": {"application/json": {}}}, "responses": {"200": {"description": "OK"}}}});
     let get = |summary: &str| json!({"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}});
-    Json(json!({
+    // FastAPI names the proxy's prefix (`--root-path`) as the server the paths are relative to.
+    let servers = state.opts.root_path.as_ref().map(|r| json!([{"url": r}]));
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "vllm-rs", "version": env!("CARGO_PKG_VERSION")},
         "paths": {
@@ -214,7 +216,11 @@ pub async fn openapi() -> Json<Value> {
             "/metrics": get("Prometheus metrics"),
             "/load": get("Server load"),
         }
-    }))
+    });
+    if let Some(s) = servers {
+        doc["servers"] = s;
+    }
+    Json(doc)
 }
 
 pub async fn docs() -> Html<&'static str> {

@@ -38,6 +38,12 @@ pub struct ApiOptions {
     pub chat_template_content_format: String,
     /// `VLLM_SERVER_DEV_MODE`: serve the development endpoints.
     pub dev_mode: bool,
+    /// One uvicorn-style access-log line per HTTP request (`--disable-uvicorn-access-log` turns it off).
+    pub access_log: bool,
+    /// `--root-path`: the prefix a path-routing proxy puts in front of the API.
+    pub root_path: Option<String>,
+    /// `--exclude-tools-when-tool-choice-none`.
+    pub exclude_tools_when_tool_choice_none: bool,
 }
 
 pub struct AppState {

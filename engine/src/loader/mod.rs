@@ -108,6 +108,9 @@ pub struct LoadOptions {
     pub seed: u64,
     /// `--device`: CPU, GPU, or the GPU when there is one.
     pub device: crate::device::Device,
+    /// `--hf-overrides` (with `--rope-scaling` and `--rope-theta` folded in): `config.json` keys
+    /// replaced before the model is built, whatever the format.
+    pub hf_overrides: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A model ready to serve.
@@ -263,20 +266,28 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         }
     };
 
+    let config = config.with_overrides(&opts.hf_overrides, path)?;
+    if !opts.hf_overrides.is_empty() {
+        let keys: Vec<&str> = opts.hf_overrides.keys().map(String::as_str).collect();
+        tracing::info!(
+            "model config overridden (--hf-overrides): {}",
+            keys.join(", ")
+        );
+    }
+    let derived_max = config.derived_max_model_len();
     let max_model_len = match opts.max_model_len {
-        None => config.max_position_embeddings,
+        None => derived_max,
         Some(0) => {
             return Err(LoadError::Config {
                 path: path.to_path_buf(),
                 msg: "--max-model-len must be positive".into(),
             })
         }
-        Some(n) if n > config.max_position_embeddings && !opts.allow_long_max_model_len => {
+        Some(n) if n > derived_max && !opts.allow_long_max_model_len => {
             return Err(LoadError::Config {
                 path: path.to_path_buf(),
                 msg: format!(
-                    "--max-model-len {n} exceeds the model's maximum of {} positions (set VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 to allow it)",
-                    config.max_position_embeddings
+                    "--max-model-len {n} exceeds the model's maximum of {derived_max} positions (set VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 to allow it)"
                 ),
             });
         }

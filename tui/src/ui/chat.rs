@@ -21,8 +21,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     ])
     .areas(area);
 
-    let model = c.models.get(c.model).map(String::as_str).unwrap_or("(server default)");
-    let system = if c.system_prompt.is_empty() { "none".to_string() } else { format!("{:?}", c.system_prompt) };
+    let model = c
+        .models
+        .get(c.model)
+        .map(String::as_str)
+        .unwrap_or("(server default)");
+    let system = if c.system_prompt.is_empty() {
+        "none".to_string()
+    } else {
+        format!("{:?}", c.system_prompt)
+    };
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("model ", Style::new().fg(Color::DarkGray)),
@@ -42,16 +50,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let width = inner.width.max(1) as usize;
     let mut lines: Vec<Line> = Vec::new();
     if c.messages.is_empty() {
-        lines.push(Line::styled("Type a message and press Enter. ? for help.", Style::new().fg(Color::DarkGray)));
+        lines.push(Line::styled(
+            "Type a message and press Enter. ? for help.",
+            Style::new().fg(Color::DarkGray),
+        ));
     }
     for (i, m) in c.messages.iter().enumerate() {
         let (who, color) = match m.role {
             Role::User => ("you", Color::Cyan),
             Role::Assistant => ("model", Color::Green),
         };
-        lines.push(Line::styled(format!("{who}:"), Style::new().fg(color).add_modifier(Modifier::BOLD)));
+        lines.push(Line::styled(
+            format!("{who}:"),
+            Style::new().fg(color).add_modifier(Modifier::BOLD),
+        ));
         let streaming = c.streaming.is_some() && i + 1 == c.messages.len();
-        let text = if streaming && m.text.is_empty() { "…" } else { m.text.as_str() };
+        let text = if streaming && m.text.is_empty() {
+            "…"
+        } else {
+            m.text.as_str()
+        };
         if !(text.is_empty() && m.error.is_some()) {
             for l in wrap(text, width) {
                 lines.push(Line::raw(l));
@@ -67,7 +85,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 "TTFT {}  {} tokens  {}",
                 secs(s.ttft),
                 s.tokens,
-                s.tokens_per_s.map(|r| format!("{r:.1} tok/s")).unwrap_or_else(|| "- tok/s".into())
+                s.tokens_per_s
+                    .map(|r| format!("{r:.1} tok/s"))
+                    .unwrap_or_else(|| "- tok/s".into())
             );
             if s.stopped {
                 stat.push_str("  (stopped)");
@@ -80,7 +100,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let from_bottom = (c.scroll as usize).min(max_scroll);
     let top = max_scroll - from_bottom;
     let visible: Vec<Line> = lines.into_iter().skip(top).take(height).collect();
-    let title = if from_bottom > 0 { format!(" History (scrolled up {from_bottom}) ") } else { " History ".to_string() };
+    let title = if from_bottom > 0 {
+        format!(" History (scrolled up {from_bottom}) ")
+    } else {
+        " History ".to_string()
+    };
     frame.render_widget(Paragraph::new(visible).block(block.title(title)), history);
 
     let note = match (&c.notice, c.streaming.is_some()) {
@@ -103,7 +127,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     frame.render_widget(Paragraph::new(shown).block(input_block), input);
-    let last_len = all.last().map(|l| l.chars().count()).unwrap_or(0).min(inner_w.saturating_sub(1));
+    let last_len = all
+        .last()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        .min(inner_w.saturating_sub(1));
     let rows = all.len().min(input_lines as usize) as u16;
     frame.set_cursor_position((input.x + 1 + last_len as u16, input.y + rows));
 }

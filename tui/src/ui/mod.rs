@@ -14,13 +14,25 @@ use ratatui::Frame;
 use crate::app::{App, Tab, TABS};
 
 pub fn draw(frame: &mut Frame, app: &App) {
-    let [top, body, bottom] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(frame.area());
-    let titles: Vec<Line> = TABS.iter().enumerate().map(|(i, (_, name))| Line::from(format!("F{} {name}", i + 1))).collect();
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let titles: Vec<Line> = TABS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, name))| Line::from(format!("F{} {name}", i + 1)))
+        .collect();
     let selected = TABS.iter().position(|(t, _)| *t == app.tab).unwrap_or(0);
-    let [tabs_area, status_area] = Layout::horizontal([Constraint::Min(0), Constraint::Length(18)]).areas(top);
+    let [tabs_area, status_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(18)]).areas(top);
     frame.render_widget(
-        Tabs::new(titles).select(selected).highlight_style(Style::new().add_modifier(Modifier::REVERSED)).divider("|"),
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .divider("|"),
         tabs_area,
     );
     let (label, color) = match (app.server.checked, app.server.up) {
@@ -28,7 +40,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         (true, true) => ("server: up", Color::Green),
         (true, false) => ("server: DOWN", Color::Red),
     };
-    frame.render_widget(Paragraph::new(Span::styled(label, Style::new().fg(color))).right_aligned(), status_area);
+    frame.render_widget(
+        Paragraph::new(Span::styled(label, Style::new().fg(color))).right_aligned(),
+        status_area,
+    );
     match app.tab {
         Tab::Chat => chat::draw(frame, body, app),
         Tab::Dashboard => dashboard::draw(frame, body, app),
@@ -40,7 +55,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Config => "Up/Down scroll  r reload  Tab/1-4 switch  ? help  q quit",
         _ => "Tab/1-4 switch  ? help  q quit",
     };
-    frame.render_widget(Paragraph::new(hint).style(Style::new().fg(Color::DarkGray)), bottom);
+    frame.render_widget(
+        Paragraph::new(hint).style(Style::new().fg(Color::DarkGray)),
+        bottom,
+    );
     if app.help {
         draw_help(frame, frame.area());
     }
@@ -66,11 +84,18 @@ const HELP: &[&str] = &[
 fn draw_help(frame: &mut Frame, area: Rect) {
     let w = area.width.min(56);
     let h = area.height.min(HELP.len() as u16 + 2);
-    let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
     frame.render_widget(Clear, popup);
     let lines: Vec<Line> = HELP.iter().map(|l| Line::from(*l)).collect();
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).title(" Help ")),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Help ")),
         popup,
     );
 }

@@ -16,9 +16,12 @@ JSON flags accept a JSON string, dotted keys (--hf-overrides.rope_theta 1e6) and
 --config FILE reads flags from a YAML file (keys are flag names, kebab or snake case); flags on
 the command line win over the file. Flag names may also be written with underscores.
 Environment: VLLM_API_KEY, VLLM_LOGGING_LEVEL, VLLM_CONFIGURE_LOGGING, VLLM_LOGGING_CONFIG_PATH,
-VLLM_LOGGING_PREFIX, VLLM_CACHE_ROOT, VLLM_CONFIG_ROOT, VLLM_CPU_KVCACHE_SPACE,
-VLLM_ENGINE_ITERATION_TIMEOUT_S, VLLM_KEEP_ALIVE_ON_ENGINE_DEATH, VLLM_ALLOW_LONG_MAX_MODEL_LEN,
-VLLM_SERVER_DEV_MODE. No usage statistics are ever collected or sent.";
+VLLM_LOGGING_PREFIX, VLLM_CACHE_ROOT, VLLM_CPU_KVCACHE_SPACE, VLLM_ENGINE_ITERATION_TIMEOUT_S,
+VLLM_KEEP_ALIVE_ON_ENGINE_DEATH, VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_SERVER_DEV_MODE,
+VLLM_HTTP_TIMEOUT_KEEP_ALIVE, VLLM_NO_DEPRECATION_WARNING (docs/environment.md lists every
+VLLM_* variable; those without effect here are named in a start-up warning).
+Each flag's fate in vllm-rs is shown in [brackets] when it is refused or has no effect.
+No usage statistics are ever collected or sent.";
 
 /// Where the value of a setting came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,23 @@ fn negatable(arg: Arg) -> Arg {
     arg
 }
 
+/// Appends the flag's fate in vllm-rs (refused, no effect) to its help text.
+fn with_fate(arg: Arg) -> Arg {
+    let Some(suffix) = crate::config::fate::help_suffix(arg.get_id().as_str()) else {
+        return arg;
+    };
+    let short = arg
+        .get_help()
+        .map(|h| format!("{h} {suffix}"))
+        .unwrap_or_else(|| suffix.clone());
+    let long = arg.get_long_help().map(|h| format!("{h}\n\n{suffix}"));
+    let arg = arg.help(short);
+    match long {
+        Some(l) => arg.long_help(l),
+        None => arg,
+    }
+}
+
 impl ServeConfig {
     /// The command `vllmd` parses with: clap's derived command with negatable booleans and
     /// last-one-wins repeated flags (as argparse). Use it to render `--help` elsewhere (the TUI).
@@ -92,6 +112,7 @@ impl ServeConfig {
         <Self as CommandFactory>::command()
             .args_override_self(true)
             .mut_args(|a| if is_bool(&a) { negatable(a) } else { a })
+            .mut_args(with_fate)
     }
 
     /// Where each setting came from: `default`, `yaml`, `cli` or `env`.
