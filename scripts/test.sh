@@ -30,6 +30,9 @@ features=(--features cuda)
 echo "== building (release, --features cuda)" >&2
 cargo build --release --workspace --all-targets --locked "${features[@]}"
 
+echo "== rustfmt" >&2
+cargo fmt --all -- --check
+
 echo "== clippy" >&2
 cargo clippy --release --workspace --all-targets --locked "${features[@]}" -- -D warnings
 

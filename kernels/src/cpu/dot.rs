@@ -125,12 +125,17 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot<const R: usize, const N: usize>(ws: [*const f32; R], xs: [*const f32; N], k: usize) -> [[f32; N]; R] {
+    pub(super) unsafe fn dot<const R: usize, const N: usize>(
+        ws: [*const f32; R],
+        xs: [*const f32; N],
+        k: usize,
+    ) -> [[f32; N]; R] {
         let mut acc = [[[_mm256_setzero_ps(); 2]; N]; R];
         let mut i = 0;
         while i + 16 <= k {
             for j in 0..2 {
-                let wv: [__m256; R] = std::array::from_fn(|r| _mm256_loadu_ps(ws[r].add(i + 8 * j)));
+                let wv: [__m256; R] =
+                    std::array::from_fn(|r| _mm256_loadu_ps(ws[r].add(i + 8 * j)));
                 for t in 0..N {
                     let xv = _mm256_loadu_ps(xs[t].add(i + 8 * j));
                     for r in 0..R {
@@ -168,12 +173,17 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) unsafe fn dot<const R: usize, const N: usize>(ws: [*const f32; R], xs: [*const f32; N], k: usize) -> [[f32; N]; R] {
+    pub(super) unsafe fn dot<const R: usize, const N: usize>(
+        ws: [*const f32; R],
+        xs: [*const f32; N],
+        k: usize,
+    ) -> [[f32; N]; R] {
         let mut acc = [[[_mm512_setzero_ps(); 2]; N]; R];
         let mut i = 0;
         while i + 32 <= k {
             for j in 0..2 {
-                let wv: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(ws[r].add(i + 16 * j)));
+                let wv: [__m512; R] =
+                    std::array::from_fn(|r| _mm512_loadu_ps(ws[r].add(i + 16 * j)));
                 for t in 0..N {
                     let xv = _mm512_loadu_ps(xs[t].add(i + 16 * j));
                     for r in 0..R {
@@ -197,7 +207,10 @@ mod avx512 {
             for t in 0..N {
                 let v = _mm512_add_ps(acc[r][t][0], acc[r][t][1]);
                 // Fixed tree: 512 -> 256 -> 128 -> 64 -> 32.
-                let h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))));
+                let h = _mm256_add_ps(
+                    _mm512_castps512_ps256(v),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+                );
                 let q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
                 let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
                 let mut s = _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));

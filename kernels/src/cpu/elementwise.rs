@@ -82,13 +82,7 @@ type RowFn<'a> = dyn Fn((&[f32], &mut [f32])) + Sync + 'a;
 
 /// Applies `f` to each (input row, output row) pair, spread over the pool when there are
 /// enough rows to pay for it. Rows are independent, so the split never changes a result.
-fn rowwise(
-    x: &[f32],
-    in_len: usize,
-    out: &mut [f32],
-    out_len: usize,
-    f: &RowFn<'_>,
-) {
+fn rowwise(x: &[f32], in_len: usize, out: &mut [f32], out_len: usize, f: &RowFn<'_>) {
     if in_len == 0 || out_len == 0 {
         return;
     }

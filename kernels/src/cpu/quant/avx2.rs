@@ -328,10 +328,19 @@ unsafe fn q6_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
             let (src, shift) = (ql.add(32 * (j % 2)), 4 * (j / 2) as i32);
             for l in (0..32).step_by(8) {
                 let g = h * 8 + l / 16;
-                let nib = _mm256_and_si256(_mm256_srl_epi32(u8x8(src.add(l)), _mm_cvtsi32_si128(shift)), mask);
-                let hb = _mm256_and_si256(_mm256_srl_epi32(u8x8(qh.add(l)), _mm_cvtsi32_si128(2 * j as i32)), three);
+                let nib = _mm256_and_si256(
+                    _mm256_srl_epi32(u8x8(src.add(l)), _mm_cvtsi32_si128(shift)),
+                    mask,
+                );
+                let hb = _mm256_and_si256(
+                    _mm256_srl_epi32(u8x8(qh.add(l)), _mm_cvtsi32_si128(2 * j as i32)),
+                    three,
+                );
                 let q = _mm256_or_si256(nib, _mm256_slli_epi32(hb, 4));
-                let y = _mm256_mul_ps(_mm256_set1_ps(ds[g + 2 * j]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q, k32)));
+                let y = _mm256_mul_ps(
+                    _mm256_set1_ps(ds[g + 2 * j]),
+                    _mm256_cvtepi32_ps(_mm256_sub_epi32(q, k32)),
+                );
                 emit(base + 32 * j + l, y);
             }
         }
