@@ -216,6 +216,10 @@ pub const ATTENTION_BACKENDS: &[&str] = &[
     "NO_ATTENTION",
 ];
 
+/// vllm-rs's own switches for its test and GPU-check scripts, read by tests, never by the
+/// server: not settings, so start-up neither warns about them nor calls them unknown.
+pub const TOOLING_VARS: &[&str] = &["VLLM_REQUIRE_NVRTC", "VLLM_BIN_DIR"];
+
 /// The fate of a variable; `None` for a `VLLM_*` name the reference does not know.
 pub fn env_fate(name: &str) -> Option<EnvFate> {
     ENV_VARS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
@@ -229,6 +233,7 @@ pub fn env_warnings<'a>(set: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         match env_fate(name) {
             Some(NoEffect(why)) => no_effect.push(format!("{name} ({why})")),
             Some(Works) => {}
+            None if TOOLING_VARS.contains(&name) => {}
             None => unknown.push(name.to_string()),
         }
     }
@@ -265,6 +270,7 @@ mod tests {
         assert!(env_warnings(["VLLM_API_KEY", "VLLM_CPU_KVCACHE_SPACE"]).is_empty());
         let w = env_warnings(["VLLM_HOST_IP", "VLLM_USE_V1", "VLLM_NO_SUCH_THING"]);
         assert_eq!(w.len(), 2, "{w:?}");
+        assert!(env_warnings(["VLLM_REQUIRE_NVRTC", "VLLM_BIN_DIR"]).is_empty());
         assert!(
             w[0].contains("VLLM_HOST_IP (one vllmd serves one node")
                 && w[0].contains("VLLM_USE_V1"),
