@@ -216,44 +216,43 @@ unsafe fn q8_0(s: *const u8, d: *mut f32, blocks: usize) {
     }
 }
 
-/// The (scale, min) pairs of Q4_K/Q5_K, as the scalar decoder unpacks them.
+/// Q4_K (`FIFTH = false`) and Q5_K (`true`): `d·sc·q − dmin·mn` per 32 elements. Nibble byte
+/// `32c + l` holds elements `64c + l` (low) and `64c + 32 + l` (high); Q5_K's fifth bits sit in
+/// the 32 bytes before the nibbles, byte `16 + l` bit `j` belonging to element `32j + l`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn scale_min_k4(p: *const u8) -> ([u8; 8], [u8; 8]) {
-    let s = |i: usize| *p.add(4 + i);
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..4 {
-        sc[j] = s(j) & 63;
-        mn[j] = s(j + 4) & 63;
-        sc[j + 4] = (s(j + 8) & 0x0F) | ((s(j) >> 6) << 4);
-        mn[j + 4] = (s(j + 8) >> 4) | ((s(j + 4) >> 6) << 4);
-    }
-    (sc, mn)
-}
-
-/// Q4_K: `d·sc·q − dmin·mn` per 32 elements; byte `32c + l` holds elements `64c + l` (low
-/// nibble) and `64c + 32 + l` (high nibble).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn q4_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
+unsafe fn k4_block<const FIFTH: bool>(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
     let mask = _mm256_set1_epi32(0x0F);
+    let one = _mm256_set1_epi32(1);
     let (dd, dmin) = (f16_at(p), f16_at(p.add(2)));
-    let (sc, mn) = scale_min_k4(p);
+    // SAFETY: a Q4_K/Q5_K block is at least 16 bytes (d, dmin, 12 bytes of scales).
+    let (sc, mn) = super::scalar_k::scale_min_k4(&*(p as *const [u8; 16]));
+    let qs = p.add(if FIFTH { 48 } else { 16 });
+    // Quant value of elements `l..l+8` of half `h` (0: low nibbles, 1: high) of chunk `c`.
+    let quant = |c: usize, h: usize, l: usize| {
+        let q = u8x8(qs.add(32 * c + l));
+        let nib = if h == 0 {
+            _mm256_and_si256(q, mask)
+        } else {
+            _mm256_srli_epi32(q, 4)
+        };
+        if !FIFTH {
+            return nib;
+        }
+        let shift = _mm_cvtsi32_si128((2 * c + h) as i32);
+        let hb = _mm256_and_si256(_mm256_srl_epi32(u8x8(p.add(16 + l)), shift), one);
+        _mm256_or_si256(nib, _mm256_slli_epi32(hb, 4))
+    };
     for c in 0..4 {
-        let d1 = _mm256_set1_ps(dd * sc[2 * c] as f32);
-        let m1 = _mm256_set1_ps(dmin * mn[2 * c] as f32);
-        let d2 = _mm256_set1_ps(dd * sc[2 * c + 1] as f32);
-        let m2 = _mm256_set1_ps(dmin * mn[2 * c + 1] as f32);
         // Offsets in increasing order (the fused dot's accumulators need it): the low nibbles
         // of the 32 bytes first, then the high ones.
-        for l in (0..32).step_by(8) {
-            let lo = _mm256_cvtepi32_ps(_mm256_and_si256(u8x8(p.add(16 + 32 * c + l)), mask));
-            emit(64 * c + l, _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1));
-        }
-        for l in (0..32).step_by(8) {
-            let hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(u8x8(p.add(16 + 32 * c + l)), 4));
-            emit(64 * c + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2));
+        for h in 0..2 {
+            let dv = _mm256_set1_ps(dd * sc[2 * c + h] as f32);
+            let mv = _mm256_set1_ps(dmin * mn[2 * c + h] as f32);
+            for l in (0..32).step_by(8) {
+                let q = _mm256_cvtepi32_ps(quant(c, h, l));
+                emit(64 * c + 32 * h + l, _mm256_sub_ps(_mm256_mul_ps(dv, q), mv));
+            }
         }
     }
 }
@@ -263,39 +262,7 @@ unsafe fn q4_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
 unsafe fn q4_k(s: *const u8, d: *mut f32, blocks: usize) {
     for b in 0..blocks {
         let out = d.add(b * 256);
-        q4_k_block(s.add(b * 144), |o, y| _mm256_storeu_ps(out.add(o), y));
-    }
-}
-
-/// Q5_K: Q4_K plus fifth bits: byte `16 + l` bit `j` belongs to element `32j + l`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn q5_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
-    let mask = _mm256_set1_epi32(0x0F);
-    let one = _mm256_set1_epi32(1);
-    let (dd, dmin) = (f16_at(p), f16_at(p.add(2)));
-    let (sc, mn) = scale_min_k4(p);
-    for c in 0..4 {
-        let d1 = _mm256_set1_ps(dd * sc[2 * c] as f32);
-        let m1 = _mm256_set1_ps(dmin * mn[2 * c] as f32);
-        let d2 = _mm256_set1_ps(dd * sc[2 * c + 1] as f32);
-        let m2 = _mm256_set1_ps(dmin * mn[2 * c + 1] as f32);
-        let (sh_lo, sh_hi) = (
-            _mm_cvtsi32_si128(2 * c as i32),
-            _mm_cvtsi32_si128(2 * c as i32 + 1),
-        );
-        for l in (0..32).step_by(8) {
-            let (q, qh) = (u8x8(p.add(48 + 32 * c + l)), u8x8(p.add(16 + l)));
-            let hb_lo = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(qh, sh_lo), one), 4);
-            let lo = _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_and_si256(q, mask), hb_lo));
-            emit(64 * c + l, _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1));
-        }
-        for l in (0..32).step_by(8) {
-            let (q, qh) = (u8x8(p.add(48 + 32 * c + l)), u8x8(p.add(16 + l)));
-            let hb_hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(qh, sh_hi), one), 4);
-            let hi = _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_srli_epi32(q, 4), hb_hi));
-            emit(64 * c + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2));
-        }
+        k4_block::<false>(s.add(b * 144), |o, y| _mm256_storeu_ps(out.add(o), y));
     }
 }
 
@@ -304,7 +271,7 @@ unsafe fn q5_k_block(p: *const u8, mut emit: impl FnMut(usize, __m256)) {
 unsafe fn q5_k(s: *const u8, d: *mut f32, blocks: usize) {
     for b in 0..blocks {
         let out = d.add(b * 256);
-        q5_k_block(s.add(b * 176), |o, y| _mm256_storeu_ps(out.add(o), y));
+        k4_block::<true>(s.add(b * 176), |o, y| _mm256_storeu_ps(out.add(o), y));
     }
 }
 
@@ -413,6 +380,6 @@ fused_fn!(fused_q4_1, 32, |p, e| legacy4_block(p, true, e));
 fused_fn!(fused_q5_0, 32, |p, e| legacy5_block(p, false, e));
 fused_fn!(fused_q5_1, 32, |p, e| legacy5_block(p, true, e));
 fused_fn!(fused_q8_0, 32, |p, e| q8_0_block(p, e));
-fused_fn!(fused_q4_k, 256, |p, e| q4_k_block(p, e));
-fused_fn!(fused_q5_k, 256, |p, e| q5_k_block(p, e));
+fused_fn!(fused_q4_k, 256, |p, e| k4_block::<false>(p, e));
+fused_fn!(fused_q5_k, 256, |p, e| k4_block::<true>(p, e));
 fused_fn!(fused_q6_k, 256, |p, e| q6_k_block(p, e));

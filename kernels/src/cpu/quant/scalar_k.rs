@@ -67,7 +67,7 @@ pub(crate) fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
 /// bytes 8..12 and their top 2 bits from the spare top bits of bytes 0..8. The 12 bytes sit at
 /// offset 4 of the block in both types.
 #[inline(always)]
-fn scale_min_k4<const N: usize>(b: &[u8; N]) -> ([u8; 8], [u8; 8]) {
+pub(crate) fn scale_min_k4<const N: usize>(b: &[u8; N]) -> ([u8; 8], [u8; 8]) {
     let s = |i: usize| b[4 + i];
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
