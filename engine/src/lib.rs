@@ -21,6 +21,7 @@ pub mod request;
 pub mod sampling;
 pub mod scheduler;
 pub mod stats;
+pub mod structured;
 pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig, RopeScaling};

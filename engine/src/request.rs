@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::sampling::{PromptLogprob, SampledToken, SamplingParams};
+use crate::structured::{CompiledGrammar, ReasoningGate};
 
 pub type RequestId = u64;
 
@@ -43,6 +44,15 @@ pub struct EngineRequest {
     /// Lower values are served first under `--scheduling-policy priority`.
     pub priority: i32,
     pub arrival: Instant,
+    /// A structured-output constraint on the generated tokens.
+    pub grammar: Option<GrammarRequest>,
+}
+
+/// A compiled constraint and, with a reasoning parser, where it starts.
+#[derive(Debug, Clone)]
+pub struct GrammarRequest {
+    pub grammar: CompiledGrammar,
+    pub gate: Option<ReasoningGate>,
 }
 
 impl EngineRequest {
@@ -52,6 +62,7 @@ impl EngineRequest {
             params,
             priority: 0,
             arrival: Instant::now(),
+            grammar: None,
         }
     }
 }

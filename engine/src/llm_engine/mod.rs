@@ -17,6 +17,7 @@ use crate::sampling::{
 };
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
+use crate::structured::{GrammarCompiler, GrammarMatcher, StructuredOutputError};
 use crate::tokenizer::Tokenizer;
 
 mod step;
@@ -96,6 +97,8 @@ struct RequestState {
     /// Logit rows of prompt positions collected across prefill chunks (prompt logprobs only).
     prompt_rows: Option<Vec<f32>>,
     prompt_logprobs_sent: bool,
+    /// The request's structured-output constraint, if any.
+    grammar: Option<GrammarMatcher>,
 }
 
 pub struct LlmEngine {
@@ -112,6 +115,8 @@ pub struct LlmEngine {
     /// Finished requests not yet collected by `drain_finished` (bounded).
     finished_log: Vec<FinishedRequestStats>,
     latency_log: TokenLatencyLog,
+    /// A logits row copied for masking (constrained requests only).
+    masked_row: Vec<f32>,
 }
 
 /// (blocks, bytes per block) of the GPU KV cache: `--num-gpu-blocks-override`, else what a
@@ -275,6 +280,7 @@ impl LlmEngine {
             stats,
             finished_log: Vec::new(),
             latency_log: TokenLatencyLog::default(),
+            masked_row: Vec::new(),
         })
     }
 
@@ -284,6 +290,13 @@ impl LlmEngine {
 
     pub fn model(&self) -> &CausalLm {
         &self.model
+    }
+
+    /// The structured-output compiler for this model (token trie over the logits' width; a
+    /// finished grammar allows the tokenizer's EOS). Built on demand: it takes a moment.
+    pub fn grammar_compiler(&self) -> Result<GrammarCompiler, StructuredOutputError> {
+        let eos = self.eos_token_ids.first().copied().unwrap_or(0);
+        GrammarCompiler::new(self.tokenizer.clone(), self.model.config().vocab_size, eos)
     }
 
     pub fn max_model_len(&self) -> usize {
@@ -359,6 +372,9 @@ impl LlmEngine {
         let detok = params
             .detokenize
             .then(|| IncrementalDetokenizer::new(self.tokenizer.clone(), &prompt, &params));
+        let grammar = req
+            .grammar
+            .map(|g| GrammarMatcher::new(g.grammar, g.gate, &prompt, &self.eos_token_ids));
         let wants_prompt_logprobs = params.prompt_logprobs.is_some();
         self.scheduler
             .add(id, prompt.clone(), req.priority, wants_prompt_logprobs);
@@ -374,6 +390,7 @@ impl LlmEngine {
                 num_output: 0,
                 prompt_rows: wants_prompt_logprobs.then(Vec::new),
                 prompt_logprobs_sent: false,
+                grammar,
                 params,
             },
         );

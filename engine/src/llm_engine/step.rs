@@ -7,6 +7,7 @@ use crate::model::SequenceInput;
 use crate::request::{FinishReason, RequestId, RequestOutput, StopReason};
 use crate::sampling;
 use crate::stats::StepStats;
+use crate::structured::GrammarMatcher;
 
 impl LlmEngine {
     /// Runs one batch. Does nothing (and returns zero counts) when no request is queued.
@@ -21,6 +22,22 @@ impl LlmEngine {
                 st.times.first_scheduled.get_or_insert(started);
             }
         }
+        // Grammar masks for the sequences that sample this step are computed on a helper
+        // thread while the forward pass runs, so constrained requests do not lengthen the step
+        // for the rest of the batch (the mask needs only tokens already sampled).
+        let mut masking: Vec<(RequestId, GrammarMatcher)> = Vec::new();
+        for s in &plan.scheduled {
+            let samples = self
+                .scheduler
+                .request(s.id)
+                .is_some_and(|r| s.start + s.num_new >= r.tokens.len());
+            if let Some(st) = self.states.get_mut(&s.id).filter(|_| samples) {
+                if let Some(g) = st.grammar.take_if(|g| g.is_active()) {
+                    masking.push((s.id, g));
+                }
+            }
+        }
+        let masking_ids: Vec<RequestId> = masking.iter().map(|(id, _)| *id).collect();
         let inputs: Vec<SequenceInput> = plan
             .scheduled
             .iter()
@@ -38,7 +55,20 @@ impl LlmEngine {
                 }
             })
             .collect();
-        let logits = match self.model.forward(&inputs, &mut self.kv) {
+        let (forward, masked) = std::thread::scope(|scope| {
+            let helper = (!masking.is_empty()).then(|| {
+                scope.spawn(move || {
+                    for (_, g) in masking.iter_mut() {
+                        g.prepare();
+                    }
+                    masking
+                })
+            });
+            let forward = self.model.forward(&inputs, &mut self.kv);
+            let masked = helper.map(|h| h.join());
+            (forward, masked)
+        });
+        let logits = match forward {
             Ok(l) => l,
             Err(e) => {
                 // A batch the model refuses would be refused again: fail its requests, not the engine.
@@ -53,6 +83,24 @@ impl LlmEngine {
             }
         };
         drop(inputs);
+        match masked {
+            Some(Ok(done)) => {
+                for (id, g) in done {
+                    if let Some(st) = self.states.get_mut(&id) {
+                        st.grammar = Some(g);
+                    }
+                }
+            }
+            // llguidance catches its own panics; one escaping here is a bug in it. The
+            // requests it had are ended rather than continued unconstrained.
+            Some(Err(_)) => {
+                tracing::error!("structured-output mask thread panicked");
+                for id in masking_ids {
+                    self.abort(id);
+                }
+            }
+            None => {}
+        }
 
         let mut step = StepStats {
             num_scheduled_tokens: plan.num_tokens(),
@@ -123,8 +171,27 @@ impl LlmEngine {
         let Some(st) = self.states.get_mut(&id) else {
             return;
         };
-        let sampled = st.sampler.sample(row, generated, self.config.logprobs_mode);
+        let sampled = match st.grammar.as_mut().filter(|g| g.is_active()) {
+            Some(g) => {
+                self.masked_row.clear();
+                self.masked_row.extend_from_slice(row);
+                g.apply(&mut self.masked_row);
+                st.sampler
+                    .sample(&self.masked_row, generated, self.config.logprobs_mode)
+            }
+            None => st.sampler.sample(row, generated, self.config.logprobs_mode),
+        };
         let token = sampled.token;
+        let mut grammar_failed = false;
+        if let Some(g) = st.grammar.as_mut() {
+            g.accept(token);
+            if let Some(why) = g.failure() {
+                // Only possible when other filters (allowed_token_ids, logit_bias, min_tokens
+                // hiding EOS) left no token the grammar allows.
+                tracing::warn!("request {id}: structured output ended: {why}");
+                grammar_failed = true;
+            }
+        }
         self.scheduler.append_token(id, token);
         st.num_output += 1;
         match st.times.last_token {
@@ -161,6 +228,9 @@ impl LlmEngine {
                 finish = Some(FinishReason::Stop);
                 stop_reason = Some(StopReason::String(s));
             }
+        }
+        if finish.is_none() && grammar_failed {
+            finish = Some(FinishReason::Stop);
         }
         if finish.is_none()
             && (st.num_output >= st.max_tokens
