@@ -34,7 +34,13 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("ssl_cert_reqs", &["2"], &[]),
     ("root_path", &["/api"], &[]),
     ("middleware", &["m.M"], &[]),
-    ("tool_call_parser", &["hermes"], &[]),
+    // Parsers vllm-rs does not ship are refused; the shipped ones work (tests/python).
+    ("tool_call_parser", &["granite"], &[]),
+    (
+        "enable_auto_tool_choice",
+        &["true"],
+        &["--tool-call-parser", "hermes"],
+    ),
     ("tool_parser_plugin", &["p.py"], &[]),
     ("tool_server", &["demo"], &[]),
     ("log_config_file", &["log.json"], &[]),
@@ -91,7 +97,7 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("ignore_patterns", &["original/**"], &[]),
     ("pt_load_map_location", &["cuda"], &[]),
     ("guided_decoding_backend", &["xgrammar"], &[]),
-    ("reasoning_parser", &["qwen3"], &[]),
+    ("reasoning_parser", &["glm45"], &[]),
     ("distributed_executor_backend", &["ray"], &[]),
     ("pipeline_parallel_size", &["2"], &[]),
     ("tensor_parallel_size", &["2"], &[]),

@@ -181,7 +181,7 @@ pub const ENV_VARS: &[(&str, EnvFate)] = &[
     ("VLLM_MARLIN_USE_ATOMIC_ADD", KERNELS),
     (
         "VLLM_V0_USE_OUTLINES_CACHE",
-        NoEffect("guided decoding is not supported"),
+        NoEffect("structured outputs use llguidance; outlines is not shipped"),
     ),
     ("VLLM_TPU_DISABLE_TOPK_TOPP_OPTIMIZATION", NO_XLA),
     // Not in the reference's table, but read by vLLM's API server.

@@ -71,9 +71,12 @@ pub const FATES: &[(&str, Fate)] = &[
     ("return_tokens_as_token_ids", Works),
     ("disable_frontend_multiprocessing", NoEffect("the HTTP front end always runs in the engine's process")),
     ("enable_request_id_headers", Works),
-    ("enable_auto_tool_choice", NO),
+    ("enable_auto_tool_choice", Works),
     ("exclude_tools_when_tool_choice_none", Works),
-    ("tool_call_parser", NO),
+    (
+        "tool_call_parser",
+        Refused(&["hermes", "llama3_json", "llama4_json", "mistral", "pythonic", "qwen3_xml", "qwen3_coder"]),
+    ),
     ("tool_parser_plugin", NO),
     ("tool_server", NO),
     ("log_config_file", NO),
@@ -134,12 +137,12 @@ pub const FATES: &[(&str, Fate)] = &[
     ("ignore_patterns", NO),
     ("use_tqdm_on_load", Works),
     ("pt_load_map_location", Refused(&["cpu"])),
-    // DecodingConfig: there is no guided decoding yet.
-    ("guided_decoding_backend", NO),
-    ("guided_decoding_disable_fallback", NO),
-    ("guided_decoding_disable_any_whitespace", NO),
-    ("guided_decoding_disable_additional_properties", NO),
-    ("reasoning_parser", NO),
+    // DecodingConfig: structured outputs by llguidance (vLLM's `guidance` backend).
+    ("guided_decoding_backend", Refused(&["auto", "guidance"])),
+    ("guided_decoding_disable_fallback", Works),
+    ("guided_decoding_disable_any_whitespace", Works),
+    ("guided_decoding_disable_additional_properties", Works),
+    ("reasoning_parser", Refused(&["", "deepseek_r1", "qwen3"])),
     // ParallelConfig: one device, one process.
     ("distributed_executor_backend", Refused(&["mp", "uni"])),
     ("pipeline_parallel_size", NO),

@@ -1,6 +1,7 @@
 //! Start-up and shutdown of the server: configuration → model → engine thread → HTTP.
 //! Shared by `vllmd` and `vllm serve`.
 
+use engine::structured::{GrammarCompiler, ReasoningGate};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicI64;
@@ -173,6 +174,21 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     let model_root = model_path.display().to_string();
     let engine = LlmEngine::new(loaded, ec)?;
     let tokenizer = engine.tokenizer().clone();
+    let grammar = grammar_compiler(&engine);
+    let reasoning_gate = plan.api.reasoning_parser.and_then(|r| {
+        let end = tokenizer.token_to_id(r.end_marker());
+        if end.is_none() {
+            tracing::warn!(
+                "--reasoning-parser {}: `{}` is not one token of this tokenizer; structured outputs apply from the first generated token",
+                r.name(),
+                r.end_marker()
+            );
+        }
+        end.map(|end| ReasoningGate {
+            start: tokenizer.token_to_id(r.start_marker()),
+            end,
+        })
+    });
     let num_blocks = engine.stats().num_blocks;
     let handle = EngineHandle::spawn(engine);
 
@@ -207,7 +223,30 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         metrics,
         started: Instant::now(),
         server_load: AtomicI64::new(0),
+        grammar,
+        reasoning_gate,
     }))
+}
+
+/// The structured-output compiler (a token trie over the vocabulary); a tokenizer llguidance
+/// cannot read leaves the server up, with constrained requests refused and the reason logged.
+fn grammar_compiler(engine: &LlmEngine) -> Result<Arc<GrammarCompiler>, String> {
+    let started = Instant::now();
+    match engine.grammar_compiler() {
+        Ok(c) => {
+            tracing::info!(
+                "structured outputs: guidance backend (llguidance) ready in {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(Arc::new(c))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{e}; requests with structured outputs or forced tool calls will be refused"
+            );
+            Err(e.to_string())
+        }
+    }
 }
 
 /// `GET /server_info` (dev mode): the effective configuration, secrets replaced.

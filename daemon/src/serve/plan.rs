@@ -3,6 +3,8 @@
 //! the configuration loader itself), so a test can check that each one changes the plan and
 //! that each flag without effect changes nothing.
 
+use chat_parsers::{ReasoningParserKind, ToolParserKind};
+use engine::structured::GrammarOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -172,6 +174,30 @@ impl ServePlan {
         s.policy =
             parse::<SchedulingPolicy>("scheduling-policy", &cfg.scheduler.scheduling_policy)?;
         let f = &cfg.frontend;
+        let d = &cfg.decoding;
+        let tool_call_parser = match f.tool_call_parser.as_deref() {
+            None => None,
+            Some(name) => Some(ToolParserKind::from_name(name).ok_or_else(|| {
+                ServeError::Config(format!(
+                    "--tool-call-parser: `{name}` is not one of {}",
+                    ToolParserKind::NAMES.join(", ")
+                ))
+            })?),
+        };
+        if f.enable_auto_tool_choice && tool_call_parser.is_none() {
+            return Err(ServeError::Config(
+                "--enable-auto-tool-choice requires --tool-call-parser".into(),
+            ));
+        }
+        let reasoning_parser = match d.reasoning_parser.as_str() {
+            "" => None,
+            name => Some(ReasoningParserKind::from_name(name).ok_or_else(|| {
+                ServeError::Config(format!(
+                    "--reasoning-parser: `{name}` is not one of {}",
+                    ReasoningParserKind::NAMES.join(", ")
+                ))
+            })?),
+        };
         let api = ApiOptions {
             api_keys: f.api_key.clone(),
             response_role: f.response_role.clone(),
@@ -191,6 +217,15 @@ impl ServePlan {
             access_log: !f.disable_uvicorn_access_log,
             root_path: root_path(f.root_path.as_deref())?,
             exclude_tools_when_tool_choice_none: f.exclude_tools_when_tool_choice_none,
+            grammar: GrammarOptions {
+                any_whitespace: !d.guided_decoding_disable_any_whitespace,
+                additional_properties: !d.guided_decoding_disable_additional_properties,
+                fallback: !d.guided_decoding_disable_fallback,
+                whitespace_pattern: None,
+            },
+            enable_auto_tool_choice: f.enable_auto_tool_choice,
+            tool_call_parser,
+            reasoning_parser,
         };
         let overrides = &mc.override_generation_config;
         Ok(ServePlan {

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use engine::request::GrammarRequest;
 use engine::sampling::SampledToken;
 use engine::tokenizer::ChatTemplate;
 use serde_json::{json, Value};
@@ -25,6 +26,8 @@ use super::protocol::{
 use super::request_fields::{self, Endpoint};
 use super::state::{body_bytes, finite_logprob, parse_body, random_id, unix_now, AppState};
 use super::stream::{receiver_stream, sse_response};
+use super::structured;
+use super::tools::{self, StreamShaper, ToolChoice, ToolMode};
 
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
 
@@ -54,11 +57,18 @@ pub(super) fn normalise_messages(
                 return Err(ApiError::bad_param("messages", format!("messages[{i}].role `{role}` is not one of {ROLES:?}")));
             }
             let mut out = obj.clone();
+            if let Some(calls) = out.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                arguments_as_objects(i, calls)?;
+            }
             let texts: Vec<String> = match obj.get("content") {
+                // An assistant turn that only calls tools has no content: templates concatenate
+                // it, so it becomes "" (or no parts), as vLLM passes it.
                 None | Some(Value::Null) => {
-                    if format == ContentFormat::OpenAi {
-                        out.insert("content".into(), Value::Array(Vec::new()));
-                    }
+                    let empty = match format {
+                        ContentFormat::OpenAi => Value::Array(Vec::new()),
+                        ContentFormat::String => Value::String(String::new()),
+                    };
+                    out.insert("content".into(), empty);
                     return Ok(Value::Object(out));
                 }
                 Some(Value::String(s)) => vec![s.clone()],
@@ -84,6 +94,29 @@ pub(super) fn normalise_messages(
             Ok(Value::Object(out))
         })
         .collect()
+}
+
+/// Tool-call arguments arrive as JSON text (OpenAI's shape) but chat templates expect objects
+/// (transformers' convention): parse them, an absent or empty one becoming `{}`, as vLLM does.
+fn arguments_as_objects(i: usize, calls: &mut [Value]) -> Result<(), ApiError> {
+    for call in calls {
+        let Some(f) = call.get_mut("function").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let parsed = match f.get("arguments") {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(Value::String(s)) if s.trim().is_empty() => Value::Object(Default::default()),
+            Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
+                ApiError::bad_param(
+                    "messages",
+                    format!("messages[{i}]: tool call arguments are not valid JSON: {e}"),
+                )
+            })?,
+            Some(other) => other.clone(),
+        };
+        f.insert("arguments".into(), parsed);
+    }
+    Ok(())
 }
 
 /// The text of a normalised message, whichever shape its content has.
@@ -162,7 +195,7 @@ fn render_prompt(
     // `--exclude-tools-when-tool-choice-none`: the tools stay out of the prompt when the request
     // says the model must not call any.
     let no_tools = state.opts.exclude_tools_when_tool_choice_none
-        && req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
+        && matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
     if let Some(t) = req.tools.as_ref().filter(|_| !no_tools) {
         extra.insert("tools".into(), t.clone());
     }
@@ -215,6 +248,34 @@ fn chat_logprobs(state: &AppState, tokens: &[SampledToken], as_ids: bool) -> Cha
     }
 }
 
+/// The request's constraint: its structured-output fields, or what `required` and named tools
+/// need (the two together are refused), compiled for the engine.
+async fn constraint_for(
+    state: &AppState,
+    req: &ChatCompletionRequest,
+    mode: &ToolMode,
+    tool_list: &[tools::ChatTool],
+) -> Result<Option<GrammarRequest>, ApiError> {
+    let asked = req.common.structured.constraint(&state.opts.grammar)?;
+    let for_tools = mode.constraint(tool_list, req.parallel_tool_calls.unwrap_or(true));
+    let (spec, opts) = match (asked, for_tools) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_param(
+                "tool_choice",
+                "a required or named tool_choice cannot be combined with structured outputs",
+            ))
+        }
+        (Some(c), None) => c,
+        (None, Some(t)) => (t, state.opts.grammar.clone()),
+        (None, None) => return Ok(None),
+    };
+    let grammar = structured::compile(state, spec, opts).await?;
+    Ok(Some(GrammarRequest {
+        grammar,
+        gate: state.reasoning_gate,
+    }))
+}
+
 pub async fn create_chat_completion(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -239,6 +300,17 @@ pub async fn create_chat_completion(
         ));
     }
     let params = state.sampling_params(&raw, top)?;
+    let tool_list = req
+        .typed_tools()
+        .map_err(|e| ApiError::bad_param("tools", format!("tools: {e}")))?;
+    let mode = ToolMode::resolve(
+        &tool_list,
+        req.tool_choice.as_ref(),
+        state.opts.auto_tool_parser(),
+    )?;
+    let grammar = constraint_for(&state, &req, &mode, &tool_list).await?;
+    let reasoning = state.opts.reasoning_parser;
+    let include_reasoning = req.include_reasoning.unwrap_or(true);
     let (prompt_text, messages) = render_prompt(&state, &req)?;
     let prompt = state
         .tokenizer
@@ -269,6 +341,7 @@ pub async fn create_chat_completion(
         vec![prompt],
         &params,
         req.common.priority.unwrap_or(0),
+        grammar.as_ref(),
     )
     .await?;
     let created = unix_now();
@@ -285,6 +358,9 @@ pub async fn create_chat_completion(
             let mut stream = stream;
             let mut results: Vec<ChoiceResult> = (0..stream.num_choices)
                 .map(|_| ChoiceResult::default())
+                .collect();
+            let mut shapers: Vec<StreamShaper> = (0..stream.num_choices)
+                .map(|_| StreamShaper::new(mode.clone(), reasoning, &tool_list))
                 .collect();
             let chunk = |choices: Vec<ChatStreamChoice>, usage| ChatCompletionChunk {
                 id: id.clone(),
@@ -307,6 +383,7 @@ pub async fn create_chat_completion(
                     delta: ChatDelta {
                         role: Some(role.clone()),
                         content: Some(echo_text.clone()),
+                        ..Default::default()
                     },
                     logprobs: None,
                     finish_reason: None,
@@ -320,12 +397,36 @@ pub async fn create_chat_completion(
                 let (i, o) = (ev.index, ev.output);
                 let lp = (!o.new_logprobs.is_empty())
                     .then(|| chat_logprobs(&st, &o.new_logprobs, as_ids));
-                let finish = o.finished.map(|f| f.as_str());
+                let mut finish = o.finished.map(|f| f.as_str());
                 let stop_reason = stop_reason_json(&o.stop_reason);
+                let Some(shaper) = shapers.get_mut(i) else {
+                    continue;
+                };
+                let mut parts = shaper.push(&o.new_text);
+                if finish.is_some() {
+                    let last = shaper.finish();
+                    parts.content.push_str(&last.content);
+                    parts.reasoning.push_str(&last.reasoning);
+                    parts.tool_calls.extend(last.tool_calls);
+                    let called = match &mode {
+                        ToolMode::Auto(_) => shaper.tools_called,
+                        ToolMode::Required => finish == Some("stop") && shaper.tools_called,
+                        _ => false,
+                    };
+                    if called {
+                        finish = Some("tool_calls");
+                    }
+                }
+                if !include_reasoning {
+                    parts.reasoning.clear();
+                }
+                let quiet = parts.reasoning.is_empty() && parts.tool_calls.is_empty();
                 let delta = ChatDelta {
                     role: None,
-                    content: (!o.new_text.is_empty() || finish.is_none())
-                        .then(|| o.new_text.clone()),
+                    content: (!parts.content.is_empty() || (finish.is_none() && quiet))
+                        .then_some(parts.content),
+                    reasoning_content: (!parts.reasoning.is_empty()).then_some(parts.reasoning),
+                    tool_calls: (!parts.tool_calls.is_empty()).then_some(parts.tool_calls),
                 };
                 results[i].absorb(o);
                 let u = continuous.then(|| usage(&st, &results, n));
@@ -365,15 +466,21 @@ pub async fn create_chat_completion(
     let choices = results
         .iter()
         .enumerate()
-        .map(|(i, r)| ChatChoice {
-            index: i,
-            message: ChatMessage {
-                role: role.clone(),
-                content: format!("{echo_text}{}", r.text),
-            },
-            logprobs: top.map(|_| chat_logprobs(&state, &r.logprobs, as_ids)),
-            finish_reason: r.finish_reason.map(|f| f.as_str()),
-            stop_reason: stop_reason_json(&r.stop_reason),
+        .map(|(i, r)| {
+            let shaped = tools::shape(&r.text, &mode, reasoning, &tool_list);
+            let finish_reason = shaped.finish_reason(&mode, r.finish_reason.map(|f| f.as_str()));
+            ChatChoice {
+                index: i,
+                message: ChatMessage {
+                    role: role.clone(),
+                    content: shaped.content.map(|c| format!("{echo_text}{c}")),
+                    reasoning_content: shaped.reasoning.filter(|_| include_reasoning),
+                    tool_calls: shaped.tool_calls,
+                },
+                logprobs: top.map(|_| chat_logprobs(&state, &r.logprobs, as_ids)),
+                finish_reason,
+                stop_reason: stop_reason_json(&r.stop_reason),
+            }
         })
         .collect();
     let resp = ChatCompletionResponse {

@@ -113,6 +113,13 @@ pub async fn create_completion(
         return Err(ApiError::bad_param("suffix", "suffix is not supported"));
     }
     let params = state.sampling_params(&raw, req.logprobs)?;
+    let grammar = match req.common.structured.constraint(&state.opts.grammar)? {
+        Some((spec, opts)) => Some(engine::request::GrammarRequest {
+            grammar: super::structured::compile(&state, spec, opts).await?,
+            gate: None,
+        }),
+        None => None,
+    };
     let (prompts, prompt_texts) = prompts_to_ids(
         &state,
         req.prompt.clone(),
@@ -137,6 +144,7 @@ pub async fn create_completion(
         prompts,
         &params,
         req.common.priority.unwrap_or(0),
+        grammar.as_ref(),
     )
     .await?;
     let created = unix_now();

@@ -2,7 +2,9 @@
 //! Dropping the merged stream (a client that went away) aborts every unfinished choice.
 
 use engine::actor::EngineHandle;
-use engine::request::{EngineRequest, FinishReason, RequestId, RequestOutput, StopReason};
+use engine::request::{
+    EngineRequest, FinishReason, GrammarRequest, RequestId, RequestOutput, StopReason,
+};
 use engine::sampling::{PromptLogprob, SampledToken, SamplingParams};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -54,6 +56,7 @@ pub async fn submit(
     prompts: Vec<Vec<u32>>,
     params: &SamplingParams,
     priority: i32,
+    grammar: Option<&GrammarRequest>,
 ) -> Result<ChoiceStream, ApiError> {
     let n = params.n.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -63,6 +66,8 @@ pub async fn submit(
         for i in 0..n {
             let mut req = EngineRequest::new(prompt.clone(), params.for_child(i));
             req.priority = priority;
+            // Each sample follows the constraint on its own (a deep copy of the compiled one).
+            req.grammar = grammar.cloned();
             let submitted = engine.submit(req).await;
             let mut stream = match submitted {
                 Ok(s) => s,

@@ -10,6 +10,8 @@ pub mod request_fields;
 mod routes;
 pub mod state;
 mod stream;
+pub mod structured;
+pub mod tools;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::structured::StructuredFields;
+use super::tools::{ChatTool, DeltaToolCall, ToolCallOut, ToolChoice};
+
 /// `prompt` of `/v1/completions`: text, texts, token ids or lists of token ids.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -54,6 +57,9 @@ pub struct CommonRequest {
     pub return_tokens_as_token_ids: Option<bool>,
     #[serde(default)]
     pub stop: Option<StopField>,
+    /// `response_format`, `structured_outputs` and the `guided_*` fields.
+    #[serde(flatten)]
+    pub structured: StructuredFields,
 }
 
 impl CommonRequest {
@@ -99,12 +105,27 @@ pub struct ChatCompletionRequest {
     pub chat_template: Option<String>,
     #[serde(default)]
     pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
+    /// As sent, for the chat template (key order and unknown keys kept).
     #[serde(default)]
     pub tools: Option<Value>,
     #[serde(default)]
-    pub tool_choice: Option<Value>,
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    pub include_reasoning: Option<bool>,
     #[serde(default)]
     pub documents: Option<Value>,
+}
+
+impl ChatCompletionRequest {
+    /// `tools`, typed (the raw value stays for the template).
+    pub fn typed_tools(&self) -> Result<Vec<ChatTool>, serde_json::Error> {
+        match &self.tools {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,7 +196,10 @@ pub struct ChatLogprobs {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatMessage {
     pub role: String,
-    pub content: String,
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    pub tool_calls: Vec<ToolCallOut>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +229,10 @@ pub struct ChatDelta {
     pub role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<DeltaToolCall>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

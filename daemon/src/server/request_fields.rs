@@ -52,6 +52,14 @@ const COMMON: &[&str] = &[
     "request_id",
     "return_tokens_as_token_ids",
     "detokenize",
+    "response_format",
+    "structured_outputs",
+    "guided_json",
+    "guided_regex",
+    "guided_choice",
+    "guided_grammar",
+    "guided_whitespace_pattern",
+    "guided_decoding_backend",
 ];
 
 const COMPLETIONS: &[&str] = &["prompt", "suffix"];
@@ -66,18 +74,18 @@ const CHAT: &[&str] = &[
     "chat_template_kwargs",
     "tools",
     "tool_choice",
+    "parallel_tool_calls",
+    "include_reasoning",
     "documents",
 ];
 
 /// Accepted without effect, as in vLLM: `user` is for OpenAI's abuse monitoring,
-/// `length_penalty` only applies to beam search, the reasoning and parallel-tool switches only
-/// to parsers vllm-rs does not have (and which `vllmd` refuses to enable).
+/// `length_penalty` only applies to beam search, `reasoning_effort` only to models whose
+/// template reads it (passed through `chat_template_kwargs` instead).
 const IGNORED: &[&str] = &[
     "user",
     "length_penalty",
-    "parallel_tool_calls",
     "reasoning_effort",
-    "include_reasoning",
     "return_token_ids",
 ];
 
@@ -88,19 +96,7 @@ const REFUSED: &[(&str, &str)] = &[
         "prompt_embeds",
         "prompt embeddings are not supported yet (--enable-prompt-embeds)",
     ),
-    ("guided_json", "guided decoding is not supported yet"),
-    ("guided_regex", "guided decoding is not supported yet"),
-    ("guided_choice", "guided decoding is not supported yet"),
-    ("guided_grammar", "guided decoding is not supported yet"),
-    ("structural_tag", "guided decoding is not supported yet"),
-    (
-        "guided_decoding_backend",
-        "guided decoding is not supported yet",
-    ),
-    (
-        "guided_whitespace_pattern",
-        "guided decoding is not supported yet",
-    ),
+    ("structural_tag", "structural tags are not supported yet"),
     (
         "logits_processors",
         "custom logits processors are not supported yet",
@@ -128,19 +124,7 @@ pub fn check(body: &Map<String, Value>, endpoint: Endpoint) -> Result<(), ApiErr
             return Err(ApiError::bad_param(field, format!("{field}: {why}")));
         }
     }
-    if let Some(rf) = body.get("response_format").filter(|v| !v.is_null()) {
-        let kind = rf.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind != "text" {
-            return Err(ApiError::bad_param(
-                "response_format",
-                format!("response_format {kind:?}: structured output is not supported yet"),
-            ));
-        }
-    }
     check_best_of(body)?;
-    if endpoint == Endpoint::Chat {
-        check_tool_choice(body)?;
-    }
     let own = if endpoint == Endpoint::Chat {
         CHAT
     } else {
@@ -149,12 +133,7 @@ pub fn check(body: &Map<String, Value>, endpoint: Endpoint) -> Result<(), ApiErr
     let unknown: Vec<&str> = body
         .keys()
         .map(String::as_str)
-        .filter(|k| {
-            !COMMON.contains(k)
-                && !own.contains(k)
-                && !IGNORED.contains(k)
-                && *k != "response_format"
-        })
+        .filter(|k| !COMMON.contains(k) && !own.contains(k) && !IGNORED.contains(k))
         .collect();
     if !unknown.is_empty() {
         tracing::debug!(
@@ -175,23 +154,6 @@ fn check_best_of(body: &Map<String, Value>) -> Result<(), ApiError> {
             format!("best_of ({b}) greater than n ({n}) is not supported yet"),
         )),
         _ => Ok(()),
-    }
-}
-
-/// Without a tool-call parser (`--tool-call-parser` is refused) the model's tool calls cannot be
-/// parsed: `auto` gets vLLM's own 400, `required` and named tools need guided decoding.
-fn check_tool_choice(body: &Map<String, Value>) -> Result<(), ApiError> {
-    let has_tools = body
-        .get("tools")
-        .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()));
-    match body.get("tool_choice") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s == "none" => Ok(()),
-        Some(Value::String(s)) if s == "auto" && !has_tools => Ok(()),
-        Some(Value::String(s)) if s == "auto" => {
-            Err(ApiError::bad_param("tool_choice", "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set"))
-        }
-        Some(other) => Err(ApiError::bad_param("tool_choice", format!("tool_choice {other} is not supported yet"))),
     }
 }
 
@@ -225,11 +187,7 @@ mod tests {
             (json!({"use_beam_search": true}), "use_beam_search"),
             (json!({"prompt_embeds": "AAAA"}), "prompt_embeds"),
             (json!({"best_of": 3, "n": 2}), "best_of"),
-            (
-                json!({"response_format": {"type": "json_object"}}),
-                "response_format",
-            ),
-            (json!({"guided_json": {"type": "object"}}), "guided_json"),
+            (json!({"structural_tag": "{}"}), "structural_tag"),
         ] {
             let e = check(&body(v.clone()), Endpoint::Completions)
                 .err()
@@ -255,10 +213,10 @@ mod tests {
         )
         .is_ok());
         assert!(check(
-            &body(json!({"tools": [{"type": "function"}], "tool_choice": "auto"})),
-            Endpoint::Chat
+            &body(json!({"response_format": {"type": "json_object"}, "guided_regex": "a"})),
+            Endpoint::Completions
         )
-        .is_err());
+        .is_ok());
     }
 
     #[test]

@@ -4,8 +4,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use chat_parsers::{ReasoningParserKind, ToolParserKind};
 use engine::actor::EngineHandle;
 use engine::sampling::{SamplingDefaults, SamplingParams};
+use engine::structured::{GrammarCompiler, GrammarOptions, ReasoningGate};
 use engine::tokenizer::{ChatTemplate, Tokenizer};
 use rand::Rng;
 use serde_json::Value;
@@ -44,6 +46,22 @@ pub struct ApiOptions {
     pub root_path: Option<String>,
     /// `--exclude-tools-when-tool-choice-none`.
     pub exclude_tools_when_tool_choice_none: bool,
+    /// `--guided-decoding-disable-*`: the server's structured-output options.
+    pub grammar: GrammarOptions,
+    /// `--enable-auto-tool-choice`.
+    pub enable_auto_tool_choice: bool,
+    /// `--tool-call-parser`.
+    pub tool_call_parser: Option<ToolParserKind>,
+    /// `--reasoning-parser`.
+    pub reasoning_parser: Option<ReasoningParserKind>,
+}
+
+impl ApiOptions {
+    /// The parser for `tool_choice: "auto"`, when the server enables it.
+    pub fn auto_tool_parser(&self) -> Option<ToolParserKind> {
+        self.tool_call_parser
+            .filter(|_| self.enable_auto_tool_choice)
+    }
 }
 
 pub struct AppState {
@@ -65,6 +83,10 @@ pub struct AppState {
     pub started: Instant,
     /// Requests in flight (`/load`, `--enable-server-load-tracking`).
     pub server_load: AtomicI64,
+    /// The structured-output compiler, or why this model's tokenizer cannot have one.
+    pub grammar: Result<Arc<GrammarCompiler>, String>,
+    /// With `--reasoning-parser`: constraints start after the reasoning's end token.
+    pub reasoning_gate: Option<ReasoningGate>,
 }
 
 impl AppState {
