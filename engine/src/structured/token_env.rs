@@ -77,8 +77,12 @@ impl TokenizerEnv for TokenEnv {
     }
 
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
-        let text = String::from_utf8_lossy(s);
-        self.tokenizer.encode(&text, false).unwrap_or_default()
+        // Grammars force byte sequences that may end inside a UTF-8 character: the valid text
+        // goes through the real tokenizer, the rest is matched greedily against the trie (a
+        // lossy conversion would turn those bytes into U+FFFD and derail the grammar).
+        self.trie.tokenize_with_greedy_fallback(s, |text| {
+            self.tokenizer.encode(text, false).unwrap_or_default()
+        })
     }
 }
 
