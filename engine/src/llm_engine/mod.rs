@@ -19,7 +19,10 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
 use crate::tokenizer::Tokenizer;
 
+mod gpu_sampling;
 mod step;
+
+pub use gpu_sampling::GPU_SAMPLER_VAR;
 
 /// Engine settings (the CacheConfig and SchedulerConfig groups of `vllm serve`).
 #[derive(Debug, Clone)]
@@ -112,10 +115,13 @@ pub struct LlmEngine {
     /// Finished requests not yet collected by `drain_finished` (bounded).
     finished_log: Vec<FinishedRequestStats>,
     latency_log: TokenLatencyLog,
+    /// [`GPU_SAMPLER_VAR`] is set and the model runs on the GPU.
+    gpu_sampler: bool,
 }
 
 /// (blocks, bytes per block) of the GPU KV cache: `--num-gpu-blocks-override`, else what a
-/// profiling forward pass at `--max-num-batched-tokens` leaves of `--gpu-memory-utilization`.
+/// profiling forward pass (the full `--max-num-batched-tokens` over `--max-num-seqs` sequences)
+/// leaves of `--gpu-memory-utilization`.
 #[cfg(feature = "cuda")]
 fn gpu_kv_blocks(
     model: &CausalLm,
@@ -133,6 +139,7 @@ fn gpu_kv_blocks(
         .plan_kv(
             layout,
             config.scheduler.max_num_batched_tokens,
+            config.scheduler.max_num_seqs,
             config.gpu_memory_utilization,
         )
         .map_err(|e| EngineError::Config(format!("sizing the GPU KV cache: {e}")))?;
@@ -262,6 +269,10 @@ impl LlmEngine {
             num_blocks,
             ..Default::default()
         };
+        let gpu_sampler = model.backend() == Backend::Cuda && gpu_sampling::gpu_sampler_requested();
+        if gpu_sampler {
+            tracing::info!("{GPU_SAMPLER_VAR}: tokens are drawn by the GPU sampling kernel");
+        }
         Ok(LlmEngine {
             model,
             tokenizer: Arc::new(tokenizer),
@@ -275,6 +286,7 @@ impl LlmEngine {
             stats,
             finished_log: Vec::new(),
             latency_log: TokenLatencyLog::default(),
+            gpu_sampler,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{EngineError, LlmEngine};
+use super::{gpu_sampling, EngineError, LlmEngine};
 use crate::model::SequenceInput;
 use crate::request::{FinishReason, RequestId, RequestOutput, StopReason};
 use crate::sampling;
@@ -123,7 +123,19 @@ impl LlmEngine {
         let Some(st) = self.states.get_mut(&id) else {
             return;
         };
-        let sampled = st.sampler.sample(row, generated, self.config.logprobs_mode);
+        let on_gpu = if self.gpu_sampler {
+            gpu_sampling::sample_on_gpu(
+                &self.model,
+                &mut st.sampler,
+                row,
+                generated,
+                self.config.logprobs_mode,
+            )
+        } else {
+            None
+        };
+        let sampled =
+            on_gpu.unwrap_or_else(|| st.sampler.sample(row, generated, self.config.logprobs_mode));
         let token = sampled.token;
         self.scheduler.append_token(id, token);
         st.num_output += 1;
