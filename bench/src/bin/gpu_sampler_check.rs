@@ -110,7 +110,7 @@ fn params(s: &Setting, seed: u64, logprobs: usize) -> SamplingParams {
 fn row(rng: &mut impl Rng, i: usize) -> Vec<f32> {
     let normal = Normal::new(0.0f32, 2.5).expect("valid normal");
     let mut v: Vec<f32> = (0..VOCAB).map(|_| normal.sample(rng)).collect();
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         for x in &mut v[100..VOCAB / 2] {
             *x = f32::NEG_INFINITY;
         }
@@ -163,7 +163,7 @@ fn main() -> ExitCode {
                 r,
                 req.processed.as_deref(),
                 VOCAB,
-                &[settings.clone()],
+                std::slice::from_ref(&settings),
                 TOP,
             ) {
                 Ok(mut v) => v.remove(0),

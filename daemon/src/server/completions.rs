@@ -47,12 +47,12 @@ pub fn completion_logprobs(
 }
 
 /// `echo` with `logprobs`, as vLLM returns it: every prompt token (the first has no
-/// logprob), with offsets from 0 and its top alternatives, then the `generated` ones.
+/// logprob) with its top alternatives, then the generated ones, the text offsets running on
+/// over both (vLLM adds up the token strings' lengths).
 fn echo_logprobs(
     state: &AppState,
     prompt: &[u32],
     r: &ChoiceResult,
-    generated: CompletionLogprobs,
     as_ids: bool,
 ) -> CompletionLogprobs {
     let mut lp = CompletionLogprobs::default();
@@ -75,6 +75,7 @@ fn echo_logprobs(
         }
         lp.top_logprobs.push(Some(top));
     }
+    let generated = completion_logprobs(state, &r.logprobs, offset, as_ids);
     lp.text_offset.extend(generated.text_offset);
     lp.tokens.extend(generated.tokens);
     lp.token_logprobs.extend(generated.token_logprobs);
@@ -257,11 +258,10 @@ pub async fn create_completion(
             CompletionChoice {
                 index: i,
                 logprobs: params.logprobs.map(|_| {
-                    let generated = completion_logprobs(&state, &r.logprobs, prefix.len(), as_ids);
                     if echo {
-                        echo_logprobs(&state, &echoed_ids[i / n], r, generated, as_ids)
+                        echo_logprobs(&state, &echoed_ids[i / n], r, as_ids)
                     } else {
-                        generated
+                        completion_logprobs(&state, &r.logprobs, prefix.len(), as_ids)
                     }
                 }),
                 text: prefix + &r.text,
