@@ -11,8 +11,9 @@ fn args(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
 }
 
-/// A small engine: short context and a small KV pool, so several tests can run side by side.
-const ENGINE: &str = "--max-model-len 96 --num-gpu-blocks-override 64";
+/// A small engine: short context and a small KV pool, so several tests can run side by side; on
+/// the CPU (GPU runs belong to scripts/gpu-check.sh).
+const ENGINE: &str = "--max-model-len 96 --num-gpu-blocks-override 64 --device cpu";
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("bench-offline-{}", std::process::id()));

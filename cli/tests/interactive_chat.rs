@@ -41,7 +41,8 @@ impl Tmux {
             .is_ok_and(|o| o.status.success())
     }
 
-    /// Waits until `cond` holds for the pane text; panics with the pane after `secs`.
+    /// Waits until `cond` holds for the pane text; panics with the pane after `secs` (a hang
+    /// guard, never a speed requirement: see [`HANG_GUARD_S`]).
     fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
@@ -78,13 +79,17 @@ fn is_waiting(pane: &str) -> bool {
         .is_some_and(|l| l.trim_end() == ">")
 }
 
+/// How long any step may take before the test calls it hung: far beyond a slow, shared 2-core
+/// machine, because tests assert behaviour, not speed.
+const HANG_GUARD_S: u64 = 300;
+
 #[test]
 fn two_turns_and_ctrl_c_keeps_the_session() {
     if !default_model_present() {
         return;
     }
     if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipping: tmux is not installed");
+        engine::paths::missing_test_dependency("tmux is not installed (apt-get install -y tmux)");
         return;
     }
     let server = Server::start();
@@ -110,14 +115,16 @@ fn two_turns_and_ctrl_c_keeps_the_session() {
         .expect("tmux new-session");
     assert!(status.success());
     let t = Tmux { session };
-    t.wait_for("the first prompt", 30, |p| {
+    t.wait_for("the first prompt", HANG_GUARD_S, |p| {
         p.contains("Using model") && is_waiting(p)
     });
 
     t.keys(&["Hello! What is your name?", "Enter"]);
-    let after_first = t.wait_for("the first answer", 90, |p| prompts(p) >= 2 && is_waiting(p));
+    let after_first = t.wait_for("the first answer", HANG_GUARD_S, |p| {
+        prompts(p) >= 2 && is_waiting(p)
+    });
     t.keys(&["And what is 2 plus 2?", "Enter"]);
-    let after_second = t.wait_for("the second answer", 90, |p| {
+    let after_second = t.wait_for("the second answer", HANG_GUARD_S, |p| {
         prompts(p) >= 3 && is_waiting(p)
     });
     let second_answer: String = after_second
@@ -136,14 +143,14 @@ fn two_turns_and_ctrl_c_keeps_the_session() {
         "Write a very long story about a dragon, with many chapters.",
         "Enter",
     ]);
-    t.wait_for("the story to start", 60, |p| {
+    t.wait_for("the story to start", HANG_GUARD_S, |p| {
         p.lines()
             .skip_while(|l| !l.contains("dragon"))
             .nth(1)
             .is_some_and(|l| !l.trim().is_empty())
     });
     t.keys(&["C-c"]);
-    let stopped = t.wait_for("the answer to stop", 30, |p| {
+    let stopped = t.wait_for("the answer to stop", HANG_GUARD_S, |p| {
         p.contains("[stopped]") && is_waiting(p)
     });
     assert!(t.alive(), "Ctrl-C ended the session:\n{stopped}");
@@ -151,15 +158,16 @@ fn two_turns_and_ctrl_c_keeps_the_session() {
     // Still a working session after the interruption.
     let before = prompts(&stopped);
     t.keys(&["Thanks!", "Enter"]);
-    t.wait_for("an answer after Ctrl-C", 90, |p| {
+    t.wait_for("an answer after Ctrl-C", HANG_GUARD_S, |p| {
         prompts(p) > before && is_waiting(p)
     });
 
     t.keys(&["C-d"]);
+    // Only a guard against a hang (a session that never exits), not a speed requirement.
     let start = Instant::now();
     while t.alive() {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(HANG_GUARD_S),
             "Ctrl-D did not exit:\n{}",
             t.pane()
         );

@@ -73,16 +73,31 @@ fn quick_answers_equal_the_api() {
     assert!(!expected.is_empty());
     assert_eq!(out, format!("{expected}\n"));
 
-    // A system prompt reaches the server: the answer is a valid one, whatever it says.
-    let (code, out, err) = run_vllm(
-        &[
-            &["chat", "-q", "Hi", "--system-prompt", "Answer in French."][..],
-            &flags,
-        ]
-        .concat(),
-    );
+    // A system prompt reaches the server as the first message: the answer is exactly the API's
+    // answer to [system, user], and that answer differs from the one without it (the template's
+    // default system message), so a dropped system prompt cannot pass.
+    let system = "Answer in French.";
+    let (code, out, err) =
+        run_vllm(&[&["chat", "-q", "Hi", "--system-prompt", system][..], &flags].concat());
     assert_eq!(code, 0, "{err}");
-    assert!(!out.trim().is_empty());
+    let answer = |messages: serde_json::Value| {
+        let api = server.post_json(
+            "/v1/chat/completions",
+            &json!({"model": "SmolLM2-135M-Instruct.Q4_1.gguf", "messages": messages, "temperature": 0, "max_tokens": 16}),
+        );
+        api["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("content")
+            .to_string()
+    };
+    let with_system =
+        answer(json!([{"role": "system", "content": system}, {"role": "user", "content": "Hi"}]));
+    let without = answer(json!([{"role": "user", "content": "Hi"}]));
+    assert_ne!(
+        with_system, without,
+        "the system prompt must change this answer"
+    );
+    assert_eq!(out, format!("{with_system}\n"));
 
     // An unknown model is the server's error, in one line.
     let (code, _, err) = run_vllm(&["complete", "-q", "x", "--url", &url, "--model-name", "nope"]);

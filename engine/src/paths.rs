@@ -29,16 +29,36 @@ pub fn default_model_path() -> PathBuf {
     models_dir().join(DEFAULT_MODEL_FILE)
 }
 
-/// A cached model for tests: `Some(path)` when present, else prints why the caller skips.
+/// Environment switch (set by `scripts/test.sh`, so by CI) that turns every "skipped: X is
+/// missing" of the test suite into a failure: a test that cannot run must not pass.
+pub const REQUIRE_TEST_DEPS_VAR: &str = "VLLM_REQUIRE_TEST_DEPS";
+
+/// Whether [`REQUIRE_TEST_DEPS_VAR`] is set to something other than empty, `0` or `false`.
+pub fn test_deps_required() -> bool {
+    std::env::var_os(REQUIRE_TEST_DEPS_VAR)
+        .is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// A test cannot run because `why` (a tool, a model, a Python package) is missing: fails the
+/// test when [`test_deps_required`], else prints why the caller skips. Callers return right after.
+pub fn missing_test_dependency(why: &str) {
+    if test_deps_required() {
+        panic!("{why} ({REQUIRE_TEST_DEPS_VAR} is set: a missing test dependency is a failure)");
+    }
+    eprintln!("skipping: {why}");
+}
+
+/// A cached model for tests: `Some(path)` when present, else reports it missing (see
+/// [`missing_test_dependency`]) and the caller skips.
 pub fn test_model(file: &str) -> Option<PathBuf> {
     let path = models_dir().join(file);
     if path.is_file() {
         Some(path)
     } else {
-        eprintln!(
-            "skipping: model {} not found (run `scripts/fetch-models.sh all` to fetch it)",
+        missing_test_dependency(&format!(
+            "model {} not found (run `scripts/fetch-models.sh all` to fetch it)",
             path.display()
-        );
+        ));
         None
     }
 }

@@ -104,6 +104,8 @@ fn logits_do_not_depend_on_the_batch() {
     };
     for dtype in [loader::ModelDtype::Auto, loader::ModelDtype::Float32] {
         let opts = LoadOptions {
+            // float32 reference data: the CPU backend, whatever `auto` would pick.
+            device: engine::device::Device::Cpu,
             model: path.clone(),
             dtype,
             max_model_len: Some(512),

@@ -18,6 +18,8 @@ fn engine_with(configure: impl FnOnce(&mut EngineConfig)) -> Option<LlmEngine> {
     let path = paths::test_model(paths::DEFAULT_MODEL_FILE)?;
     let loaded = loader::load(
         &LoadOptions {
+            // float32 reference data: the CPU backend, whatever `auto` would pick.
+            device: engine::device::Device::Cpu,
             model: path,
             max_model_len: Some(MAX_LEN),
             ..Default::default()
@@ -125,6 +127,39 @@ fn preempted_requests_finish_with_their_unpreempted_tokens() {
         "the cache was meant to be too small to avoid preemption"
     );
     assert_eq!(e.stats().kv_cache_usage, 0.0);
+}
+
+/// The default: prefix caching on, so a preempted request that resumes finds (some of) its own
+/// blocks still cached and recomputes only the rest; its tokens must still be the reference's.
+#[test]
+fn preempted_requests_resume_from_cached_blocks_with_unchanged_tokens() {
+    let Some(mut roomy) = engine_with(|c| c.enable_prefix_caching = true) else {
+        return;
+    };
+    run_golden(&mut roomy, 2);
+    assert_eq!(roomy.stats().num_preemptions, 0);
+    let hits_without_preemption = roomy.stats().prefix_cache_hits;
+    drop(roomy);
+
+    let mut e = engine_with(|c| {
+        c.num_blocks_override = Some(64);
+        c.enable_prefix_caching = true;
+    })
+    .unwrap();
+    run_golden(&mut e, 2);
+    let s = e.stats();
+    assert!(
+        s.num_preemptions > 0,
+        "the cache was meant to be too small to avoid preemption"
+    );
+    // Same requests, same duplicates: the extra hits are resumed requests reusing their blocks.
+    assert!(
+        s.prefix_cache_hits > hits_without_preemption,
+        "resumed requests found none of their blocks: {} hits with preemption, {} without",
+        s.prefix_cache_hits,
+        hits_without_preemption
+    );
+    assert_eq!(s.kv_cache_usage, 0.0);
 }
 
 #[test]

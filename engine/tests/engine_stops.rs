@@ -16,6 +16,8 @@ fn engine() -> Option<LlmEngine> {
     let path = paths::test_model(paths::DEFAULT_MODEL_FILE)?;
     let loaded = loader::load(
         &LoadOptions {
+            // float32 reference data: the CPU backend, whatever `auto` would pick.
+            device: engine::device::Device::Cpu,
             model: path,
             max_model_len: Some(512),
             ..Default::default()
@@ -34,10 +36,15 @@ struct Golden {
     text: String,
 }
 
-fn golden(i: usize) -> Golden {
+/// The transformers reference of the default model (fixtures/reference).
+fn reference() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/reference/smollm2-135m-q4_1.dev.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn golden(i: usize) -> Golden {
+    let v = reference();
     let p = &v["prompts"][i];
     let ids = |x: &Value| {
         x.as_array()
@@ -160,14 +167,39 @@ fn eos_min_tokens_and_ignore_eos() {
             ..greedy()
         },
     );
-    assert!(out.token_ids.len() >= 10, "{:?}", out.token_ids);
     assert!(
-        !out.token_ids[..9].contains(&eos),
-        "EOS is banned before min_tokens"
+        !out.token_ids[..10].contains(&eos),
+        "EOS is banned before min_tokens: {:?}",
+        out.token_ids
     );
     assert_eq!(
         out.token_ids[..g.tokens.len() - 1],
         g.tokens[..g.tokens.len() - 1]
+    );
+    // Where the reference ended, EOS is banned: the token is the reference's best other one.
+    let step = &reference()["prompts"][7]["greedy_top5"][g.tokens.len() - 1];
+    let second = step["top5"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[0].as_u64().unwrap() as u32)
+        .find(|&t| t != eos)
+        .unwrap();
+    assert_eq!(out.token_ids[g.tokens.len() - 1], second);
+    // From token 10 on EOS is allowed again: the request ends at the first EOS or at max_tokens.
+    match out.finish_reason {
+        FinishReason::Stop => {
+            assert_eq!(out.stop_reason, Some(StopReason::Eos));
+            assert_eq!(out.token_ids.last(), Some(&eos), "{:?}", out.token_ids);
+            assert!(out.token_ids.len() >= 11, "{:?}", out.token_ids);
+        }
+        FinishReason::Length => assert_eq!(out.token_ids.len(), 20),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !out.token_ids[..out.token_ids.len() - 1].contains(&eos),
+        "nothing after the first allowed EOS: {:?}",
+        out.token_ids
     );
 }
 
@@ -194,9 +226,7 @@ fn streamed_japanese_text_never_splits_a_character() {
 #[test]
 fn prompt_and_sample_logprobs_match_the_reference() {
     let Some(mut e) = engine() else { return };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/reference/smollm2-135m-q4_1.dev.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = reference();
     let p = &v["prompts"][0];
     let g = golden(0);
     let out = run(
@@ -235,6 +265,8 @@ fn prompt_and_sample_logprobs_match_the_reference() {
         let got_top: Vec<u64> = got.top.iter().map(|t| t.0 as u64).collect();
         assert_eq!(got_top, want_top, "position {i}");
     }
+    assert_eq!(out.token_ids, g.tokens[..4]);
+    assert_eq!(out.logprobs.len(), 4, "one entry per sampled token");
     for (s, step) in out.logprobs.iter().enumerate() {
         let want = &p["greedy_top5"][s];
         assert_eq!(step.token as u64, want["token_id"].as_u64().unwrap());

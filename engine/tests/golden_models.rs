@@ -79,6 +79,8 @@ impl Blocks {
 
 fn load(path: &Path, dtype: loader::ModelDtype) -> CausalLm {
     let opts = LoadOptions {
+        // float32 reference data: the CPU backend, whatever `auto` would pick.
+        device: engine::device::Device::Cpu,
         model: path.to_path_buf(),
         max_model_len: Some(2048),
         dtype,
@@ -345,6 +347,7 @@ fn smollm2_as_safetensors_folder_matches_transformers() {
     export_hf_folder(&path, dir.path());
     let loaded = loader::load(
         &LoadOptions {
+            device: engine::device::Device::Cpu,
             model: dir.path().to_path_buf(),
             max_model_len: Some(2048),
             ..Default::default()
@@ -375,6 +378,7 @@ fn dummy_weights_run_a_forward_pass() {
         return;
     };
     let opts = LoadOptions {
+        device: engine::device::Device::Cpu,
         model: path,
         load_format: loader::LoadFormat::Dummy,
         max_model_len: Some(64),

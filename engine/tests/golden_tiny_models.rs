@@ -71,6 +71,8 @@ fn load(dir: &Path) -> CausalLm {
     // declares max_position_embeddings 16 (the original length that dynamic NTK scales from),
     // so going past it must be allowed explicitly, as `VLLM_ALLOW_LONG_MAX_MODEL_LEN` does.
     let opts = LoadOptions {
+        // float32 reference data: the CPU backend, whatever `auto` would pick.
+        device: engine::device::Device::Cpu,
         model: dir.to_path_buf(),
         max_model_len: Some(64),
         allow_long_max_model_len: true,

@@ -160,8 +160,10 @@ __device__ void prefill_tile(const bf16_t* __restrict__ q, int stride, const bf1
                              bf16_t* __restrict__ out, int num_heads, int num_kv_heads, int block_size, float scale) {
     constexpr int TQ = 16, LPR = 8, DPT = HD / LPR, KPT = TK / LPR;
     __shared__ float qs[TQ][HD];
-    __shared__ bf16_t ks[TK][HD];
-    __shared__ bf16_t vs[TK][HD];
+    // The tiles are filled and read as 32-bit words (two bf16 at a time): a 2-byte array is
+    // only guaranteed 2-byte alignment, so ask for 16 explicitly.
+    __shared__ __align__(16) bf16_t ks[TK][HD];
+    __shared__ __align__(16) bf16_t vs[TK][HD];
     __shared__ float ps[TQ][TK];
     const int tid = threadIdx.x, r = tid / LPR, sub = tid % LPR;
     const int head = blockIdx.y;

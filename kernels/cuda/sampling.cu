@@ -81,14 +81,37 @@ __device__ float count_at_least(const float* x, int vocab, float thresh, float* 
     return block_sum(c, scratch);
 }
 
-// Temperature, top-k, top-p and min-p, then one draw with the host's uniform number u[row];
-// temperature 0 is greedy. Filters are logit thresholds found by bisection (no sort): top-k
-// keeps logits >= the k-th largest, top-p the smallest high set whose mass reaches top_p (of the
-// top-k set), min-p those with probability >= min_p × the largest. Writes the token, its
-// logprob under the unmodified row (log-softmax of `logits`), and the num_top most likely
-// tokens with their logprobs.
+// Arg-max (ties: lowest id) of a row, and its smallest finite value (+inf when none).
+__device__ ArgMax row_best(const float* x, int vocab, float* min_finite, float* scratch, float* sv, int* si) {
+    ArgMax best;
+    best.v = -INFINITY;
+    best.i = 0x7fffffff;
+    float mn = INFINITY;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        ArgMax c;
+        c.v = x[i];
+        c.i = i;
+        best = argmax_merge(best, c);
+        // Masked entries (-inf: allowed ids, bad words, min_tokens) must not become the lower
+        // end of the bisections below, or every threshold search would start at -inf.
+        if (isfinite(x[i])) mn = fminf(mn, x[i]);
+    }
+    best = block_argmax(best, sv, si);
+    *min_finite = -block_max(-mn, scratch);
+    return best;
+}
+
+// Sampling of penalised rows `logits`, with logprobs of the model's own rows `raw` (vLLM's
+// default `raw_logprobs`; `raw` may be `logits` itself when no penalty changed the row).
+// Temperature 0 is greedy. Otherwise the filters run in vLLM's order, as the CPU sampler does:
+// temperature, min-p (probability >= min_p × the largest), top-k (logits >= the k-th largest
+// of what is left), top-p (the smallest high set whose mass reaches top_p of what is left),
+// each a logit threshold found by bisection (no sort); then one inverse-CDF draw in vocabulary
+// order with the host's uniform number u[row], the same walk as the CPU sampler's dense draw.
+// A row whose every logit is -inf yields token 0, like the CPU sampler's fallback. Writes the
+// token, its logprob under `raw` and the num_top most likely tokens of `raw` with theirs.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
-    const float* __restrict__ logits, int vocab, const float* __restrict__ temperature,
+    const float* __restrict__ logits, const float* __restrict__ raw, int vocab, const float* __restrict__ temperature,
     const int* __restrict__ top_k, const float* __restrict__ top_p, const float* __restrict__ min_p,
     const float* __restrict__ uniform, unsigned int* __restrict__ out_token, float* __restrict__ out_logprob,
     int num_top, unsigned int* __restrict__ top_ids, float* __restrict__ top_logprobs) {
@@ -99,34 +122,26 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
     __shared__ int chosen_s;
     const size_t row = blockIdx.x;
     const float* x = logits + row * vocab;
+    const float* xr = raw + row * vocab;
 
-    ArgMax best;
-    best.v = -INFINITY;
-    best.i = 0x7fffffff;
-    float mn = INFINITY;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        ArgMax c;
-        c.v = x[i];
-        c.i = i;
-        best = argmax_merge(best, c);
-        mn = fminf(mn, x[i]);
-    }
-    best = block_argmax(best, sv, si);
-    mn = -block_max(-mn, scratch);
+    float mn;
+    const ArgMax best = row_best(x, vocab, &mn, scratch, sv, si);
     const float mx = best.v;
-    float z = 0.0f;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) z += __expf(x[i] - mx);
-    const float log_z = mx + __logf(block_sum(z, scratch));
-
-    int chosen = best.i;
+    int chosen = mx == -INFINITY ? 0 : best.i;
     const float t = temperature[row];
-    if (t > 0.0f) {
+    if (t > 0.0f && mx != -INFINITY) {
         const float inv_t = 1.0f / t;
-        float thresh = -INFINITY;
+        // Only finite logits can survive; every filter raises this threshold.
+        float thresh = mn;
+        const float mp = min_p[row];
+        if (mp > 0.0f) {
+            // p_i / p_max >= min_p  <=>  (x_i - mx) / t >= ln(min_p)
+            thresh = fmaxf(thresh, mx + t * __logf(mp));
+        }
         const int k = top_k[row];
-        if (k > 0 && k < vocab) {
-            // Largest threshold keeping at least k logits.
-            float lo = mn, hi = mx;
+        if (k > 0 && k < vocab && count_at_least(x, vocab, thresh, scratch) > (float)k) {
+            // Largest threshold keeping at least k of the survivors.
+            float lo = thresh, hi = mx;
             for (int it = 0; it < 40; ++it) {
                 const float mid = 0.5f * (lo + hi);
                 if (count_at_least(x, vocab, mid, scratch) >= (float)k) lo = mid; else hi = mid;
@@ -135,18 +150,14 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
         }
         const float p = top_p[row];
         if (p < 1.0f) {
+            // Renormalised over the min-p and top-k survivors, as vLLM's masked softmax does.
             const float total = kept_mass(x, vocab, mx, inv_t, thresh, scratch);
-            float lo = thresh == -INFINITY ? mn : thresh, hi = mx;
+            float lo = thresh, hi = mx;
             for (int it = 0; it < 40; ++it) {
                 const float mid = 0.5f * (lo + hi);
                 if (kept_mass(x, vocab, mx, inv_t, mid, scratch) >= p * total) lo = mid; else hi = mid;
             }
-            thresh = fmaxf(thresh, lo);
-        }
-        const float mp = min_p[row];
-        if (mp > 0.0f) {
-            // p_i / p_max >= min_p  <=>  (x_i - mx) / t >= ln(min_p)
-            thresh = fmaxf(thresh, mx + t * __logf(mp));
+            thresh = lo;
         }
         // Inverse-CDF draw in vocabulary order: per-thread chunk sums, a scan, then the thread
         // whose chunk holds the target walks it.
@@ -186,9 +197,17 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
         __syncthreads();
         chosen = chosen_s;
     }
+
+    // Logprobs under the raw row: log-softmax of the model's output, before any penalty.
+    __syncthreads();
+    float raw_min;
+    const float raw_max = row_best(xr, vocab, &raw_min, scratch, sv, si).v;
+    float z = 0.0f;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) z += __expf(xr[i] - raw_max);
+    const float log_z = raw_max + __logf(block_sum(z, scratch));
     if (threadIdx.x == 0) {
         out_token[row] = (unsigned int)chosen;
-        out_logprob[row] = x[chosen] - log_z;
+        out_logprob[row] = xr[chosen] - log_z;
     }
 
     // Top logprobs: num_top rounds of arg-max, each excluding the winners of earlier rounds.
@@ -201,7 +220,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
             for (int j = 0; j < n; ++j) taken |= top_ids[row * num_top + j] == (unsigned int)i;
             if (taken) continue;
             ArgMax c;
-            c.v = x[i];
+            c.v = xr[i];
             c.i = i;
             b = argmax_merge(b, c);
         }

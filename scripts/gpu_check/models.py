@@ -1,5 +1,6 @@
 """Writes the models scripts/gpu-check.sh runs: three small random-weight models (Llama, Qwen2,
-Qwen3: a few layers, GQA, head_dim 128) as bfloat16 safetensors folders, and a
+Qwen3: a few layers, GQA, head_dim 128), two more Llamas with head_dim 64 and 256 (the other
+attention kernel instantiations), all as bfloat16 safetensors folders, and a
 Llama-3.1-8B-shaped config folder for `--load-format dummy` benchmarks.
 
 The weights are saved in bfloat16 so that transformers' float32 reference (which upcasts them
@@ -87,6 +88,11 @@ def main(dest: str) -> None:
         "qwen2": Qwen2Config(**{**COMMON, "head_dim": 128}, rope_theta=1000000.0, tie_word_embeddings=True, use_sliding_window=False),
         # Qwen3: q/k RMSNorm per head, and heads × head_dim (2048) != hidden_size.
         "qwen3": Qwen3Config(**{**COMMON, "num_attention_heads": 16, "num_key_value_heads": 4}, rope_theta=1000000.0, tie_word_embeddings=False, use_sliding_window=False),
+        # attention.cu is instantiated for head dims 64, 128 and 256: exercise the other two.
+        "llama-hd64": LlamaConfig(**{**COMMON, "head_dim": 64, "num_attention_heads": 16, "num_key_value_heads": 4},
+                                  rope_theta=10000.0, tie_word_embeddings=True),
+        "llama-hd256": LlamaConfig(**{**COMMON, "head_dim": 256, "num_attention_heads": 4, "num_key_value_heads": 1},
+                                   rope_theta=10000.0, tie_word_embeddings=False),
     }
     for name, cfg in cases.items():
         model = from_config(cfg)

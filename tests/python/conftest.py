@@ -18,6 +18,17 @@ REFERENCE = ROOT / "engine" / "tests" / "fixtures" / "reference" / "smollm2-135m
 API_KEY = "test-key-123"
 
 
+def test_deps_required() -> bool:
+    """VLLM_REQUIRE_TEST_DEPS (set by scripts/test.sh, so by CI): a missing tool fails, not skips."""
+    return os.environ.get("VLLM_REQUIRE_TEST_DEPS", "") not in ("", "0", "false")
+
+
+def missing_test_dependency(why: str):
+    if test_deps_required():
+        pytest.fail(f"{why} (VLLM_REQUIRE_TEST_DEPS is set: a missing test dependency is a failure)")
+    pytest.skip(why)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,8 +47,10 @@ class Server:
         full_env = dict(os.environ)
         full_env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         full_env.update(env or {})
+        # The golden data are float32 CPU references: `--device auto` must not pick a bf16 GPU.
+        device = [] if "--device" in args else ["--device", "cpu"]
         self.proc = subprocess.Popen(
-            [str(VLLMD), "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "2048", *args],
+            [str(VLLMD), "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "2048", *device, *args],
             env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=open(stderr, "wb") if stderr is not None else None,
@@ -113,7 +126,7 @@ def issue(dir: Path, name: str, cn: str, usage: str):
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory):
     if shutil.which("openssl") is None:
-        pytest.skip("the openssl command makes the test certificates")
+        missing_test_dependency("the openssl command makes the test certificates")
     d = tmp_path_factory.mktemp("tls")
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
             "-subj", "/CN=vllm-rs test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)

@@ -1,5 +1,7 @@
 """64 concurrent streaming clients, some of which hang up mid-stream: every other client gets
-exactly its non-streamed text, and afterwards nothing is left running and no KV block is held."""
+exactly its non-streamed text; the server aborts each abandoned request long before its natural
+end (seen in `vllm:request_success_total{finished_reason="abort"}` and the generated-token count,
+read with prometheus_client's parser); afterwards nothing is left running and no KV block is held."""
 
 import http.client
 import json
@@ -40,17 +42,34 @@ def request(server, body, read_events=None):
     return "".join(text)
 
 
-def metric(server, name):
-    for line in server.get("/metrics").splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in /metrics")
+def metric(server, name, **labels):
+    """The sum of the samples called `name` whose labels include `labels` (prometheus_client's
+    own parser reads the exposition)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found, total = False, 0.0
+    for family in text_string_to_metric_families(server.get("/metrics")):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                found, total = True, total + s.value
+    assert found, f"{name}{labels} not in /metrics"
+    return total
+
+
+# Clients that hang up ask for far more tokens than they read: if the server did not abort on
+# disconnect, each would run to this length (ignore_eos), which the token count below rules out.
+ABANDONED_MAX_TOKENS = 1500
 
 
 def test_64_streams_with_disconnects(server):
     bodies = [{"model": "smollm2", "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": 24, "temperature": 0, "stream": True}
               for i in range(64)]
-    expected = {p: request(server, {**bodies[0], "prompt": p, "stream": False}) for p in PROMPTS}
+    for i in range(0, 64, 4):
+        bodies[i] = {**bodies[i], "max_tokens": ABANDONED_MAX_TOKENS, "ignore_eos": True}
+    expected = {p: request(server, {**bodies[1], "prompt": p, "stream": False}) for p in PROMPTS}
+    aborted_before = metric(server, "vllm:request_success_total", finished_reason="abort")
+    finished_before = metric(server, "vllm:request_success_total")
+    tokens_before = metric(server, "vllm:generation_tokens_total")
     results = [None] * 64
     errors = []
 
@@ -71,11 +90,20 @@ def test_64_streams_with_disconnects(server):
             assert text is None
         else:
             assert text == expected[bodies[i]["prompt"]], i
-    deadline = time.time() + 30
+    # A guard against a hang, not a speed requirement: the 16 aborts are counted once the engine
+    # has noticed each hang-up.
+    deadline = time.time() + 300
     while time.time() < deadline:
-        if metric(server, "vllm:num_requests_running") == 0 and metric(server, "vllm:num_requests_waiting") == 0:
+        if (metric(server, "vllm:num_requests_running") == 0 and metric(server, "vllm:num_requests_waiting") == 0
+                and metric(server, "vllm:request_success_total") - finished_before >= 64):
             break
         time.sleep(0.5)
+    assert metric(server, "vllm:request_success_total", finished_reason="abort") - aborted_before == 16
+    assert metric(server, "vllm:request_success_total") - finished_before == 64
+    # 48 answers of at most 24 tokens, and 16 abandoned ones stopped after a few tokens each
+    # (not 16 * 1500 tokens).
+    generated = metric(server, "vllm:generation_tokens_total") - tokens_before
+    assert generated <= 48 * 24 + 16 * 200, generated
     assert metric(server, "vllm:num_requests_running") == 0
     assert metric(server, "vllm:num_requests_waiting") == 0
     assert metric(server, "vllm:kv_cache_usage_perc") == 0

@@ -52,7 +52,11 @@ def test_chat_matches_reference(client, reference):
     assert out.choices[0].message.content == golden_text(reference, 7)
     assert out.choices[0].finish_reason == "stop"
     assert out.usage.prompt_tokens == len(r["prompt_token_ids"])
-    assert out.usage.prompt_tokens_details.cached_tokens >= 0
+    # The same prompt again is served from the prefix cache: every full 16-token block (the
+    # default --block-size) before the last prompt token, as vLLM counts cached tokens.
+    again = client.chat.completions.create(model="smollm2", messages=r["messages"], max_tokens=32, temperature=0)
+    assert again.choices[0].message.content == golden_text(reference, 7)
+    assert again.usage.prompt_tokens_details.cached_tokens == (len(r["prompt_token_ids"]) - 1) // 16 * 16
 
 
 def test_streamed_chat(client, reference):

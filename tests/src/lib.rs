@@ -38,10 +38,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `vllmd ARGS --port P` and waits until `/health` answers 200.
+    /// Starts `vllmd ARGS --port P` and waits until `/health` answers 200. Runs on the CPU
+    /// unless ARGS name a `--device`: the tests compare with float32 CPU references, and GPU
+    /// runs belong to scripts/gpu-check.sh.
     pub fn start(args: &[&str], timeout: Duration) -> Server {
         let port = free_port();
+        let device: &[&str] = if args.contains(&"--device") {
+            &[]
+        } else {
+            &["--device", "cpu"]
+        };
         let child = Command::new(binary("vllmd"))
+            .args(device)
             .args(args)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdout(Stdio::null())

@@ -51,6 +51,10 @@ impl Server {
                 "--port",
                 &port.to_string(),
                 "--disable-log-stats",
+                // The CPU suite (answers are compared with float32 references elsewhere);
+                // GPU runs belong to scripts/gpu-check.sh.
+                "--device",
+                "cpu",
             ])
             .env("VLLM_LOGGING_LEVEL", "warning")
             .stdout(Stdio::null())

@@ -216,9 +216,15 @@ pub const ATTENTION_BACKENDS: &[&str] = &[
     "NO_ATTENTION",
 ];
 
-/// vllm-rs's own switches for its test and GPU-check scripts, read by tests, never by the
-/// server: not settings, so start-up neither warns about them nor calls them unknown.
-pub const TOOLING_VARS: &[&str] = &["VLLM_REQUIRE_NVRTC", "VLLM_BIN_DIR"];
+/// vllm-rs's own switches for its test and GPU-check scripts (read by tests, and
+/// `VLLM_RS_GPU_SAMPLER` by the engine, for the GPU check): not vLLM settings, so start-up
+/// neither warns about them nor calls them unknown.
+pub const TOOLING_VARS: &[&str] = &[
+    "VLLM_REQUIRE_NVRTC",
+    "VLLM_REQUIRE_TEST_DEPS",
+    "VLLM_BIN_DIR",
+    "VLLM_RS_GPU_SAMPLER",
+];
 
 /// The fate of a variable; `None` for a `VLLM_*` name the reference does not know.
 pub fn env_fate(name: &str) -> Option<EnvFate> {
@@ -270,7 +276,12 @@ mod tests {
         assert!(env_warnings(["VLLM_API_KEY", "VLLM_CPU_KVCACHE_SPACE"]).is_empty());
         let w = env_warnings(["VLLM_HOST_IP", "VLLM_USE_V1", "VLLM_NO_SUCH_THING"]);
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(env_warnings(["VLLM_REQUIRE_NVRTC", "VLLM_BIN_DIR"]).is_empty());
+        assert!(env_warnings([
+            "VLLM_REQUIRE_NVRTC",
+            "VLLM_REQUIRE_TEST_DEPS",
+            "VLLM_BIN_DIR"
+        ])
+        .is_empty());
         assert!(
             w[0].contains("VLLM_HOST_IP (one vllmd serves one node")
                 && w[0].contains("VLLM_USE_V1"),

@@ -493,7 +493,10 @@ fn prometheus_client_parses_the_output() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("skipped: python3 with prometheus_client is not available (pip install prometheus_client)");
+        // scripts/test.sh puts the test venv (tests/python/requirements.txt) first on PATH.
+        engine::paths::missing_test_dependency(
+            "python3 with prometheus_client is not on PATH (scripts/test.sh makes target/pyenv)",
+        );
         return;
     }
     // Quote, backslash and line feed: the parser must read back exactly this name.

@@ -46,6 +46,43 @@ pub fn completion_logprobs(
     lp
 }
 
+/// `echo` with `logprobs`, as vLLM returns it: every prompt token (the first has no
+/// logprob) with its top alternatives, then the generated ones, the text offsets running on
+/// over both (vLLM adds up the token strings' lengths).
+fn echo_logprobs(
+    state: &AppState,
+    prompt: &[u32],
+    r: &ChoiceResult,
+    as_ids: bool,
+) -> CompletionLogprobs {
+    let mut lp = CompletionLogprobs::default();
+    let entries = r.prompt_logprobs.as_deref().unwrap_or(&[]);
+    let mut offset = 0;
+    for (j, &id) in prompt.iter().enumerate() {
+        let text = state.token_text(id, as_ids);
+        lp.text_offset.push(offset);
+        offset += text.len();
+        lp.tokens.push(text);
+        let Some(e) = entries.get(j).and_then(Option::as_ref) else {
+            lp.token_logprobs.push(None);
+            lp.top_logprobs.push(None);
+            continue;
+        };
+        lp.token_logprobs.push(Some(finite_logprob(e.logprob)));
+        let mut top = Map::new();
+        for (t, v) in std::iter::once((e.token, e.logprob)).chain(e.top.iter().copied()) {
+            top.insert(state.token_text(t, as_ids), json!(finite_logprob(v)));
+        }
+        lp.top_logprobs.push(Some(top));
+    }
+    let generated = completion_logprobs(state, &r.logprobs, offset, as_ids);
+    lp.text_offset.extend(generated.text_offset);
+    lp.tokens.extend(generated.tokens);
+    lp.token_logprobs.extend(generated.token_logprobs);
+    lp.top_logprobs.extend(generated.top_logprobs);
+    lp
+}
+
 pub fn prompt_logprobs_json(state: &AppState, r: &ChoiceResult, as_ids: bool) -> Option<Value> {
     let p = r.prompt_logprobs.as_ref()?;
     Some(Value::Array(
@@ -112,7 +149,12 @@ pub async fn create_completion(
     if req.suffix.is_some() {
         return Err(ApiError::bad_param("suffix", "suffix is not supported"));
     }
-    let params = state.sampling_params(&raw, req.logprobs)?;
+    let mut params = state.sampling_params(&raw, req.logprobs)?;
+    let echo = req.common.echo.unwrap_or(false);
+    // vLLM: `echo` with `logprobs` returns the prompt's logprobs too, so it asks for them.
+    if echo && params.logprobs.is_some() && params.prompt_logprobs.is_none() {
+        params.prompt_logprobs = params.logprobs;
+    }
     let grammar = match req.common.structured.constraint(&state.opts.grammar)? {
         Some((spec, opts)) => Some(engine::request::GrammarRequest {
             grammar: super::structured::compile(&state, spec, opts).await?,
@@ -128,7 +170,7 @@ pub async fn create_completion(
     state
         .metrics
         .observe_request_params(params.n, params.max_tokens);
-    let echo = req.common.echo.unwrap_or(false);
+    let echoed_ids = if echo { prompts.clone() } else { Vec::new() };
     let as_ids = req.common.return_tokens_as_token_ids.unwrap_or(false);
     let id = req
         .common
@@ -223,9 +265,13 @@ pub async fn create_completion(
             };
             CompletionChoice {
                 index: i,
-                logprobs: params
-                    .logprobs
-                    .map(|_| completion_logprobs(&state, &r.logprobs, prefix.len(), as_ids)),
+                logprobs: params.logprobs.map(|_| {
+                    if echo {
+                        echo_logprobs(&state, &echoed_ids[i / n], r, as_ids)
+                    } else {
+                        completion_logprobs(&state, &r.logprobs, prefix.len(), as_ids)
+                    }
+                }),
                 text: prefix + &r.text,
                 finish_reason: r.finish_reason.map(|f| f.as_str()),
                 stop_reason: stop_reason_json(&r.stop_reason),

@@ -20,7 +20,10 @@ use crate::stats::{EngineStats, FinishedRequestStats, TokenLatencyLog};
 use crate::structured::{GrammarCompiler, GrammarMatcher, StructuredOutputError};
 use crate::tokenizer::Tokenizer;
 
+mod gpu_sampling;
 mod step;
+
+pub use gpu_sampling::GPU_SAMPLER_VAR;
 
 /// Engine settings (the CacheConfig and SchedulerConfig groups of `vllm serve`).
 #[derive(Debug, Clone)]
@@ -117,10 +120,13 @@ pub struct LlmEngine {
     latency_log: TokenLatencyLog,
     /// A logits row copied for masking (constrained requests only).
     masked_row: Vec<f32>,
+    /// [`GPU_SAMPLER_VAR`] is set and the model runs on the GPU.
+    gpu_sampler: bool,
 }
 
 /// (blocks, bytes per block) of the GPU KV cache: `--num-gpu-blocks-override`, else what a
-/// profiling forward pass at `--max-num-batched-tokens` leaves of `--gpu-memory-utilization`.
+/// profiling forward pass (the full `--max-num-batched-tokens` over `--max-num-seqs` sequences)
+/// leaves of `--gpu-memory-utilization`.
 #[cfg(feature = "cuda")]
 fn gpu_kv_blocks(
     model: &CausalLm,
@@ -138,6 +144,7 @@ fn gpu_kv_blocks(
         .plan_kv(
             layout,
             config.scheduler.max_num_batched_tokens,
+            config.scheduler.max_num_seqs,
             config.gpu_memory_utilization,
         )
         .map_err(|e| EngineError::Config(format!("sizing the GPU KV cache: {e}")))?;
@@ -267,6 +274,10 @@ impl LlmEngine {
             num_blocks,
             ..Default::default()
         };
+        let gpu_sampler = model.backend() == Backend::Cuda && gpu_sampling::gpu_sampler_requested();
+        if gpu_sampler {
+            tracing::info!("{GPU_SAMPLER_VAR}: tokens are drawn by the GPU sampling kernel");
+        }
         Ok(LlmEngine {
             model,
             tokenizer: Arc::new(tokenizer),
@@ -281,6 +292,7 @@ impl LlmEngine {
             finished_log: Vec::new(),
             latency_log: TokenLatencyLog::default(),
             masked_row: Vec::new(),
+            gpu_sampler,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{EngineError, LlmEngine};
+use super::{gpu_sampling, EngineError, LlmEngine};
 use crate::model::SequenceInput;
 use crate::request::{FinishReason, RequestId, RequestOutput, StopReason};
 use crate::sampling;
@@ -172,6 +172,7 @@ impl LlmEngine {
             return;
         };
         let sampled = match st.grammar.as_mut().filter(|g| g.is_active()) {
+            // A constrained row is masked on the host, so it is sampled there too.
             Some(g) => {
                 self.masked_row.clear();
                 self.masked_row.extend_from_slice(row);
@@ -179,7 +180,22 @@ impl LlmEngine {
                 st.sampler
                     .sample(&self.masked_row, generated, self.config.logprobs_mode)
             }
-            None => st.sampler.sample(row, generated, self.config.logprobs_mode),
+            None => {
+                let on_gpu = if self.gpu_sampler {
+                    gpu_sampling::sample_on_gpu(
+                        &self.model,
+                        &mut st.sampler,
+                        row,
+                        generated,
+                        self.config.logprobs_mode,
+                    )
+                } else {
+                    None
+                };
+                on_gpu.unwrap_or_else(|| {
+                    st.sampler.sample(row, generated, self.config.logprobs_mode)
+                })
+            }
         };
         let token = sampled.token;
         let mut grammar_failed = false;

@@ -21,4 +21,4 @@ pub use params::{
     SamplingError, SamplingParams, ValidationContext, MIN_RANDOM_TEMPERATURE, SAMPLING_EPS,
 };
 pub use penalties::{bad_words_to_ids, try_bad_words_to_ids};
-pub use sampler::{SampledToken, SequenceSampler};
+pub use sampler::{GpuSampleRequest, SampledToken, SequenceSampler};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::filters::{apply_min_p, draw_dense, draw_sparse, top_k_top_p};
@@ -26,6 +26,23 @@ pub struct SampledToken {
     pub rank: usize,
     /// `params.logprobs` best entries, best first; fewer when fewer tokens have a finite value.
     pub top_logprobs: Vec<(u32, f32)>,
+}
+
+/// One row's work for the GPU sampler (see [`SequenceSampler::gpu_request`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuSampleRequest {
+    /// The row after the pre-temperature steps; `None` when they leave the model's row as is.
+    pub processed: Option<Vec<f32>>,
+    /// 0 is greedy.
+    pub temperature: f32,
+    /// 0 keeps every token.
+    pub top_k: i32,
+    pub top_p: f32,
+    pub min_p: f32,
+    /// The draw, uniform in [0, 1).
+    pub uniform: f32,
+    /// Top logprobs to return; `None` when the request asked for no logprobs at all.
+    pub num_logprobs: Option<usize>,
 }
 
 /// Sampling state of one sequence: its parameters prepared for the hot path, its random
@@ -197,6 +214,41 @@ impl SequenceSampler {
         }
         self.work = work;
         out
+    }
+
+    /// The GPU sampler's share of one step (`VLLM_RS_GPU_SAMPLER`): every step before
+    /// temperature runs here, so both paths share them; temperature, min-p, top-k, top-p and
+    /// the draw run on the GPU with one uniform number from this sequence's generator (as the
+    /// dense CPU draw takes one). `None` for what the GPU path does not compute: logprobs other
+    /// than the default raw log-softmax.
+    pub fn gpu_request(
+        &mut self,
+        logits: &[f32],
+        generated: &[u32],
+        mode: LogprobsMode,
+    ) -> Option<GpuSampleRequest> {
+        if self.num_logprobs.is_some() && mode != LogprobsMode::RawLogprobs {
+            return None;
+        }
+        let processed = self.edits_logits(generated).then(|| {
+            let mut work: Vec<f32> = logits.iter().map(|&v| clean(v)).collect();
+            self.process(&mut work, generated);
+            work
+        });
+        let uniform = if self.greedy {
+            0.0
+        } else {
+            self.rng.random::<f64>() as f32
+        };
+        Some(GpuSampleRequest {
+            processed,
+            temperature: if self.greedy { 0.0 } else { self.temperature },
+            top_k: self.top_k.map_or(0, |k| k.min(i32::MAX as usize) as i32),
+            top_p: self.top_p.unwrap_or(1.0),
+            min_p: self.min_p.unwrap_or(0.0),
+            uniform,
+            num_logprobs: self.num_logprobs,
+        })
     }
 
     /// Whether any step before temperature changes this row.

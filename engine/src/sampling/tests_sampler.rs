@@ -500,16 +500,24 @@ fn prompt_logprobs_score_each_token_by_the_previous_row() {
 
 #[test]
 fn everything_banned_still_returns_a_token() {
-    let p = params(|p| {
-        p.allowed_token_ids = Some(vec![1]);
-        p.min_tokens = 1;
-        p.seed = Some(0);
-    });
-    let mut s = SequenceSampler::new(&p, &[], 0, Vec::new(), Some(1));
-    let t = s
-        .sample(&[0.0, 1.0, 2.0], &[], LogprobsMode::RawLogprobs)
-        .token;
-    assert!(t < 3);
+    // The only allowed id is the EOS that min_tokens bans: every logit is -inf. The draw falls
+    // back to the argmax of that row, the first id, as torch's argmax of the all-NaN
+    // probabilities vLLM computes for such a row; whatever the seed, and with top-k/top-p too.
+    for seed in 0..8 {
+        for top_k in [0, 2] {
+            let p = params(|p| {
+                p.allowed_token_ids = Some(vec![1]);
+                p.min_tokens = 1;
+                p.seed = Some(seed);
+                p.top_k = top_k;
+            });
+            let mut s = SequenceSampler::new(&p, &[], 0, Vec::new(), Some(1));
+            let t = s
+                .sample(&[0.0, 1.0, 2.0], &[], LogprobsMode::RawLogprobs)
+                .token;
+            assert_eq!(t, 0, "seed {seed}, top_k {top_k}");
+        }
+    }
 }
 
 /// The top-k/top-p survivors computed the obvious way: sort everything best first, keep the

@@ -19,6 +19,37 @@ pub fn driver_available() -> bool {
     unsafe { cudarc::driver::sys::is_culib_present() }
 }
 
+/// Makes the device's default stream-ordered memory pool (where cudarc's allocations come
+/// from) keep freed memory instead of returning it to the driver at every synchronisation: with
+/// the default release threshold of 0, each step's ~25 workspace buffers would be mapped anew
+/// every step. The KV cache is sized from the free memory measured after this, so memory the
+/// pool keeps is already accounted for by the activation profile.
+fn keep_pool_memory(ctx: &CudaContext) -> Result<(), CudaError> {
+    use cudarc::driver::sys::{CUdevice_attribute, CUmemPool_attribute};
+    let pools = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED)
+        .map_err(CudaError::driver("reading the memory-pool support"))?;
+    if pools == 0 {
+        // cudarc falls back to synchronous cuMemAlloc: there is no pool to configure.
+        return Ok(());
+    }
+    let mut threshold = u64::MAX;
+    // SAFETY: the device comes from a live context; the release threshold attribute is a u64,
+    // which `threshold` is, and the driver only reads it during the call.
+    unsafe {
+        let pool = result::device::get_default_mem_pool(ctx.cu_device())
+            .map_err(CudaError::driver("getting the default memory pool"))?;
+        result::mem_pool::set_attribute(
+            pool,
+            CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .map_err(CudaError::driver(
+            "setting the memory pool's release threshold",
+        ))
+    }
+}
+
 /// What `vllmd` logs at start-up.
 #[derive(Debug, Clone)]
 pub struct GpuInfo {
@@ -40,7 +71,14 @@ pub struct GpuDevice {
     pub blas: CudaBlas,
     pub kernels: Kernels,
     pub info: GpuInfo,
+    /// cuBLAS's workspace, ours so that it exists (and is counted as used memory) before the
+    /// KV cache is sized, instead of being taken by cuBLAS at its first GEMM.
+    _blas_workspace: CudaSlice<u8>,
 }
+
+/// The cuBLAS workspace: 32 MiB, what PyTorch gives cuBLAS on Hopper (its default
+/// CUBLAS_WORKSPACE_CONFIG), enough for the split-K GEMM algorithms of every architecture.
+const BLAS_WORKSPACE_BYTES: usize = 32 << 20;
 
 impl GpuDevice {
     /// Opens device `ordinal`, compiling the kernels (or reading them from `kernel_cache`).
@@ -64,8 +102,25 @@ impl GpuDevice {
         // SAFETY: called before any buffer exists, and the backend never uses a second stream.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
+        keep_pool_memory(&ctx)?;
         let blas = CudaBlas::new(stream.clone())
             .map_err(CudaError::cublas("creating the cuBLAS handle"))?;
+        // SAFETY: cuBLAS only uses the workspace as scratch inside its own calls.
+        let blas_workspace = unsafe { stream.alloc::<u8>(BLAS_WORKSPACE_BYTES) }
+            .map_err(CudaError::driver("allocating the cuBLAS workspace"))?;
+        // SAFETY: the handle is live and the buffer holds BLAS_WORKSPACE_BYTES bytes; it is a
+        // field declared after `blas`, so it is freed after the handle is destroyed. Set after
+        // the handle's stream: cublasSetStream resets the workspace.
+        unsafe {
+            let (ptr, _guard) = blas_workspace.device_ptr(&stream);
+            cudarc::cublas::sys::cublasSetWorkspace_v2(
+                *blas.handle(),
+                ptr as *mut std::ffi::c_void,
+                BLAS_WORKSPACE_BYTES,
+            )
+            .result()
+        }
+        .map_err(CudaError::cublas("setting the cuBLAS workspace"))?;
         let (major, minor) = ctx
             .compute_capability()
             .map_err(CudaError::driver("reading the compute capability"))?;
@@ -102,6 +157,7 @@ impl GpuDevice {
             blas,
             kernels,
             info,
+            _blas_workspace: blas_workspace,
         })
     }
 
@@ -110,6 +166,20 @@ impl GpuDevice {
         self.ctx
             .mem_get_info()
             .map_err(CudaError::driver("reading memory info"))
+    }
+
+    /// A buffer whose contents are undefined until written. For buffers a kernel or GEMM fully
+    /// overwrites before anything reads them: zeroing those would be a wasted memset per step.
+    ///
+    /// # Safety
+    /// Every element must be written before it is read.
+    pub unsafe fn alloc_uninit<T: DeviceRepr>(
+        &self,
+        len: usize,
+    ) -> Result<CudaSlice<T>, CudaError> {
+        // SAFETY: the caller writes every element before reading it.
+        unsafe { self.stream.alloc(len.max(1)) }
+            .map_err(CudaError::driver("allocating device memory"))
     }
 
     pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(

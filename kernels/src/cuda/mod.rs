@@ -10,6 +10,7 @@ mod error;
 mod nvrtc;
 mod ops;
 mod registry;
+mod sample;
 
 pub use cudarc;
 pub use device::{driver_available, GpuDevice, GpuInfo};
@@ -17,3 +18,4 @@ pub use error::CudaError;
 pub use nvrtc::{compile, nvrtc_available, nvrtc_version, Arch, Compiled};
 pub use ops::{AttentionBatch, DecodeWork, Gemm, PrefillWork};
 pub use registry::{KernelModule, Kernels};
+pub use sample::{GpuSampleRow, GpuSampled};

@@ -492,11 +492,14 @@ impl GpuDevice {
         )
     }
 
-    /// One draw per row (temperature 0: greedy) plus logprobs; see `sampling.cu`.
+    /// One draw per row of `logits` (temperature 0: greedy) plus logprobs of `raw` (the rows
+    /// before penalties; `raw == logits` when none applied); see `sampling.cu`. `params`:
+    /// per-row temperature (f32), top_k (i32), top_p, min_p and uniform draw (f32).
     #[allow(clippy::too_many_arguments)]
     pub fn sample_rows(
         &self,
         logits: u64,
+        raw: u64,
         rows: usize,
         vocab: usize,
         params: [u64; 5],
@@ -513,6 +516,7 @@ impl GpuDevice {
             "sample_rows",
             grid(rows, 1, 1, 1024),
             &logits,
+            &raw,
             &v,
             &temperature,
             &top_k,

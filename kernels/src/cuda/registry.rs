@@ -141,36 +141,35 @@ impl Kernels {
         };
         for module in KernelModule::ALL {
             let cached = cache_dir.map(|d| cache_path(d, module, arch, nvrtc_version));
-            let cubin = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
-                Some(bytes) if !bytes.is_empty() => {
-                    from_cache += 1;
-                    bytes
-                }
-                _ => {
-                    let t = Instant::now();
-                    let compiled = nvrtc::compile(module, arch)?;
-                    compile_ms += t.elapsed().as_secs_f64() * 1e3;
-                    if !compiled.log.is_empty() {
-                        warnings.push(format!("{} ({arch}): {}", module.name(), compiled.log));
+            let from_disk = cached
+                .as_ref()
+                .and_then(|p| std::fs::read(p).ok())
+                .filter(|bytes| !bytes.is_empty());
+            // A cached cubin that the driver refuses (truncated, corrupt, or from a driver
+            // that no longer accepts it) is compiled again and replaced, never fatal.
+            if let Some(bytes) = from_disk {
+                match load_module(ctx, module, bytes) {
+                    Ok(loaded) => {
+                        functions.extend(loaded);
+                        from_cache += 1;
+                        continue;
                     }
-                    if let Some(path) = &cached {
-                        write_atomically(path, &compiled.cubin)?;
-                    }
-                    compiled.cubin
+                    Err(e) => warnings.push(format!(
+                        "{} ({arch}): the cached cubin did not load ({e}); compiled again",
+                        module.name()
+                    )),
                 }
-            };
-            let loaded = ctx
-                .load_module(Ptx::from_binary(cubin))
-                .map_err(CudaError::driver("loading a kernel module"))?;
-            for &f in module.functions() {
-                let func = loaded
-                    .load_function(f)
-                    .map_err(|_| CudaError::MissingFunction {
-                        kernel: module.name(),
-                        function: f.to_string(),
-                    })?;
-                functions.insert(f, func);
             }
+            let t = Instant::now();
+            let compiled = nvrtc::compile(module, arch)?;
+            compile_ms += t.elapsed().as_secs_f64() * 1e3;
+            if !compiled.log.is_empty() {
+                warnings.push(format!("{} ({arch}): {}", module.name(), compiled.log));
+            }
+            if let Some(path) = &cached {
+                write_atomically(path, &compiled.cubin)?;
+            }
+            functions.extend(load_module(ctx, module, compiled.cubin)?);
         }
         Ok(Kernels {
             functions,
@@ -188,6 +187,30 @@ impl Kernels {
                 function: name.to_string(),
             })
     }
+}
+
+/// Loads one module's cubin into `ctx` and looks up each of its functions.
+fn load_module(
+    ctx: &Arc<CudaContext>,
+    module: KernelModule,
+    cubin: Vec<u8>,
+) -> Result<Vec<(&'static str, CudaFunction)>, CudaError> {
+    let loaded = ctx
+        .load_module(Ptx::from_binary(cubin))
+        .map_err(CudaError::driver("loading a kernel module"))?;
+    module
+        .functions()
+        .iter()
+        .map(|&f| {
+            loaded
+                .load_function(f)
+                .map(|func| (f, func))
+                .map_err(|_| CudaError::MissingFunction {
+                    kernel: module.name(),
+                    function: f.to_string(),
+                })
+        })
+        .collect()
 }
 
 /// `<dir>/<module>-<sm>-<hash>.cubin`, the hash covering the source, the architecture, the

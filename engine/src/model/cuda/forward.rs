@@ -30,6 +30,16 @@ impl Workspace<'_> {
         self.dev.alloc_zeros(len)
     }
 
+    /// A buffer that the call overwrites completely before reading it (see each use).
+    ///
+    /// # Safety
+    /// Every element must be written before it is read.
+    unsafe fn uninit<T: DeviceRepr>(&mut self, len: usize) -> Result<CudaSlice<T>, CudaError> {
+        self.bytes += len.max(1) * std::mem::size_of::<T>();
+        // SAFETY: forwarded to the caller.
+        unsafe { self.dev.alloc_uninit(len) }
+    }
+
     fn upload<T: DeviceRepr>(&mut self, data: &[T]) -> Result<CudaSlice<T>, CudaError> {
         self.bytes += data.len().max(1) * std::mem::size_of::<T>();
         self.dev.upload(data)
@@ -184,13 +194,19 @@ impl GpuModel {
 
         let (splits, split_keys) =
             decode_splits(p.decode_rows.len(), nh, p.max_decode_ctx, dev.info.sm_count);
-        let residual = ws.zeros::<f32>(t * d)?;
-        let normed = ws.zeros::<u16>(t * d)?;
-        let qkv = ws.zeros::<u16>(t * qkv_dim)?;
-        let attn = ws.zeros::<u16>(t * q_dim)?;
-        let proj = ws.zeros::<u16>(t * d)?;
-        let gate_up = ws.zeros::<u16>(t * 2 * inter)?;
-        let act = ws.zeros::<u16>(t * inter)?;
+        // SAFETY (the buffers below): each is written in full before any read: `residual` by
+        // the embedding of all t rows, `normed` by the first add_rms_norm, `qkv`, `proj`,
+        // `gate_up` and `logits` by GEMMs over all their rows, `attn` by attention (every row
+        // is a decode row or inside a prefill tile), `act` by silu_mul and `picked_normed` by
+        // gather_rms_norm over all r rows. Only the split-K scratch stays zeroed: the reduce
+        // kernel may read splits that hold no keys.
+        let residual = unsafe { ws.uninit::<f32>(t * d)? };
+        let normed = unsafe { ws.uninit::<u16>(t * d)? };
+        let qkv = unsafe { ws.uninit::<u16>(t * qkv_dim)? };
+        let attn = unsafe { ws.uninit::<u16>(t * q_dim)? };
+        let proj = unsafe { ws.uninit::<u16>(t * d)? };
+        let gate_up = unsafe { ws.uninit::<u16>(t * 2 * inter)? };
+        let act = unsafe { ws.uninit::<u16>(t * inter)? };
         let (tmp_acc, tmp_ml) = if splits > 1 {
             let rows = p.decode_rows.len();
             (
@@ -201,8 +217,8 @@ impl GpuModel {
             (ws.zeros::<f32>(1)?, ws.zeros::<f32>(1)?)
         };
         let r = p.picked.len();
-        let picked_normed = ws.zeros::<u16>(r * d)?;
-        let logits = ws.zeros::<f32>(r * c.vocab_size)?;
+        let picked_normed = unsafe { ws.uninit::<u16>(r * d)? };
+        let logits = unsafe { ws.uninit::<f32>(r * c.vocab_size)? };
 
         let ptr = |b: &CudaSlice<u16>| dev.ptr(b);
         let (res_p, normed_p, qkv_p, attn_p, proj_p, gu_p, act_p) = (
