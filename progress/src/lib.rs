@@ -183,12 +183,10 @@ pub fn for_counts(
 mod tests {
     use super::*;
 
-    fn captured(
-        total: usize,
-        enabled: bool,
-        on_terminal: bool,
-        steps: usize,
-    ) -> (Progress, Arc<Mutex<Vec<(usize, usize)>>>) {
+    /// The `(done, total)` of each plain line written.
+    type Lines = Arc<Mutex<Vec<(usize, usize)>>>;
+
+    fn captured(total: usize, enabled: bool, on_terminal: bool, steps: usize) -> (Progress, Lines) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink_lines = lines.clone();
         let p = Progress::build(
