@@ -1,17 +1,17 @@
 //! The progress display shared by model loading, `vllm bench` and `vllm run-batch`: an
 //! `indicatif` bar in tqdm's layout when stderr is a terminal (`desc:  40%|####    | 4/10
-//! [00:00:02<00:00:03, 1.9842/s]`), and off a terminal a plain line every few steps, so logs and
+//! [00:00:02<00:00:03, 1.98it/s]`), and off a terminal a plain line every few steps, so logs and
 //! CI output stay short and readable instead of filling with redraws.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// tqdm's layout, which vLLM users know from `vllm bench`.
 const TEMPLATE: &str =
-    "{prefix}{percent:>3}%|{bar:30}| {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]";
+    "{prefix}{percent:>3}%|{bar:30}| {pos}/{len} [{elapsed_precise}<{eta_precise}, {rate}]";
 /// How often a plain line is written off a terminal, unless the caller says otherwise.
 pub const DEFAULT_LOG_STEPS: usize = 10;
 
@@ -37,6 +37,10 @@ fn style() -> ProgressStyle {
     ProgressStyle::with_template(TEMPLATE)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("## ")
+        // indicatif's `{per_sec}` shows four decimals and thousands separators; tqdm shows two.
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.2}it/s", s.per_sec());
+        })
 }
 
 /// The plain line of `Progress::new`: `desc: 4/10 (40%) [2.0s, 1.98/s]`.
@@ -125,7 +129,8 @@ impl Progress {
     /// Leaves the final state on screen, or writes the final line if it was not written yet.
     pub fn finish(&self) {
         if !self.bar.is_hidden() {
-            self.bar.finish();
+            // `finish` would jump to the total; a run cut short must show where it stopped.
+            self.bar.abandon();
         }
         self.log(true);
     }
@@ -200,9 +205,57 @@ mod tests {
         (p, lines)
     }
 
+    /// A terminal that keeps what is written to it.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(&format!("{s}\n"))
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
-    fn the_template_is_valid() {
-        assert!(ProgressStyle::with_template(TEMPLATE).is_ok());
+    fn on_a_terminal_the_bar_has_tqdms_layout() {
+        let (p, lines) = captured(4, true, true, 4);
+        let screen = Screen::default();
+        p.bar
+            .set_draw_target(ProgressDrawTarget::term_like(Box::new(screen.clone())));
+        p.inc();
+        p.inc();
+        p.finish();
+        let text = screen.0.lock().unwrap().clone();
+        // Each redraw rewrites the line; the last one is what stays on screen.
+        let last = text.rsplit("Test:").next().unwrap_or_default().trim_end();
+        assert!(last.starts_with("  50%|#"), "{text:?}");
+        assert!(last.contains("| 2/4 [00:00:00<"), "{text:?}");
+        assert!(last.ends_with("it/s]"), "{text:?}");
+        assert!(lines.lock().unwrap().is_empty());
     }
 
     #[test]
