@@ -12,7 +12,7 @@
 # folders of the installed wheels, where cudarc finds libcublas and libnvrtc.
 #
 # Steps (each bounded by `timeout`; a failed step is reported and the next one still runs):
-#   1. nvidia-smi and our collect-env;
+#   1. nvidia-smi and our collect-env, whose JSON is checked against nvidia-smi;
 #   2. random-weight Llama / Qwen2 / Qwen3 models (4 layers, GQA, head_dim 128) and two Llamas
 #      with head_dim 64 and 256 (bf16 safetensors, tokenizer from the repo's tiny-model
 #      fixture), and a Llama-3.1-8B config;
@@ -64,6 +64,7 @@ export LD_LIBRARY_PATH="${nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 step "1. nvidia-smi and collect-env"
 nvidia-smi || echo "nvidia-smi failed"
 timeout 60 "$bin/vllm" collect-env || echo "collect-env failed"
+timeout 60 "$py" scripts/gpu_check/collect_env.py "$bin/vllm" "$out/collect-env.json" || echo "collect-env JSON check failed"
 
 step "2. random-weight models"
 timeout 120 "$py" scripts/gpu_check/models.py "$out/models" || { echo "model generation failed" >&2; exit 1; }

@@ -13,8 +13,8 @@ use daemon::config::{EnvSettings, ServeConfig};
 use daemon::server::AppState;
 use engine::request::EngineRequest;
 
-use crate::progress::Progress;
 use crate::BenchError;
+use progress::Progress;
 
 /// A benchmark's own arguments and the rest, meant for [`ServeConfig`].
 #[derive(Debug, Default, PartialEq)]

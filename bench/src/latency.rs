@@ -15,9 +15,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::in_process;
-use crate::progress::Progress;
 use crate::report::{py_float, write_json};
 use crate::stats;
+use progress::Progress;
 
 /// The percentiles vLLM reports.
 pub const PERCENTAGES: [u32; 6] = [10, 25, 50, 75, 90, 99];

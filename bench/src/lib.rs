@@ -12,7 +12,6 @@ pub mod datasets;
 pub mod error;
 mod in_process;
 pub mod latency;
-pub mod progress;
 pub mod report;
 pub mod serve;
 pub mod stats;

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::datasets::{self, SampleRequest};
 use crate::in_process;
-use crate::progress::Progress;
 use crate::report::write_json;
+use progress::Progress;
 
 /// Benchmark offline inference throughput.
 #[derive(Debug, Parser)]

@@ -1,7 +1,7 @@
 //! What `vllm chat` and `vllm complete` share: the connection flags, streaming an answer to the
 //! terminal (stoppable with Ctrl-C), and the line-editing loop.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,17 +103,48 @@ pub fn stream_answer(
         }
         match stream.next(Duration::from_millis(50)) {
             Next::Event(Event::Data(v)) => {
+                // Reasoning (`--reasoning-parser`) and tool calls are shown but are not part of
+                // the answer the conversation keeps.
+                let extra = side_channels(&v["choices"][0]["delta"], out.is_terminal());
+                if !extra.is_empty() {
+                    let _ = out.write_all(extra.as_bytes());
+                }
                 if let Some(p) = piece(&v) {
                     text.push_str(p);
                     let _ = out.write_all(p.as_bytes());
-                    let _ = out.flush();
                 }
+                let _ = out.flush();
             }
             Next::Event(Event::Done) | Next::Closed => return Ok((text, Outcome::Finished)),
             Next::Error(e) => bail!("{e}"),
             Next::Pending => {}
         }
     }
+}
+
+/// A chat delta's reasoning (dimmed on a terminal) and tool calls (`[tool call] name` then the
+/// arguments as they stream), as text to print.
+fn side_channels(delta: &Value, terminal: bool) -> String {
+    let mut s = String::new();
+    if let Some(r) = delta["reasoning_content"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+    {
+        if terminal {
+            s.push_str(&format!("\x1b[2m{r}\x1b[0m"));
+        } else {
+            s.push_str(r);
+        }
+    }
+    for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        if let Some(name) = call["function"]["name"].as_str() {
+            s.push_str(&format!("\n[tool call] {name} "));
+        }
+        if let Some(args) = call["function"]["arguments"].as_str() {
+            s.push_str(args);
+        }
+    }
+    s
 }
 
 /// Runs `turn` for each line the user types until Ctrl-D. Ctrl-C during an answer stops that
@@ -149,5 +180,30 @@ pub fn finish_line(outcome: &Outcome) {
     match outcome {
         Outcome::Finished => println!(),
         Outcome::Interrupted => println!("\n[stopped]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reasoning_and_tool_calls_are_shown_beside_the_answer() {
+        assert_eq!(side_channels(&json!({"content": "x"}), true), "");
+        assert_eq!(
+            side_channels(&json!({"reasoning_content": "hm"}), false),
+            "hm"
+        );
+        assert_eq!(
+            side_channels(&json!({"reasoning_content": "hm"}), true),
+            "\x1b[2mhm\x1b[0m"
+        );
+        let start = json!({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]});
+        let args = json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":1}"}}]});
+        assert_eq!(
+            side_channels(&start, false) + &side_channels(&args, false),
+            "\n[tool call] f {\"a\":1}"
+        );
     }
 }

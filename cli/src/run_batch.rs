@@ -2,9 +2,7 @@
 //! very request handlers `vllmd` serves with (the axum router, called without a socket), so each
 //! output equals what the server would answer. All requests go in at once for continuous batching.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +12,7 @@ use axum::http::Request;
 use daemon::config::{EnvSettings, ServeConfig};
 use daemon::server::state::random_id;
 use daemon::server::AppState;
+use progress::Progress;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -251,36 +250,6 @@ async fn run_one(
     }
 }
 
-async fn progress(done: Arc<AtomicUsize>, total: usize) {
-    let tty = std::io::stderr().is_terminal();
-    let mut last_tenth = usize::MAX;
-    loop {
-        let n = done.load(Ordering::SeqCst);
-        let mut err = std::io::stderr();
-        if tty {
-            let width = 30;
-            let filled = (n * width).checked_div(total).unwrap_or(width).min(width);
-            let _ = write!(
-                err,
-                "\rRunning batch [{}{}] {n}/{total}",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-        } else if n * 10 / total.max(1) != last_tenth {
-            last_tenth = n * 10 / total.max(1);
-            let _ = writeln!(err, "Running batch: {n}/{total} requests done");
-        }
-        let _ = err.flush();
-        if n >= total {
-            if tty {
-                let _ = writeln!(err);
-            }
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn serve_metrics(state: Arc<AppState>, addr: String) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -360,13 +329,11 @@ pub fn main(args: Vec<String>) -> Result<()> {
             );
             serve_metrics(state.clone(), addr).await?;
         }
-        let total = lines.len();
-        let done = Arc::new(AtomicUsize::new(0));
-        let bar = tokio::spawn(progress(done.clone(), total));
+        let bar = Arc::new(Progress::new("Running batch", lines.len(), true));
         let tasks: Vec<_> = lines
             .into_iter()
             .map(|line| {
-                let (app, key, done) = (app.clone(), api_key.clone(), done.clone());
+                let (app, key, bar) = (app.clone(), api_key.clone(), bar.clone());
                 tokio::spawn(async move {
                     let out = match line {
                         Line::Run {
@@ -378,7 +345,7 @@ pub fn main(args: Vec<String>) -> Result<()> {
                             output_line(custom_id, 400, None, Value::String(message))
                         }
                     };
-                    done.fetch_add(1, Ordering::SeqCst);
+                    bar.inc();
                     out
                 })
             })
@@ -387,7 +354,7 @@ pub fn main(args: Vec<String>) -> Result<()> {
         for t in tasks {
             results.push(t.await.map_err(|e| anyhow!("a request task failed: {e}"))?);
         }
-        let _ = bar.await;
+        bar.finish();
         Ok::<_, anyhow::Error>(results)
     })?;
     let failed = results.iter().filter(|r| !r["error"].is_null()).count();

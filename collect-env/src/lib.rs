@@ -2,7 +2,6 @@
 //! text to paste or as JSON. Every probe degrades to "unknown"/"not found" instead of failing, so
 //! the report always completes (a machine without an NVIDIA driver is a normal case).
 
-mod dl;
 mod gpu;
 mod system;
 

@@ -1,51 +1,26 @@
-//! Operating system, CPU and memory, from /proc and libc (Linux first; elsewhere "unknown").
+//! Operating system, CPU and memory: `sysinfo` for the machine's facts, the standard library's
+//! run-time feature detection for the CPU flags (the same test the kernels make), and a few
+//! facts neither has (sockets, glibc). Anything missing reads "unknown".
 
 use std::collections::BTreeSet;
-use std::ffi::CStr;
+
+use sysinfo::{CpuRefreshKind, RefreshKind, System};
 
 use crate::Section;
 
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
-fn os_release() -> String {
-    let Some(text) = read("/etc/os-release") else {
-        return "unknown".into();
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-            .map(|v| v.trim_matches('"').to_string())
-    };
-    field("PRETTY_NAME")
-        .or_else(|| field("NAME"))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn uname() -> (String, String) {
-    // SAFETY: uname fills the zeroed struct with NUL-terminated strings.
-    unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return ("unknown".into(), "unknown".into());
-        }
-        let s = |f: &[libc::c_char]| CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
-        (
-            format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.version)),
-            s(&u.machine),
-        )
-    }
-}
-
+/// The version of the C library this binary runs on. `getconf` answers from that same glibc, and
+/// asking it avoids calling into libc by hand.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn glibc() -> String {
-    // SAFETY: returns a pointer to a static NUL-terminated string.
-    unsafe {
-        CStr::from_ptr(libc::gnu_get_libc_version())
-            .to_string_lossy()
-            .into_owned()
-    }
+    std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().trim_start_matches("glibc").trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -55,102 +30,116 @@ fn glibc() -> String {
 
 pub fn os_section() -> Section {
     let mut s = Section::new("Operating system");
-    let (kernel, machine) = uname();
-    s.add("os", os_release());
-    s.add("kernel", kernel);
-    s.add("architecture", machine);
+    let os = match (System::name(), System::os_version()) {
+        (Some(name), Some(version)) => format!("{name} {version}"),
+        (Some(name), None) => name,
+        _ => "unknown".into(),
+    };
+    s.add("os", os);
+    s.add("kernel", System::kernel_long_version());
+    s.add("architecture", System::cpu_arch());
     s.add("glibc", glibc());
     s
 }
 
-/// The CPU flags that decide which kernels run fast.
-const INTERESTING_FLAGS: &[&str] = &[
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-    "neon",
-    "asimd",
-    "asimdhp",
-    "asimddp",
-    "sve",
-    "sve2",
-    "bf16",
-    "i8mm",
-];
+/// The CPU features that decide which kernels run fast, as the standard library names them.
+fn detected_flags() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$( if std::arch::is_x86_feature_detected!($f) { out.push($f); } )*};
+        }
+        probe!(
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avx512bf16",
+            "avx512fp16"
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$( if std::arch::is_aarch64_feature_detected!($f) { out.push($f); } )*};
+        }
+        probe!("neon", "fp16", "dotprod", "i8mm", "bf16", "sve", "sve2");
+    }
+    out
+}
+
+/// The features whose absence a report should state outright (a slower kernel path follows).
+const EXPECTED_FLAGS: &[&str] = if cfg!(target_arch = "aarch64") {
+    &["neon", "dotprod", "i8mm", "bf16", "sve"]
+} else {
+    &["avx2", "avx512f", "avx512vnni", "avx512bf16"]
+};
+
+/// Distinct physical packages in sysfs (sysinfo counts cores, not sockets).
+fn sockets() -> Option<usize> {
+    let ids: BTreeSet<String> = std::fs::read_dir("/sys/devices/system/cpu")
+        .ok()?
+        .filter_map(|e| {
+            let path = e.ok()?.path().join("topology/physical_package_id");
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|t| t.trim().to_string())
+        })
+        .collect();
+    (!ids.is_empty()).then_some(ids.len())
+}
 
 pub fn cpu_section() -> Section {
     let mut s = Section::new("CPU");
-    let info = read("/proc/cpuinfo").unwrap_or_default();
-    let value = |line: &str| line.split_once(':').map(|(_, v)| v.trim().to_string());
-    let model = info
-        .lines()
-        .find(|l| {
-            l.starts_with("model name") || l.starts_with("Hardware") || l.starts_with("cpu model")
+    let sys =
+        System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
+    let cpus = sys.cpus();
+    let model = cpus
+        .first()
+        .map(|c| {
+            if c.brand().trim().is_empty() {
+                c.vendor_id().trim().to_string()
+            } else {
+                c.brand().trim().to_string()
+            }
         })
-        .and_then(value)
+        .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "unknown".into());
     s.add("model", model);
-    let logical = info.lines().filter(|l| l.starts_with("processor")).count();
-    let mut cores = BTreeSet::new();
-    let mut phys = String::new();
-    for l in info.lines() {
-        if l.starts_with("physical id") {
-            phys = value(l).unwrap_or_default();
-        } else if l.starts_with("core id") {
-            cores.insert((phys.clone(), value(l).unwrap_or_default()));
-        }
-    }
-    let sockets: BTreeSet<&String> = cores.iter().map(|(p, _)| p).collect();
     s.add(
         "logical CPUs",
-        if logical > 0 {
-            logical.to_string()
-        } else {
+        if cpus.is_empty() {
             "unknown".into()
+        } else {
+            cpus.len().to_string()
         },
     );
     s.add(
         "physical cores",
-        if cores.is_empty() {
-            "unknown".into()
-        } else {
-            cores.len().to_string()
-        },
+        System::physical_core_count()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into()),
     );
-    if !sockets.is_empty() {
-        s.add("sockets", sockets.len().to_string());
+    if let Some(n) = sockets() {
+        s.add("sockets", n.to_string());
     }
     let usable = std::thread::available_parallelism()
         .map(|n| n.get().to_string())
         .unwrap_or_else(|_| "unknown".into());
     s.add("usable by this process", usable);
-    let flags: BTreeSet<&str> = info
-        .lines()
-        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.split_whitespace().collect())
-        .unwrap_or_default();
-    let present: Vec<&str> = INTERESTING_FLAGS
-        .iter()
-        .copied()
-        .filter(|f| flags.contains(f))
-        .collect();
+    let flags = detected_flags();
     s.add(
         "relevant flags",
-        if present.is_empty() {
+        if flags.is_empty() {
             "none found".to_string()
         } else {
-            present.join(" ")
+            flags.join(" ")
         },
     );
     // The path the CPU kernels pick at run time (VLLM_CPU_ISA forces one), and their threads.
@@ -172,8 +161,9 @@ pub fn cpu_section() -> Section {
         Err(e) => format!("error: {e}"),
     };
     s.add("kernel threads", threads);
-    let missing: Vec<&str> = ["avx2", "avx512f", "amx_tile", "neon", "asimd"]
-        .into_iter()
+    let missing: Vec<&str> = EXPECTED_FLAGS
+        .iter()
+        .copied()
         .filter(|f| !flags.contains(f))
         .collect();
     if !missing.is_empty() {
@@ -182,41 +172,24 @@ pub fn cpu_section() -> Section {
     s
 }
 
-fn meminfo_kib(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(key)?
-            .strip_prefix(':')?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
-fn gib(kib: u64) -> String {
-    format!("{:.1} GiB", kib as f64 / (1u64 << 20) as f64)
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 pub fn memory_section() -> Section {
     let mut s = Section::new("Memory");
-    let text = read("/proc/meminfo").unwrap_or_default();
-    for (label, key) in [
-        ("total", "MemTotal"),
-        ("available", "MemAvailable"),
-        ("swap total", "SwapTotal"),
-    ] {
-        s.add(
-            label,
-            meminfo_kib(&text, key)
-                .map(gib)
-                .unwrap_or_else(|| "unknown".into()),
-        );
-    }
-    // A container's limit matters more than the host's memory.
-    if let Some(limit) = read("/sys/fs/cgroup/memory.max").map(|t| t.trim().to_string()) {
-        let shown = limit.parse::<u64>().map(|b| gib(b / 1024)).unwrap_or(limit);
-        s.add("cgroup limit", shown);
+    let mut sys = System::new();
+    sys.refresh_memory();
+    s.add("total", gib(sys.total_memory()));
+    s.add("available", gib(sys.available_memory()));
+    s.add("swap total", gib(sys.total_swap()));
+    // A container's limit matters more than the host's memory. sysinfo caps the cgroup's limit
+    // at the host's memory, so an equal value means no limit.
+    if let Some(limits) = sys
+        .cgroup_limits()
+        .filter(|l| l.total_memory < sys.total_memory())
+    {
+        s.add("cgroup limit", gib(limits.total_memory));
     }
     s
 }
@@ -240,5 +213,35 @@ pub fn compiled_target_features() -> String {
         "baseline (runtime detection)".into()
     } else {
         f.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_agree_with_the_kernels_detection() {
+        // The kernels pick their path from the same detection; a flag they see must be listed.
+        let flags = detected_flags();
+        for f in kernels::cpu::isa::cpu_features() {
+            assert!(flags.contains(&f), "{f} missing from {flags:?}");
+        }
+    }
+
+    #[test]
+    fn memory_is_measured() {
+        let s = memory_section();
+        let total = &s.items.iter().find(|(k, _)| k == "total").expect("total").1;
+        let gib: f64 = total
+            .trim_end_matches(" GiB")
+            .parse()
+            .expect("a number of GiB");
+        assert!(gib > 0.0, "{total}");
+    }
+
+    #[test]
+    fn gib_formatting() {
+        assert_eq!(gib(3 << 29), "1.5 GiB");
     }
 }

@@ -26,7 +26,7 @@ def test_an_explicit_max_tokens_still_wins(client):
     ({"best_of": 2}, "best_of"),
     ({"extra_body": {"use_beam_search": True}}, "use_beam_search"),
     ({"extra_body": {"prompt_embeds": "AAAA"}}, "prompt_embeds"),
-    ({"extra_body": {"guided_json": {"type": "object"}}}, "guided_json"),
+    ({"extra_body": {"structural_tag": "{}"}}, "structural_tag"),
 ])
 def test_completion_fields_that_cannot_be_honoured_are_refused(client, kwargs, param):
     with pytest.raises(openai.BadRequestError) as e:
@@ -46,9 +46,10 @@ def test_chat_fields_that_cannot_be_honoured_are_refused(client):
     messages = [{"role": "user", "content": "Hi"}]
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
     for kwargs, param in [
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        # `auto` needs --enable-auto-tool-choice and --tool-call-parser, as in vLLM.
         ({"tools": tools, "tool_choice": "auto"}, "tool_choice"),
-        ({"tools": tools, "tool_choice": "required"}, "tool_choice"),
+        ({"tools": tools}, "tool_choice"),
+        ({"response_format": {"type": "json_object"}, "tools": tools, "tool_choice": "required"}, "tool_choice"),
         ({"extra_body": {"use_beam_search": True}}, "use_beam_search"),
     ]:
         with pytest.raises(openai.BadRequestError) as e:

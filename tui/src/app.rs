@@ -46,6 +46,10 @@ pub struct AnswerStats {
 pub struct ChatMessage {
     pub role: Role,
     pub text: String,
+    /// `reasoning_content` of a server with `--reasoning-parser` (shown dimmed, not sent back).
+    pub reasoning: String,
+    /// Tool calls of the answer: (name, arguments as streamed).
+    pub tool_calls: Vec<(String, String)>,
     pub error: Option<String>,
     pub stats: Option<AnswerStats>,
 }
@@ -134,6 +138,18 @@ pub enum Update {
         text: String,
         t: f64,
     },
+    /// A piece of the answer's reasoning.
+    ChatReasoning {
+        id: u64,
+        text: String,
+    },
+    /// A tool call's start (with its name) or a fragment of its arguments.
+    ChatToolCall {
+        id: u64,
+        index: usize,
+        name: Option<String>,
+        arguments: String,
+    },
     ChatDone {
         id: u64,
         completion_tokens: Option<u64>,
@@ -199,6 +215,27 @@ impl App {
                     }
                 }
             }
+            Update::ChatReasoning { id, text } => {
+                if let Some(m) = self.streaming_answer(id) {
+                    m.reasoning.push_str(&text);
+                }
+            }
+            Update::ChatToolCall {
+                id,
+                index,
+                name,
+                arguments,
+            } => {
+                if let Some(m) = self.streaming_answer(id) {
+                    while m.tool_calls.len() <= index {
+                        m.tool_calls.push((String::new(), String::new()));
+                    }
+                    if let Some(n) = name {
+                        m.tool_calls[index].0 = n;
+                    }
+                    m.tool_calls[index].1.push_str(&arguments);
+                }
+            }
             Update::ChatDone {
                 id,
                 completion_tokens,
@@ -208,6 +245,14 @@ impl App {
                 let t = self.now;
                 self.finish_answer(id, None, t, Some(error));
             }
+        }
+    }
+
+    /// The answer being streamed for chat request `id`, if that is the one streaming.
+    fn streaming_answer(&mut self, id: u64) -> Option<&mut ChatMessage> {
+        match &self.chat.streaming {
+            Some((sid, _, _)) if *sid == id => self.chat.messages.last_mut(),
+            _ => None,
         }
     }
 
@@ -499,12 +544,16 @@ impl App {
         c.messages.push(ChatMessage {
             role: Role::User,
             text,
+            reasoning: String::new(),
+            tool_calls: Vec::new(),
             error: None,
             stats: None,
         });
         c.messages.push(ChatMessage {
             role: Role::Assistant,
             text: String::new(),
+            reasoning: String::new(),
+            tool_calls: Vec::new(),
             error: None,
             stats: Some(AnswerStats::default()),
         });

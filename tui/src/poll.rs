@@ -136,6 +136,27 @@ async fn stream_chat(
             if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
                 tokens = Some(n);
             }
+            let delta = &v["choices"][0]["delta"];
+            if let Some(text) = delta["reasoning_content"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+            {
+                let _ = tx.send(Update::ChatReasoning {
+                    id,
+                    text: text.to_string(),
+                });
+            }
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let _ = tx.send(Update::ChatToolCall {
+                    id,
+                    index: call["index"].as_u64().unwrap_or(0) as usize,
+                    name: call["function"]["name"].as_str().map(String::from),
+                    arguments: call["function"]["arguments"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            }
             if let Some(text) = v["choices"][0]["delta"]["content"]
                 .as_str()
                 .filter(|t| !t.is_empty())

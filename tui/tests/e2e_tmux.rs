@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,21 +95,21 @@ impl Drop for Tmux {
     }
 }
 
-/// The number in a chart title such as `Generation tokens/s: 12.5`.
-fn chart_value(screen: &str, title: &str) -> Option<f64> {
-    let rest = &screen[screen.find(title)? + title.len()..];
-    rest.split_whitespace().next()?.parse().ok()
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
-#[test]
-fn tui_in_tmux_against_real_vllmd() {
+/// `vllmd` and the `tui_demo` example of this build, or None (with the reason printed) when the
+/// test cannot run here.
+fn binaries() -> Option<(PathBuf, PathBuf)> {
     if Command::new("tmux").arg("-V").output().is_err() {
         engine::paths::missing_test_dependency("tmux is not installed (apt-get install -y tmux)");
-        return;
+        return None;
     }
-    if engine::paths::test_model(engine::paths::DEFAULT_MODEL_FILE).is_none() {
-        return;
-    }
+    engine::paths::test_model(engine::paths::DEFAULT_MODEL_FILE)?;
     let dir = release_dir();
     let (vllmd, demo) = (dir.join("vllmd"), dir.join("examples/tui_demo"));
     for b in [&vllmd, &demo] {
@@ -119,10 +119,21 @@ fn tui_in_tmux_against_real_vllmd() {
             b.display()
         );
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    Some((vllmd, demo))
+}
+
+/// The number in a chart title such as `Generation tokens/s: 12.5`.
+fn chart_value(screen: &str, title: &str) -> Option<f64> {
+    let rest = &screen[screen.find(title)? + title.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn tui_in_tmux_against_real_vllmd() {
+    let Some((vllmd, demo)) = binaries() else {
+        return;
+    };
+    let port = free_port();
     let mut daemon = Daemon(
         Command::new(&vllmd)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -246,5 +257,192 @@ fn tui_in_tmux_against_real_vllmd() {
     let before = std::fs::read_to_string(work.join("before")).expect("stty before");
     let after = std::fs::read_to_string(work.join("after")).expect("stty after");
     assert_eq!(before, after, "terminal settings not restored");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, made with the openssl command
+/// as tests/python/conftest.py does.
+fn make_certs(dir: &Path) {
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(key);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vllm-rs TUI test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(key);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("write server.ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// The TUI against `vllmd --ssl-keyfile/--ssl-certfile`: without the CA it reports the
+/// certificate problem; with `SSL_CERT_FILE=ca.pem` it polls, chats and scrapes over https.
+#[test]
+fn tui_in_tmux_against_vllmd_over_https() {
+    let Some((vllmd, demo)) = binaries() else {
+        return;
+    };
+    if Command::new("openssl").arg("version").output().is_err() {
+        engine::paths::missing_test_dependency("the openssl command makes the test certificates");
+        return;
+    }
+    let work = std::env::temp_dir().join(format!("tui-e2e-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("temp dir");
+    make_certs(&work);
+    let port = free_port();
+    let (key, cert) = (work.join("server.key"), work.join("server.pem"));
+    let mut daemon = Daemon(
+        Command::new(&vllmd)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--ssl-keyfile")
+            .arg(&key)
+            .arg("--ssl-certfile")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vllmd"),
+    );
+    let start = Instant::now();
+    // Readiness is the TUI's own poll over https below; here only wait for the listener.
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            daemon.0.try_wait().ok().flatten().is_none(),
+            "vllmd exited during start-up"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "vllmd not listening"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("https://127.0.0.1:{port}/v1");
+    let tmux = Tmux {
+        socket: format!("vllm-tui-tls-test-{}", std::process::id()),
+    };
+    let wait = Duration::from_secs(120);
+
+    // Without the CA: the server is down for the TUI, and the Server screen says why.
+    let untrusted = format!(
+        "env -u SSL_CERT_FILE {} --url {url} --interval 0.5; echo TUI-EXITED rc=$?; sleep 600",
+        demo.display()
+    );
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "200",
+        "-y",
+        "40",
+        &untrusted,
+    ]);
+    tmux.wait_for("the chat screen", wait, |s| s.contains("F1 Chat"));
+    tmux.keys(&["F4"]);
+    tmux.wait_for("the certificate error on the server screen", wait, |s| {
+        s.contains("server: DOWN") && s.contains("certificate")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", wait, |s| s.contains("TUI-EXITED rc=0"));
+    tmux.cmd(&["kill-session", "-t", "tui"]);
+
+    let trusted = format!(
+        "SSL_CERT_FILE={} {} --url {url} --interval 0.5; echo TUI-EXITED rc=$?; sleep 600",
+        work.join("ca.pem").display(),
+        demo.display()
+    );
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &trusted,
+    ]);
+    tmux.wait_for("the chat screen with the server up over https", wait, |s| {
+        s.contains("F1 Chat") && s.contains("server: up") && s.contains("SmolLM2")
+    });
+    tmux.text("Say hello in one short sentence.");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("a streamed answer with stats", wait, |s| {
+        s.contains("tok/s") && s.contains("TTFT")
+    });
+    assert!(!s.contains("error:"), "{s}");
+    // /metrics over https: the finished request shows on the dashboard.
+    tmux.keys(&["F2"]);
+    tmux.wait_for("the dashboard with the finished request", wait, |s| {
+        s.contains("Generation tokens/s") && (s.contains("length") || s.contains("stop"))
+    });
+    tmux.keys(&["q"]);
+    let end = tmux.wait_for("a clean exit", wait, |s| s.contains("TUI-EXITED"));
+    assert!(end.contains("TUI-EXITED rc=0"), "{end}");
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -296,3 +296,43 @@ fn esc_stops_a_streaming_answer() {
     });
     assert_eq!(app.chat.messages[1].text, "Hel");
 }
+
+#[test]
+fn reasoning_is_dimmed_and_tool_calls_are_blocks() {
+    let mut app = App::new("http://x/v1", 1.0, ConfigState::default());
+    app.on_key(key(KeyCode::Char('w')));
+    let Action::SendChat { id, .. } = app.on_key(key(KeyCode::Enter)) else {
+        panic!("no request")
+    };
+    app.apply(Update::ChatReasoning {
+        id,
+        text: "the user wants weather".into(),
+    });
+    app.apply(Update::ChatToolCall {
+        id,
+        index: 0,
+        name: Some("get_weather".into()),
+        arguments: String::new(),
+    });
+    app.apply(Update::ChatToolCall {
+        id,
+        index: 0,
+        name: None,
+        arguments: "{\"city\":\"Paris\"}".into(),
+    });
+    let m = &app.chat.messages[1];
+    assert_eq!(m.reasoning, "the user wants weather");
+    assert_eq!(
+        m.tool_calls,
+        vec![(
+            "get_weather".to_string(),
+            "{\"city\":\"Paris\"}".to_string()
+        )]
+    );
+    // Reasoning and calls are not the answer's text (it is what the conversation keeps).
+    assert_eq!(m.text, "");
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("the user wants weather"), "{screen}");
+    assert!(screen.contains("┌ tool call: get_weather"), "{screen}");
+    assert!(screen.contains("│ {\"city\":\"Paris\"}"), "{screen}");
+}

@@ -52,9 +52,11 @@ fn main() -> anyhow::Result<()> {
         max_model_len: Some(args.prompt_len + args.decode_len + 1),
         ..Default::default()
     };
-    let loaded = loader::load(&opts, &|d, t| eprint!("\rloading layers {d}/{t}"))
-        .with_context(|| format!("loading {}", model.display()))?;
-    eprintln!();
+    let on_layer = progress::for_counts("Loading model layers", true, 4, |d, t, _| {
+        eprintln!("loading layers {d}/{t}")
+    });
+    let loaded =
+        loader::load(&opts, &on_layer).with_context(|| format!("loading {}", model.display()))?;
     let (peak, rss) = memory_mib();
     let m = &loaded.model;
     println!("model: {}", model.display());

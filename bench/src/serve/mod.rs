@@ -18,10 +18,10 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use crate::datasets::{self, SampleRequest};
-use crate::progress::Progress;
 use crate::report::py_float;
 pub use args::ServeArgs;
 use client::{RequestInput, RequestOutput};
+use progress::Progress;
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
     items

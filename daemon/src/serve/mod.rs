@@ -2,7 +2,6 @@
 //! Shared by `vllmd` and `vllm serve`.
 
 use engine::structured::{GrammarCompiler, ReasoningGate};
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -63,23 +62,13 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     }
     let model_path = plan.load.model.clone();
     tracing::info!(model = %model_path.display(), "loading model");
-    let on_terminal = std::io::stderr().is_terminal();
-    let show_progress = plan.progress_bar;
-    let progress = move |done: usize, total: usize| {
-        if !show_progress {
-            return;
-        }
-        if on_terminal {
-            let mut err = std::io::stderr();
-            let _ = write!(err, "\rLoading model layers: {done}/{total}");
-            if done == total {
-                let _ = writeln!(err);
-            }
-            let _ = err.flush();
-        } else if done == total || (done * 4 / total.max(1)) != ((done - 1) * 4 / total.max(1)) {
-            tracing::info!("loading model layers: {done}/{total}");
-        }
-    };
+    // A bar on a terminal; in a log, a line every quarter of the layers.
+    let progress = progress::for_counts(
+        "Loading model layers",
+        plan.progress_bar,
+        4,
+        |done, total, _| tracing::info!("loading model layers: {done}/{total}"),
+    );
     // The CPU kernel path and worker pool are fixed for the process: check VLLM_CPU_ISA and
     // VLLM_CPU_OMP_THREADS_BIND before loading, so a bad value is one clear error.
     let isa = kernels::cpu::isa::init_from_env().map_err(|e| ServeError::Config(e.to_string()))?;

@@ -192,9 +192,8 @@ impl LlmEngine {
                 } else {
                     None
                 };
-                on_gpu.unwrap_or_else(|| {
-                    st.sampler.sample(row, generated, self.config.logprobs_mode)
-                })
+                on_gpu
+                    .unwrap_or_else(|| st.sampler.sample(row, generated, self.config.logprobs_mode))
             }
         };
         let token = sampled.token;

@@ -130,7 +130,7 @@ impl GrammarCompiler {
         vocab_size: usize,
         eos: u32,
     ) -> Result<Self, StructuredOutputError> {
-        let env = token_env::TokenEnv::new(tokenizer, vocab_size, eos)?;
+        let env = token_env::TokenEnv::shared(tokenizer, vocab_size, eos)?;
         let mut factory = ParserFactory::new_simple(&env)
             .map_err(|e| StructuredOutputError::Tokenizer(e.to_string()))?;
         // Grammar warnings and errors reach the client as 400s; nothing goes to stderr.

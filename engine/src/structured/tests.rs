@@ -26,7 +26,7 @@ fn compiler() -> Option<(GrammarCompiler, Arc<Tokenizer>)> {
 fn token_bytes_spell_what_the_tokenizer_encodes() {
     let Some(tok) = tokenizer() else { return };
     let eos = tok.eos_token_id().unwrap_or(0);
-    let env = token_env::TokenEnv::new(tok.clone(), tok.vocab_size(), eos).unwrap();
+    let env = token_env::TokenEnv::shared(tok.clone(), tok.vocab_size(), eos).unwrap();
     let trie = env.tok_trie();
     for text in [
         "Hello, world!",

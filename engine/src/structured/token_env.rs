@@ -20,10 +20,10 @@ pub struct TokenEnv {
 }
 
 impl TokenEnv {
-    /// Builds the trie over `vocab_size` ids (the logits' width: ids past the tokenizer's
+    /// Builds the environment, shared as llguidance takes it: the trie over `vocab_size` ids (the logits' width: ids past the tokenizer's
     /// vocabulary have no bytes, so the grammar never allows them). `eos` is the id the grammar
     /// allows once it accepts.
-    pub fn new(
+    pub fn shared(
         tokenizer: Arc<Tokenizer>,
         vocab_size: usize,
         eos: u32,

@@ -65,7 +65,25 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Style::new().fg(color).add_modifier(Modifier::BOLD),
         ));
         let streaming = c.streaming.is_some() && i + 1 == c.messages.len();
-        let text = if streaming && m.text.is_empty() {
+        let dim = Style::new()
+            .fg(Color::DarkGray)
+            .add_modifier(Modifier::ITALIC);
+        for l in wrap(&m.reasoning, width)
+            .into_iter()
+            .filter(|_| !m.reasoning.is_empty())
+        {
+            lines.push(Line::styled(l, dim));
+        }
+        for (name, args) in &m.tool_calls {
+            let frame = Style::new().fg(Color::Yellow);
+            lines.push(Line::styled(format!("┌ tool call: {name}"), frame));
+            for l in wrap(args, width.saturating_sub(2).max(1)) {
+                lines.push(Line::from(vec![Span::styled("│ ", frame), Span::raw(l)]));
+            }
+            lines.push(Line::styled("└", frame));
+        }
+        let busy = !m.reasoning.is_empty() || !m.tool_calls.is_empty();
+        let text = if streaming && m.text.is_empty() && !busy {
             "…"
         } else {
             m.text.as_str()
