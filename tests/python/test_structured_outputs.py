@@ -268,3 +268,33 @@ def test_auto_needs_the_server_flags(client):
     model = client.models.list().data[0].id
     with pytest.raises(openai.BadRequestError, match="enable-auto-tool-choice"):
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], tools=[WEATHER], max_tokens=4)
+
+
+def test_run_batch_takes_the_same_fields(tmp_path):
+    from conftest import ROOT
+    import subprocess
+
+    schema = SCHEMAS[0]
+    lines = [
+        {"custom_id": "schema", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"messages": [{"role": "user", "content": "A person."}], "max_tokens": MAX_TOKENS, "temperature": 0,
+                  "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}}},
+        {"custom_id": "tool", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": MAX_TOKENS, "temperature": 0,
+                  "tools": [WEATHER], "tool_choice": "required"}},
+        {"custom_id": "choice", "method": "POST", "url": "/v1/completions",
+         "body": {"prompt": "Yes or no:", "max_tokens": 4, "temperature": 0, "guided_choice": ["yes", "no"]}},
+        {"custom_id": "bad", "method": "POST", "url": "/v1/completions",
+         "body": {"prompt": "x", "max_tokens": 4, "guided_regex": "(unclosed"}},
+    ]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    subprocess.run([str(ROOT / "target" / "release" / "vllm"), "run-batch", "-i", str(inp), "-o", str(out),
+                    "--device", "cpu", "--max-model-len", "2048"], check=True, capture_output=True, timeout=600)
+    got = {r["custom_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    jsonschema.validate(json.loads(got["schema"]["response"]["body"]["choices"][0]["message"]["content"]), schema)
+    msg = got["tool"]["response"]["body"]["choices"][0]["message"]
+    assert msg["tool_calls"][0]["function"]["name"] == "get_weather"
+    jsonschema.validate(json.loads(msg["tool_calls"][0]["function"]["arguments"]), WEATHER["function"]["parameters"])
+    assert got["choice"]["response"]["body"]["choices"][0]["text"] in ("yes", "no")
+    assert got["bad"]["response"]["status_code"] == 400

@@ -242,7 +242,15 @@ pub(crate) fn help_suffix(id: &str) -> Option<String> {
     match fate(id) {
         Works => None,
         Refused([]) => Some("[vllm-rs: not supported yet]".into()),
-        Refused(ok) => Some(format!("[vllm-rs: only {}]", ok.join(", "))),
+        // "" stands for "unset" in a value list; the help names only real values.
+        Refused(ok) => Some(format!(
+            "[vllm-rs: only {}]",
+            ok.iter()
+                .filter(|v| !v.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         NoEffect(why) => Some(format!("[vllm-rs: no effect: {why}]")),
     }
 }

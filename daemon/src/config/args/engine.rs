@@ -9,24 +9,27 @@ use crate::config::parse;
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[command(next_help_heading = "DecodingConfig")]
 pub struct DecodingArgs {
-    /// Default backend for guided decoding (JSON schema, regex, ...); "auto" picks per request.
+    /// Backend for structured outputs (JSON schema, regex, choice, grammar): vllm-rs ships
+    /// llguidance, vLLM's "guidance"; "auto" means it too. The other names are refused.
     #[arg(long, default_value = "auto", value_parser = ["auto", "guidance", "outlines", "xgrammar"])]
     pub guided_decoding_backend: String,
 
-    /// Do not fall back to another guided-decoding backend on error.
+    /// A JSON-schema keyword llguidance does not implement fails the request (400) instead of
+    /// being ignored with a warning.
     #[arg(long)]
     pub guided_decoding_disable_fallback: bool,
 
-    /// Forbid free whitespace in guided output (xgrammar and guidance only).
+    /// Constrained JSON is compact: no free whitespace between its tokens.
     #[arg(long)]
     pub guided_decoding_disable_any_whitespace: bool,
 
-    /// Do not use additionalProperties in JSON schemas (guidance only).
+    /// Objects of a JSON schema accept only their listed properties unless the schema says
+    /// otherwise (`additionalProperties: false` by default).
     #[arg(long)]
     pub guided_decoding_disable_additional_properties: bool,
 
-    /// Parser that separates reasoning from the answer: deepseek_r1, glm45, GptOss, granite,
-    /// hunyuan_a13b, mistral, qwen3 or step3 (default: none).
+    /// Parser that moves the model's `<think>...</think>` into `reasoning_content`: deepseek_r1 or
+    /// qwen3 (vLLM's glm45, GptOss, granite, hunyuan_a13b, mistral and step3 are refused).
     #[arg(long, default_value = "", value_parser = parse::reasoning_parser)]
     pub reasoning_parser: String,
 }

@@ -115,7 +115,9 @@ pub struct FrontendArgs {
     #[arg(long)]
     pub exclude_tools_when_tool_choice_none: bool,
 
-    /// Parser that turns the model's tool-call output into OpenAI tool calls.
+    /// Parser that turns the model's tool-call output into OpenAI tool calls (for
+    /// `tool_choice: "auto"`): hermes, llama3_json, llama4_json, mistral, pythonic, qwen3_xml,
+    /// qwen3_coder.
     #[arg(long)]
     pub tool_call_parser: Option<String>,
 
