@@ -408,14 +408,7 @@ pub async fn create_chat_completion(
                     parts.content.push_str(&last.content);
                     parts.reasoning.push_str(&last.reasoning);
                     parts.tool_calls.extend(last.tool_calls);
-                    let called = match &mode {
-                        ToolMode::Auto(_) => shaper.tools_called,
-                        ToolMode::Required => finish == Some("stop") && shaper.tools_called,
-                        _ => false,
-                    };
-                    if called {
-                        finish = Some("tool_calls");
-                    }
+                    finish = mode.finish_reason(shaper.tools_called, finish);
                 }
                 if !include_reasoning {
                     parts.reasoning.clear();
@@ -468,7 +461,10 @@ pub async fn create_chat_completion(
         .enumerate()
         .map(|(i, r)| {
             let shaped = tools::shape(&r.text, &mode, reasoning, &tool_list);
-            let finish_reason = shaped.finish_reason(&mode, r.finish_reason.map(|f| f.as_str()));
+            let finish_reason = mode.finish_reason(
+                !shaped.tool_calls.is_empty(),
+                r.finish_reason.map(|f| f.as_str()),
+            );
             ChatChoice {
                 index: i,
                 message: ChatMessage {

@@ -95,6 +95,25 @@ impl ToolMode {
         }
     }
 
+    /// vLLM's `finish_reason`: `tool_calls` when the auto parser found calls (`called`) or when
+    /// a `required` answer ended normally; otherwise the engine's reason.
+    pub fn finish_reason(
+        &self,
+        called: bool,
+        engine_reason: Option<&'static str>,
+    ) -> Option<&'static str> {
+        let tool_calls = match self {
+            ToolMode::Auto(_) => called,
+            ToolMode::Required => engine_reason == Some("stop"),
+            _ => false,
+        };
+        if tool_calls {
+            Some("tool_calls")
+        } else {
+            engine_reason
+        }
+    }
+
     /// The constraint that forces the call(s), for `required` and named tools.
     pub fn constraint(&self, tools: &[ChatTool], parallel: bool) -> Option<GrammarSpec> {
         let params = |t: &ChatTool| {
@@ -214,27 +233,6 @@ pub struct ShapedMessage {
     pub content: Option<String>,
     pub reasoning: Option<String>,
     pub tool_calls: Vec<ToolCallOut>,
-}
-
-impl ShapedMessage {
-    /// vLLM's `finish_reason` rule: `tool_calls` when the parser found calls, or when
-    /// `required` ended normally.
-    pub fn finish_reason(
-        &self,
-        mode: &ToolMode,
-        engine_reason: Option<&'static str>,
-    ) -> Option<&'static str> {
-        let called = match mode {
-            ToolMode::Auto(_) => !self.tool_calls.is_empty(),
-            ToolMode::Required => engine_reason == Some("stop"),
-            _ => false,
-        };
-        if called {
-            Some("tool_calls")
-        } else {
-            engine_reason
-        }
-    }
 }
 
 /// Splits a finished choice's text into reasoning, content and tool calls.
@@ -532,7 +530,7 @@ mod tests {
                 .collect();
             assert_eq!(calls, want, "{mode:?}");
             assert_eq!(
-                whole.finish_reason(&mode, Some("stop")),
+                mode.finish_reason(!whole.tool_calls.is_empty(), Some("stop")),
                 if mode == ToolMode::Required {
                     Some("tool_calls")
                 } else {
