@@ -148,17 +148,7 @@ fn main() -> ExitCode {
             let req = SequenceSampler::new(&p, &prompt, 0, Vec::new(), None)
                 .gpu_request(r, gen, LogprobsMode::RawLogprobs)
                 .expect("raw logprobs are the GPU path's mode");
-            let settings = GpuSampleRow {
-                temperature: req.temperature,
-                top_k: req.top_k,
-                top_p: req.top_p,
-                min_p: req.min_p,
-                uniform: req.uniform,
-                repetition_penalty: 1.0,
-                presence_penalty: 0.0,
-                frequency_penalty: 0.0,
-                history: Vec::new(),
-            };
+            let settings = req.kernel_row();
             let gpu = match dev.sample_rows_from_host(
                 r,
                 req.processed.as_deref(),

@@ -27,18 +27,7 @@ pub(super) fn sample_on_gpu(
 ) -> Option<SampledToken> {
     let gpu = model.gpu()?;
     let req = sampler.gpu_request(row, generated, mode)?;
-    let settings = kernels::cuda::GpuSampleRow {
-        temperature: req.temperature,
-        top_k: req.top_k,
-        top_p: req.top_p,
-        min_p: req.min_p,
-        uniform: req.uniform,
-        // Penalties were applied to `processed` by the CPU steps.
-        repetition_penalty: 1.0,
-        presence_penalty: 0.0,
-        frequency_penalty: 0.0,
-        history: Vec::new(),
-    };
+    let settings = req.kernel_row();
     let out = gpu
         .device()
         .sample_rows_from_host(

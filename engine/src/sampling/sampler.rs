@@ -45,6 +45,25 @@ pub struct GpuSampleRequest {
     pub num_logprobs: Option<usize>,
 }
 
+#[cfg(feature = "cuda")]
+impl GpuSampleRequest {
+    /// The kernel's settings for this row. Penalties were already applied to `processed` by the
+    /// CPU steps, so the kernel applies none.
+    pub fn kernel_row(&self) -> kernels::cuda::GpuSampleRow {
+        kernels::cuda::GpuSampleRow {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            uniform: self.uniform,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            history: Vec::new(),
+        }
+    }
+}
+
 /// Sampling state of one sequence: its parameters prepared for the hot path, its random
 /// stream, and the token counts the penalties need. A clone continues the same random stream;
 /// parallel samples of one request each need their own sampler (see
