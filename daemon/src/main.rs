@@ -12,11 +12,9 @@ fn main() {
     };
     let cfg = match ServeConfig::load(std::env::args().collect(), &env) {
         Ok(c) => c,
-        Err(e) => {
-            // clap's own help/version output arrives here too, as an error that prints itself.
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
+        // clap's own help/version output arrives here too: `exit` prints it to stdout with exit
+        // code 0, as `vllm serve --help` does; usage errors go to stderr with exit code 2.
+        Err(e) => e.exit(),
     };
     // A refused flag is a usage error, as clap's own: exit code 2.
     if let Err(e) = cfg.check_supported() {
