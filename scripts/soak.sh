@@ -7,7 +7,8 @@
 #
 # Environment: VLLMD (server binary, default target/release/vllmd), PYTHON (default
 # target/pyenv/bin/python), SOAK_CONCURRENCY (mixed clients, default 8), SOAK_LONG_CLIENTS
-# (long-prompt clients, default 2), SOAK_KV_BLOCKS (default 136 blocks of 16 tokens),
+# (long-prompt clients, default 2), SOAK_KV_BLOCKS (default 40 blocks of 16 tokens, with
+# --max-model-len 512 and long prompts of 250-400 tokens; extra flags after MINUTES win),
 # SOAK_JSON (report file, default soak-report.json). Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,8 @@ PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 LOG=$(mktemp -t vllmd-soak.XXXXXX.log)
 
 VLLM_SERVER_DEV_MODE=1 VLLM_LOGGING_LEVEL=${VLLM_LOGGING_LEVEL:-WARNING} "$VLLMD" \
-  --host 127.0.0.1 --port "$PORT" --device cpu --max-model-len 2048 \
-  --num-gpu-blocks-override "${SOAK_KV_BLOCKS:-136}" --max-num-seqs 16 "$@" 2>"$LOG" &
+  --host 127.0.0.1 --port "$PORT" --device cpu --max-model-len 512 \
+  --num-gpu-blocks-override "${SOAK_KV_BLOCKS:-40}" --max-num-seqs 16 "$@" 2>"$LOG" &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do

@@ -66,7 +66,10 @@ mod tests {
         check_writable(&dest).unwrap();
         write_atomically(&dest, b"new\n").unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new\n");
-        let names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.jsonl")]);
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -69,10 +69,9 @@ impl EngineHandle {
         let spawned = std::thread::Builder::new()
             .name("vllm-engine".into())
             .spawn(move || {
-                let result =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run(engine, rx, opts)
-                    }));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(engine, rx, opts)
+                }));
                 let reason = match result {
                     Ok(()) => "engine loop ended".to_string(),
                     Err(p) => p
@@ -173,11 +172,7 @@ fn handle(engine: &mut LlmEngine, cmd: Command, opts: &ActorOptions) {
     }
 }
 
-fn run(
-    mut engine: LlmEngine,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    opts: ActorOptions,
-) {
+fn run(mut engine: LlmEngine, mut commands: mpsc::UnboundedReceiver<Command>, opts: ActorOptions) {
     let mut steps: u64 = 0;
     loop {
         // Take everything that arrived during the last step, then step; sleep only when idle.

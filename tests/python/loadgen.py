@@ -105,7 +105,8 @@ async def bad_request(client: openai.AsyncOpenAI, raw: httpx2.AsyncClient, model
         return ("refused" if ok else "error", f"bad request {which} -> {e.status_code}")
 
 
-async def one(kind: str, client: openai.AsyncOpenAI, raw: httpx2.AsyncClient, model: str, rng: random.Random) -> tuple[str, str]:
+async def one(kind: str, client: openai.AsyncOpenAI, raw: httpx2.AsyncClient, model: str, rng: random.Random,
+              long_words: tuple[int, int]) -> tuple[str, str]:
     user = lambda text: [{"role": "user", "content": text}]  # noqa: E731
     max_tokens = rng.randint(8, 40)
     if kind == "bad":
@@ -120,8 +121,8 @@ async def one(kind: str, client: openai.AsyncOpenAI, raw: httpx2.AsyncClient, mo
         r = await client.completions.create(model=model, prompt=words(rng, 10), max_tokens=max_tokens, n=2, temperature=0.9)
         return ("ok" if len(r.choices) == 2 and finished(r.choices) else "error"), ""
     if kind == "long":
-        # About 700-1100 tokens: two or three of them overfill the soak's small KV cache.
-        prompt = words(rng, rng.randint(700, 1100))
+        # About one token per word: sized so that two of them overfill the soak's small KV cache.
+        prompt = words(rng, rng.randint(*long_words))
         r = await client.completions.create(model=model, prompt=prompt, max_tokens=16)
         return ("ok" if finished(r.choices) else "error"), ""
     if kind == "prefix":
@@ -179,15 +180,26 @@ async def monitor(raw: httpx2.AsyncClient, pid: int | None, t0: float, stop: asy
             pass
 
 
-async def worker(i: int, deadline: float, client, raw, model: str, seed: int, records: list[Record], only: str | None = None):
-    """One client loop; `only` pins it to one kind (the long-prompt clients that keep the KV cache full)."""
+def kind_cycle(seed: int) -> list[str]:
+    """The mix as a shuffled cycle: each kind comes up in its proportion, all of them early."""
+    cycle = [k for k, w in MIX for _ in range(w)]
+    random.Random(seed).shuffle(cycle)
+    return cycle
+
+
+async def worker(i: int, start_at: int, deadline: float, client, raw, model: str, seed: int, records: list[Record],
+                 long_words: tuple[int, int], only: str | None = None):
+    """One client loop, walking the kind cycle from `start_at`; `only` pins it to one kind (the
+    long-prompt clients that keep the KV cache full)."""
     rng = random.Random(seed * 1000 + i)
-    kinds, weights = zip(*MIX)
+    cycle = kind_cycle(seed)
+    step = start_at
     while time.monotonic() < deadline:
-        kind = only or rng.choices(kinds, weights)[0]
+        kind = only or cycle[step % len(cycle)]
+        step += 1
         start = time.monotonic()
         try:
-            outcome, detail = await one(kind, client, raw, model, rng)
+            outcome, detail = await one(kind, client, raw, model, rng, long_words)
         except openai.APIStatusError as e:
             outcome, detail = "error", f"{e.status_code}: {str(e)[:200]}"
         except (openai.APIError, httpx2.HTTPError, asyncio.TimeoutError) as e:
@@ -215,7 +227,8 @@ async def settle(raw: httpx2.AsyncClient, timeout: float = 60.0) -> dict[str, fl
 
 
 async def run(base: str, seconds: float, concurrency: int, model: str, pid: int | None = None, seed: int = 0,
-              warmup: float | None = None, api_key: str = "EMPTY", long_clients: int = 2) -> dict:
+              warmup: float | None = None, api_key: str = "EMPTY", long_clients: int = 2,
+              long_words: tuple[int, int] = (250, 400)) -> dict:
     """`concurrency` clients on the mix, plus `long_clients` sending only long prompts."""
     t0 = time.monotonic()
     records: list[Record] = []
@@ -229,8 +242,11 @@ async def run(base: str, seconds: float, concurrency: int, model: str, pid: int 
         stop = asyncio.Event()
         mon_task = asyncio.create_task(monitor(raw, pid, t0, stop, mon))
         deadline = t0 + seconds
-        mixed = [worker(i, deadline, client, raw, model, seed, records) for i in range(concurrency)]
-        pressure = [worker(concurrency + i, deadline, client, raw, model, seed, records, "long") for i in range(long_clients)]
+        n_kinds = len(kind_cycle(seed))
+        mixed = [worker(i, i * n_kinds // max(1, concurrency), deadline, client, raw, model, seed, records, long_words)
+                 for i in range(concurrency)]
+        pressure = [worker(concurrency + i, 0, deadline, client, raw, model, seed, records, long_words, "long")
+                    for i in range(long_clients)]
         await asyncio.gather(*mixed, *pressure)
         stop.set()
         await mon_task
@@ -296,13 +312,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--concurrency", type=int, default=8, help="clients on the mixed load")
     ap.add_argument("--long-clients", type=int, default=2, help="clients sending only long prompts")
+    ap.add_argument("--long-words", type=int, nargs=2, default=(250, 400), metavar=("MIN", "MAX"),
+                    help="length of the long prompts in words (about one token each)")
     ap.add_argument("--model", default="")
     ap.add_argument("--pid", type=int, help="server process, for its resident memory")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--api-key", default="EMPTY")
     ap.add_argument("--json", type=Path, help="write the report here")
     args = ap.parse_args()
-    rep = asyncio.run(run(args.base, args.seconds, args.concurrency, args.model, args.pid, args.seed, api_key=args.api_key, long_clients=args.long_clients))
+    rep = asyncio.run(run(args.base, args.seconds, args.concurrency, args.model, args.pid, args.seed, api_key=args.api_key, long_clients=args.long_clients,
+                         long_words=tuple(args.long_words)))
     if args.json:
         args.json.write_text(json.dumps(rep, indent=2))
     print(markdown(rep))

@@ -146,13 +146,16 @@ def test_two_thousand_idle_keep_alive_connections(srv):
 def stream_in_thread(s: Server, results: list, max_tokens: int = 400):
     def go():
         try:
-            stream = client_of(s).completions.create(model="", prompt="Once upon a time", max_tokens=max_tokens, ignore_eos=True, stream=True)
+            stream = client_of(s).completions.create(model="", prompt="Once upon a time", max_tokens=max_tokens, stream=True,
+                                                     extra_body={"ignore_eos": True})
             finish = None
             for chunk in stream:
                 finish = chunk.choices[0].finish_reason if chunk.choices else finish
             results.append(("finished", finish))
         except openai.APIError as e:
             results.append(("error", str(e)))
+        except Exception as e:  # anything else is a failure the test reports
+            results.append(("exception", repr(e)))
 
     t = threading.Thread(target=go)
     t.start()
@@ -172,7 +175,7 @@ def test_engine_panic_ends_in_flight_requests_and_health(keep_alive):
 
         def non_stream():
             try:
-                client_of(s).completions.create(model="", prompt="Hello", max_tokens=400, ignore_eos=True)
+                client_of(s).completions.create(model="", prompt="Hello", max_tokens=400, extra_body={"ignore_eos": True})
                 plain.append("answered")
             except openai.APIStatusError as e:
                 plain.append(e.status_code)

@@ -36,8 +36,8 @@ pub fn from_env(
     if let Some(n) = panic_after_steps {
         tracing::warn!("{PANIC_AFTER_STEPS_VAR}={n}: the engine thread will panic after {n} steps (fault test)");
     }
-    let max_waiting_requests = number(MAX_WAITING_VAR)?
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let max_waiting_requests =
+        number(MAX_WAITING_VAR)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     Ok(ActorOptions {
         max_waiting_requests,
         panic_after_steps,
@@ -53,7 +53,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]

@@ -81,7 +81,9 @@ mod tests {
         p.stop = vec!["é".repeat(MAX_STOP_STRING_CHARS + 1)];
         assert_eq!(param(&p).as_deref(), Some("stop"));
         p.stop.clear();
-        p.logit_bias = (0..=MAX_LOGIT_BIAS_ENTRIES as u32).map(|t| (t, 1.0)).collect();
+        p.logit_bias = (0..=MAX_LOGIT_BIAS_ENTRIES as u32)
+            .map(|t| (t, 1.0))
+            .collect();
         assert_eq!(param(&p).as_deref(), Some("logit_bias"));
         p.logit_bias.clear();
         p.stop_token_ids = vec![1; MAX_TOKEN_LIST + 1];
