@@ -6,7 +6,7 @@
 #   scripts/soak.sh [MINUTES] [extra vllmd flags...]      (default 10 minutes)
 #
 # Environment: VLLMD (server binary, default target/release/vllmd), PYTHON (default
-# target/pyenv/bin/python), SOAK_CONCURRENCY (mixed clients, default 8), SOAK_LONG_CLIENTS
+# target/pyenv/bin/python), SOAK_CONCURRENCY (mixed clients, default 4), SOAK_LONG_CLIENTS
 # (long-prompt clients, default 2), SOAK_KV_BLOCKS (default 40 blocks of 16 tokens, with
 # --max-model-len 512 and long prompts of 250-400 tokens; extra flags after MINUTES win),
 # SOAK_JSON (report file, default soak-report.json). Traffic goes to 127.0.0.1 only.
@@ -32,7 +32,7 @@ done
 echo "soak: $MINUTES min against vllmd pid $PID on port $PORT (log: $LOG)" >&2
 status=0
 PYTHONPATH=tests/python "$PYTHON" tests/python/loadgen.py --base "http://127.0.0.1:$PORT" \
-  --seconds "$((MINUTES * 60))" --concurrency "${SOAK_CONCURRENCY:-8}" \
+  --seconds "$((MINUTES * 60))" --concurrency "${SOAK_CONCURRENCY:-4}" \
   --long-clients "${SOAK_LONG_CLIENTS:-2}" --pid "$PID" --json "${SOAK_JSON:-soak-report.json}" || status=$?
 kill -TERM "$PID"
 wait "$PID" || { echo "vllmd exited with $? after SIGTERM" >&2; status=1; }

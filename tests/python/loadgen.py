@@ -5,7 +5,8 @@ prompts, clients that hang up mid-stream, and bad requests. Every request ends i
   ok        a complete answer (every choice has a finish_reason)
   refused   a 4xx with an OpenAI error body, for a request that was meant to be refused
   hangup    the client closed its stream on purpose after the first chunks
-  error     anything else: a 5xx, a malformed answer, a missing finish_reason, a timeout
+  timeout   the client gave up waiting (--timeout); the server aborts the request when it goes
+  error     anything else: a 5xx, a malformed answer, a missing finish_reason, a dropped connection
 
 Requests come from the official `openai` client (it checks the response shapes); the malformed
 JSON body goes through its HTTP library. Traffic goes only to the given base URL (loopback).
@@ -202,6 +203,8 @@ async def worker(i: int, start_at: int, deadline: float, client, raw, model: str
             outcome, detail = await one(kind, client, raw, model, rng, long_words)
         except openai.APIStatusError as e:
             outcome, detail = "error", f"{e.status_code}: {str(e)[:200]}"
+        except openai.APITimeoutError as e:
+            outcome, detail = "timeout", str(e)[:200]
         except (openai.APIError, httpx2.HTTPError, asyncio.TimeoutError) as e:
             outcome, detail = "error", f"{type(e).__name__}: {str(e)[:200]}"
         records.append(Record(kind, start, time.monotonic() - start, outcome, detail))
@@ -228,7 +231,7 @@ async def settle(raw: httpx2.AsyncClient, timeout: float = 60.0) -> dict[str, fl
 
 async def run(base: str, seconds: float, concurrency: int, model: str, pid: int | None = None, seed: int = 0,
               warmup: float | None = None, api_key: str = "EMPTY", long_clients: int = 2,
-              long_words: tuple[int, int] = (250, 400)) -> dict:
+              long_words: tuple[int, int] = (250, 400), timeout: float = 300) -> dict:
     """`concurrency` clients on the mix, plus `long_clients` sending only long prompts."""
     t0 = time.monotonic()
     records: list[Record] = []
@@ -236,7 +239,7 @@ async def run(base: str, seconds: float, concurrency: int, model: str, pid: int 
     limits = httpx2.Limits(max_connections=concurrency + long_clients + 4)
     headers = {"authorization": f"Bearer {api_key}"}
     async with httpx2.AsyncClient(base_url=base, timeout=120, headers=headers) as raw:
-        client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=api_key, max_retries=0, timeout=180,
+        client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=api_key, max_retries=0, timeout=timeout,
                                     http_client=openai.DefaultAsyncHttpxClient(limits=limits))
         before = await scrape(raw)
         stop = asyncio.Event()
@@ -275,7 +278,7 @@ def report(records, mon: Monitor, before, end, reset_status: int, rss_end, secon
         "requests": len(records),
         "by_outcome": by_outcome,
         "by_kind": by_kind,
-        "errors": [f"{r.kind}: {r.detail}" for r in records if r.outcome == "error"][:20],
+        "errors": [f"{r.kind}: {r.detail}" for r in records if r.outcome in ("error", "timeout")][:20],
         "per_minute": minutes,
         "max_kv_usage": mon.max_kv_usage,
         "max_waiting": mon.max_waiting,
@@ -317,15 +320,16 @@ def main():
     ap.add_argument("--model", default="")
     ap.add_argument("--pid", type=int, help="server process, for its resident memory")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=300, help="seconds a client waits for one request")
     ap.add_argument("--api-key", default="EMPTY")
     ap.add_argument("--json", type=Path, help="write the report here")
     args = ap.parse_args()
     rep = asyncio.run(run(args.base, args.seconds, args.concurrency, args.model, args.pid, args.seed, api_key=args.api_key, long_clients=args.long_clients,
-                         long_words=tuple(args.long_words)))
+                         long_words=tuple(args.long_words), timeout=args.timeout))
     if args.json:
         args.json.write_text(json.dumps(rep, indent=2))
     print(markdown(rep))
-    bad = rep["by_outcome"].get("error", 0) or rep["end_running"] != 0 or rep["end_kv_usage"] != 0 or rep["reset_prefix_cache_status"] != 200
+    bad = rep["by_outcome"].get("error", 0) or rep["by_outcome"].get("timeout", 0) or rep["end_running"] != 0 or rep["end_kv_usage"] != 0 or rep["reset_prefix_cache_status"] != 200
     raise SystemExit(1 if bad else 0)
 
 
