@@ -109,7 +109,8 @@ def test_a_stalled_stream_reader_is_bounded_and_does_not_block_others(srv):
     print(f"chat latency alone {baseline:.3f} s, beside a stalled stream {during}; RSS {rss_before/2**20:.1f} -> {rss_after/2**20:.1f} MiB")
     # The stalled request shares the batch (it still generates), so allow for a second sequence.
     assert max(during) < 3 * baseline + 1.0, (baseline, during)
-    # 1,500 undelivered tokens of SSE are a few hundred KiB; the bound is the request's max_tokens.
+    # The undelivered output is bounded by the request's max_tokens; the margin also covers the
+    # working buffers of the first long generation in this server.
     assert rss_after - rss_before < 64 * 2**20, (rss_before, rss_after)
     assert timed_chat(srv) < 3 * baseline + 1.0
 
