@@ -3,6 +3,7 @@
 mod chat;
 mod complete;
 mod openai_client;
+mod output_file;
 mod repl;
 mod run_batch;
 

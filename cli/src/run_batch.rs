@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::openai_client::{self, Url};
+use crate::output_file;
 
 const HELP: &str = "\
 Run a file of OpenAI batch requests (JSONL) through an in-process engine.
@@ -126,12 +127,16 @@ fn write_output(dest: &str, tmp_dir: Option<&Path>, content: &str) -> Result<()>
             Ok(())
         }
     } else {
-        match &staged {
-            // A rename is atomic but fails across file systems; copying then works everywhere.
-            Some(p) => std::fs::rename(p, dest)
-                .or_else(|_| std::fs::copy(p, dest).map(|_| ()))
-                .with_context(|| format!("cannot write {dest}")),
-            None => std::fs::write(dest, content).with_context(|| format!("cannot write {dest}")),
+        // A rename from the staging directory is atomic when it shares the file system; else
+        // (and without staging) the content is written beside the target and renamed over it.
+        let moved = staged
+            .as_ref()
+            .is_some_and(|p| std::fs::rename(p, dest).is_ok());
+        if moved {
+            Ok(())
+        } else {
+            output_file::write_atomically(Path::new(dest), content.as_bytes())
+                .with_context(|| format!("cannot write the output file {dest}"))
         }
     };
     if let Some(p) = staged {
@@ -308,6 +313,11 @@ pub fn main(args: Vec<String>) -> Result<()> {
         .then_some("warn");
     daemon::logging::init(&env, level);
     let text = read_input(input)?;
+    // An output path that cannot be written fails now, not after the whole batch has run.
+    if !is_url(output) {
+        output_file::check_writable(Path::new(output))
+            .with_context(|| format!("cannot write the output file {output}"))?;
+    }
     let lines: Vec<Line> = text
         .lines()
         .enumerate()

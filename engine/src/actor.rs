@@ -30,6 +30,17 @@ pub struct StatsReport {
     pub latencies: TokenLatencyLog,
 }
 
+/// Settings of the engine thread beyond the engine's own configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActorOptions {
+    /// Refuse a new request ([`EngineError::Overloaded`]) while this many wait for a slot.
+    pub max_waiting_requests: Option<usize>,
+    /// A fault injected on purpose, so the server's handling of a dying engine can be tested
+    /// (the server enables it only in dev mode): panic, as a bug in a step would, once this
+    /// many steps have run.
+    pub panic_after_steps: Option<u64>,
+}
+
 /// A cheap, cloneable handle to the engine thread.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -47,14 +58,20 @@ pub struct RequestStream {
 impl EngineHandle {
     /// Moves the engine onto its own thread.
     pub fn spawn(engine: LlmEngine) -> Self {
+        Self::spawn_with(engine, ActorOptions::default())
+    }
+
+    /// [`EngineHandle::spawn`] with admission bounds or an injected fault.
+    pub fn spawn_with(engine: LlmEngine, opts: ActorOptions) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let dead = Arc::new(Mutex::new(None));
         let dead_flag = dead.clone();
         let spawned = std::thread::Builder::new()
             .name("vllm-engine".into())
             .spawn(move || {
-                let result =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(engine, rx)));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(engine, rx, opts)
+                }));
                 let reason = match result {
                     Ok(()) => "engine loop ended".to_string(),
                     Err(p) => p
@@ -123,13 +140,21 @@ impl EngineHandle {
     }
 }
 
-fn handle(engine: &mut LlmEngine, cmd: Command) {
+fn handle(engine: &mut LlmEngine, cmd: Command, opts: &ActorOptions) {
     match cmd {
         Command::Add {
             req,
             outputs,
             reply,
         } => {
+            // Checked here, on the thread that owns the queue, so the bound is exact.
+            if let Some(limit) = opts.max_waiting_requests {
+                let waiting = engine.num_waiting();
+                if waiting >= limit {
+                    let _ = reply.send(Err(EngineError::Overloaded { waiting, limit }));
+                    return;
+                }
+            }
             let sink = Box::new(move |out: RequestOutput| outputs.send(out).is_ok());
             let _ = reply.send(engine.add_request(*req, sink));
         }
@@ -147,23 +172,28 @@ fn handle(engine: &mut LlmEngine, cmd: Command) {
     }
 }
 
-fn run(mut engine: LlmEngine, mut commands: mpsc::UnboundedReceiver<Command>) {
+fn run(mut engine: LlmEngine, mut commands: mpsc::UnboundedReceiver<Command>, opts: ActorOptions) {
+    let mut steps: u64 = 0;
     loop {
         // Take everything that arrived during the last step, then step; sleep only when idle.
         loop {
             match commands.try_recv() {
-                Ok(cmd) => handle(&mut engine, cmd),
+                Ok(cmd) => handle(&mut engine, cmd, &opts),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
         }
         if engine.has_work() {
+            if opts.panic_after_steps.is_some_and(|n| steps >= n) {
+                panic!("injected fault: engine panic after {steps} steps");
+            }
+            steps += 1;
             if let Err(e) = engine.step() {
                 tracing::error!("engine step failed: {e}");
             }
         } else {
             match commands.blocking_recv() {
-                Some(cmd) => handle(&mut engine, cmd),
+                Some(cmd) => handle(&mut engine, cmd, &opts),
                 None => return,
             }
         }

@@ -217,13 +217,17 @@ pub const ATTENTION_BACKENDS: &[&str] = &[
 ];
 
 /// vllm-rs's own switches for its test and GPU-check scripts (read by tests, and
-/// `VLLM_RS_GPU_SAMPLER` by the engine, for the GPU check): not vLLM settings, so start-up
-/// neither warns about them nor calls them unknown.
+/// `VLLM_RS_GPU_SAMPLER` by the engine, for the GPU check) and its own server settings
+/// (`VLLM_RS_MAX_WAITING_REQUESTS`, and the dev-mode fault hook `VLLM_RS_TEST_PANIC_AFTER_STEPS`,
+/// read in `serve::engine_options`): not vLLM settings, so start-up neither warns about them nor
+/// calls them unknown.
 pub const TOOLING_VARS: &[&str] = &[
     "VLLM_REQUIRE_NVRTC",
     "VLLM_REQUIRE_TEST_DEPS",
     "VLLM_BIN_DIR",
     "VLLM_RS_GPU_SAMPLER",
+    "VLLM_RS_MAX_WAITING_REQUESTS",
+    "VLLM_RS_TEST_PANIC_AFTER_STEPS",
 ];
 
 /// The fate of a variable; `None` for a `VLLM_*` name the reference does not know.

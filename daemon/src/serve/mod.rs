@@ -13,6 +13,7 @@ use engine::loader;
 use engine::sampling::SamplingDefaults;
 use engine::tokenizer::ChatTemplate;
 
+pub mod engine_options;
 mod listener;
 pub mod plan;
 pub mod tls;
@@ -179,7 +180,8 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         })
     });
     let num_blocks = engine.stats().num_blocks;
-    let handle = EngineHandle::spawn(engine);
+    let actor = engine_options::from_env(|k| std::env::var(k).ok(), env.server_dev_mode)?;
+    let handle = EngineHandle::spawn_with(engine, actor);
 
     let model_names = if plan.served_model_names.is_empty() {
         vec![model_path

@@ -436,6 +436,9 @@ pub async fn create_chat_completion(
                     return; // client gone: dropping `stream` aborts the rest
                 }
             }
+            if super::stream::ended_without_finish(&results, &tx) {
+                return;
+            }
             st.log_output(
                 &id,
                 &results.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),

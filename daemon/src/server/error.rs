@@ -9,11 +9,17 @@ use engine::sampling::SamplingError;
 
 use super::protocol::{ErrorBody, ErrorInfo};
 
+/// `Retry-After` of a request refused because the waiting queue is full: about the time a slot
+/// takes to turn over on a small model; clients back off from there.
+pub const OVERLOADED_RETRY_AFTER_S: u64 = 1;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub param: Option<String>,
+    /// Seconds for a `Retry-After` header (503s a client should retry).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +28,7 @@ impl ApiError {
             status,
             message: message.into(),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -34,6 +41,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             param: Some(param.to_string()),
+            retry_after: None,
         }
     }
 
@@ -77,7 +85,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let retry_after = self.retry_after;
+        let mut resp = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
@@ -95,6 +109,10 @@ impl From<EngineError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the engine is not running (shutting down or failed)",
             ),
+            e @ EngineError::Overloaded { .. } => ApiError {
+                retry_after: Some(OVERLOADED_RETRY_AFTER_S),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            },
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }
@@ -120,5 +138,12 @@ mod tests {
             ApiError::from(EngineError::EngineDead).status,
             StatusCode::SERVICE_UNAVAILABLE
         );
+        let busy = ApiError::from(EngineError::Overloaded {
+            waiting: 4,
+            limit: 4,
+        })
+        .into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()["retry-after"], "1");
     }
 }

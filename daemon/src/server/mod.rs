@@ -5,6 +5,7 @@ mod completions;
 pub mod content_format;
 pub mod error;
 mod generate;
+pub mod limits;
 pub mod protocol;
 pub mod request_fields;
 mod routes;

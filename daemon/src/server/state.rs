@@ -178,6 +178,7 @@ impl AppState {
                 format!("n must be at most {MAX_N}, got {}", params.n),
             ));
         }
+        super::limits::check(&params)?;
         Ok(params)
     }
 }

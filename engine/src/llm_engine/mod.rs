@@ -82,6 +82,9 @@ pub enum EngineError {
     Forward(#[from] ForwardError),
     #[error("the engine has stopped")]
     EngineDead,
+    /// The waiting queue is at its bound (`VLLM_RS_MAX_WAITING_REQUESTS`).
+    #[error("the server is overloaded: {waiting} requests are waiting (the bound is {limit}); retry later")]
+    Overloaded { waiting: usize, limit: usize },
 }
 
 /// Where a request's outputs go; returns false when nobody listens any more (the request is
@@ -321,6 +324,11 @@ impl LlmEngine {
 
     pub fn has_work(&self) -> bool {
         self.scheduler.has_work()
+    }
+
+    /// Requests (sequences) queued for a first or renewed slot.
+    pub fn num_waiting(&self) -> usize {
+        self.scheduler.num_waiting()
     }
 
     /// A snapshot of the counters and gauges.

@@ -20,6 +20,8 @@ VLLM_LOGGING_PREFIX, VLLM_CACHE_ROOT, VLLM_CPU_KVCACHE_SPACE, VLLM_ENGINE_ITERAT
 VLLM_KEEP_ALIVE_ON_ENGINE_DEATH, VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_SERVER_DEV_MODE,
 VLLM_HTTP_TIMEOUT_KEEP_ALIVE, VLLM_NO_DEPRECATION_WARNING (docs/environment.md lists every
 VLLM_* variable; those without effect here are named in a start-up warning).
+vllm-rs only (no vLLM equivalent): VLLM_RS_MAX_WAITING_REQUESTS=N answers 503 with Retry-After
+to new requests while N wait for a slot (default: no bound).
 Each flag's fate in vllm-rs is shown in [brackets] when it is refused or has no effect.
 No usage statistics are ever collected or sent.";
 
