@@ -8,6 +8,10 @@
 //! through our ordinary loader; `expected.json` holds transformers' float32 logprobs for a
 //! 40-token input at every position and a 16-token greedy continuation.
 //!
+//! The architecture cases (`mistral-sliding`, `gemma2`, `gemma3`, `phi3`, `mixtral`,
+//! `qwen3-moe`) each exercise what sets the family apart (see each test's comment), with
+//! `sensitivity` entries showing the tolerance is far below what switching it off moves.
+//!
 //! `llama-dynamic-rope`: transformers' dynamic NTK rescales the base from the current sequence
 //! length; our engine (like vLLM) uses the static form with max_len = original × factor. The
 //! expected values of that case were computed by transformers with its `inv_freq` replaced by
@@ -87,7 +91,13 @@ fn check(case: &str) {
     let dir = fixture_dir(case);
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let started = std::time::Instant::now();
     let model = load(&dir);
+    eprintln!(
+        "{case}: loaded in {:.1} ms, {} weight bytes",
+        started.elapsed().as_secs_f64() * 1e3,
+        model.weight_bytes()
+    );
     assert_eq!(
         model.config().architecture.hf_name(),
         expected["architecture"].as_str().unwrap(),
@@ -209,6 +219,43 @@ fn dynamic_rope_scaling_matches_static_ntk_reference() {
     check("llama-dynamic-rope");
 }
 
+/// Sliding window 8 (shorter than the 40-token input) on every layer.
+#[test]
+fn mistral_sliding_window_matches_transformers() {
+    check("mistral-sliding");
+}
+
+/// GELU-tanh, (1 + w) norms, sandwich norms, scaled embeddings, both soft-caps, one sliding
+/// and one global layer.
+#[test]
+fn gemma2_matches_transformers() {
+    check("gemma2");
+}
+
+/// Gemma 2's layout plus q/k norms, the local RoPE base and linear scaling on global layers.
+#[test]
+fn gemma3_matches_transformers() {
+    check("gemma3");
+}
+
+/// Fused qkv_proj and gate_up_proj, sliding window 12.
+#[test]
+fn phi3_matches_transformers() {
+    check("phi3");
+}
+
+/// 4 experts, top-2 routing renormalised, sliding window 16.
+#[test]
+fn mixtral_matches_transformers() {
+    check("mixtral");
+}
+
+/// 4 experts, top-2 without renormalisation (`norm_topk_prob: false`), one dense layer.
+#[test]
+fn qwen3_moe_matches_transformers() {
+    check("qwen3-moe");
+}
+
 /// Every folder under fixtures/tiny has a test above, so a new case cannot go unchecked.
 #[test]
 fn every_tiny_fixture_is_tested() {
@@ -221,11 +268,17 @@ fn every_tiny_fixture_is_tested() {
     assert_eq!(
         found,
         [
+            "gemma2",
+            "gemma3",
             "llama-dynamic-rope",
             "llama-linear-rope",
             "llama-llama3-rope",
+            "mistral-sliding",
+            "mixtral",
+            "phi3",
             "qwen2-yarn-rope",
-            "qwen3"
+            "qwen3",
+            "qwen3-moe",
         ]
     );
 }

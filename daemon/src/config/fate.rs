@@ -112,7 +112,7 @@ pub const FATES: &[(&str, Fate)] = &[
     ("max_seq_len_to_capture", CUDA_GRAPHS),
     ("max_logprobs", Works),
     ("logprobs_mode", Works),
-    ("disable_sliding_window", NoEffect("vllm-rs has no sliding-window attention: every layer already attends to the whole context")),
+    ("disable_sliding_window", Works),
     ("disable_cascade_attn", NoEffect("vllm-rs has no cascade attention")),
     ("skip_tokenizer_init", NO),
     ("enable_prompt_embeds", NO),

@@ -108,6 +108,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
         bos_token_id: g.get_u64("tokenizer.ggml.bos_token_id").map(|v| v as u32),
         eos_token_ids: eos.into_iter().collect(),
         checkpoint_dtype: None,
+        family: Default::default(),
     };
     cfg.validate(path)?;
     Ok(cfg)
