@@ -256,6 +256,73 @@ fn qwen3_moe_matches_transformers() {
     check("qwen3-moe");
 }
 
+/// `--disable-sliding-window` (vLLM's meaning): full attention everywhere with the context
+/// capped at the window, so the first 8 positions still match transformers' windowed model,
+/// and a longer `--max-model-len` is refused.
+#[test]
+fn disable_sliding_window_caps_the_context_at_the_window() {
+    let dir = fixture_dir("mistral-sliding");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let mut opts = LoadOptions {
+        device: engine::device::Device::Cpu,
+        model: dir.clone(),
+        disable_sliding_window: true,
+        ..Default::default()
+    };
+    let loaded = loader::load(&opts, &|_, _| {}).unwrap();
+    assert_eq!(loaded.max_model_len, 8);
+    let model = loaded.model;
+    let input = &ids(&expected["input_ids"])[..8];
+    let table = [0u32];
+    let mut kv = KvCache::new(model.config().num_hidden_layers, 1, model.kv_layout(8));
+    let seqs = [SequenceInput {
+        tokens: input,
+        start_pos: 0,
+        block_table: &table,
+        all_logits: true,
+    }];
+    let logits = model.forward(&seqs, &mut kv).unwrap();
+    let vocab = logits.vocab_size;
+    for entry in &expected["positions"].as_array().unwrap()[..8] {
+        let i = entry["i"].as_u64().unwrap() as usize;
+        let lp = log_softmax(&logits.sequence(0)[i * vocab..(i + 1) * vocab]);
+        for pair in entry["top5"].as_array().unwrap() {
+            let (id, want) = (
+                pair[0].as_u64().unwrap() as usize,
+                pair[1].as_f64().unwrap(),
+            );
+            assert!(
+                (lp[id] - want).abs() <= LOGPROB_TOL,
+                "position {i} token {id}"
+            );
+        }
+    }
+    opts.max_model_len = Some(9);
+    let e = loader::load(&opts, &|_, _| {}).err().unwrap().to_string();
+    assert!(e.contains("exceeds the model's maximum of 8"), "{e}");
+}
+
+/// The CUDA backend runs the Llama family only: the other architectures are refused at
+/// start-up with `--device cuda`, naming the architecture (before any GPU is touched).
+#[test]
+fn cuda_refuses_architectures_it_does_not_run() {
+    for case in ["gemma2", "mixtral"] {
+        let opts = LoadOptions {
+            device: engine::device::Device::Cuda,
+            model: fixture_dir(case),
+            ..Default::default()
+        };
+        let e = loader::load(&opts, &|_, _| {}).err().unwrap().to_string();
+        let arch = if case == "gemma2" {
+            "Gemma2ForCausalLM"
+        } else {
+            "MixtralForCausalLM"
+        };
+        assert!(e.contains(arch) && e.contains("--device cuda"), "{e}");
+    }
+}
+
 /// Every folder under fixtures/tiny has a test above, so a new case cannot go unchecked.
 #[test]
 fn every_tiny_fixture_is_tested() {

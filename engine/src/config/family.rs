@@ -102,7 +102,13 @@ impl FamilyParams {
                 v["layer_types"] = self
                     .sliding_layers
                     .iter()
-                    .map(|s| if *s { "sliding_attention" } else { "full_attention" })
+                    .map(|s| {
+                        if *s {
+                            "sliding_attention"
+                        } else {
+                            "full_attention"
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .into();
             }
@@ -194,7 +200,10 @@ pub fn parse(
                 let pattern = if arch == A::Gemma2 {
                     2
                 } else {
-                    u("sliding_window_pattern").unwrap_or(6).max(1)
+                    u("sliding_window_pattern")
+                        .or_else(|| u("_sliding_window_pattern"))
+                        .unwrap_or(6)
+                        .max(1)
                 };
                 (0..num_layers).map(|i| (i + 1) % pattern != 0).collect()
             }
@@ -231,7 +240,10 @@ pub fn parse(
             mlp_only_layers: Vec::new(),
         }),
         A::Qwen3Moe => Some(MoeParams {
-            num_experts: u("num_experts").unwrap_or(128),
+            // transformers 5 writes `num_local_experts`, Hub checkpoints `num_experts`.
+            num_experts: u("num_experts")
+                .or_else(|| u("num_local_experts"))
+                .unwrap_or(128),
             top_k: u("num_experts_per_tok").unwrap_or(8),
             expert_intermediate_size: u("moe_intermediate_size").unwrap_or(768),
             norm_topk_prob: json
@@ -242,7 +254,12 @@ pub fn parse(
             mlp_only_layers: json
                 .get("mlp_only_layers")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_u64).map(|v| v as usize).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_u64)
+                        .map(|v| v as usize)
+                        .collect()
+                })
                 .unwrap_or_default(),
         }),
         _ => None,
@@ -265,8 +282,102 @@ pub fn parse(
             ));
         }
     }
+    if json
+        .get("use_bidirectional_attention")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return Err("use_bidirectional_attention: true is not supported (causal LMs only)".into());
+    }
     if arch == A::Qwen3Moe && json.get("shared_expert_intermediate_size").is_some() {
         return Err("shared experts (Qwen2-MoE style) are not supported".into());
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{ModelConfig, RopeScaling};
+
+    fn base(arch: &str) -> serde_json::Value {
+        serde_json::json!({
+            "architectures": [arch], "vocab_size": 100, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "max_position_embeddings": 512
+        })
+    }
+
+    fn parse(v: &serde_json::Value) -> Result<ModelConfig, String> {
+        ModelConfig::from_hf_json(v, Path::new("config.json")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn family_defaults_follow_the_transformers_config_classes() {
+        let g2 = parse(&base("Gemma2ForCausalLM")).unwrap();
+        assert!(g2.tie_word_embeddings);
+        assert_eq!(g2.family.activation, super::Activation::GeluTanh);
+        assert_eq!(g2.family.attn_logit_softcapping, Some(50.0));
+        assert_eq!(g2.family.final_logit_softcapping, Some(30.0));
+        // No window in the config: every layer is global.
+        assert_eq!(g2.family.window_of(0), None);
+
+        let mut v = base("Gemma3ForCausalLM");
+        v["sliding_window"] = 16.into();
+        v["sliding_window_pattern"] = 2.into();
+        v["rope_parameters"] = serde_json::json!({
+            "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1e6},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}
+        });
+        let g3 = parse(&v).unwrap();
+        assert_eq!(g3.rope_theta, 1e6);
+        assert_eq!(g3.rope_scaling, Some(RopeScaling::Linear { factor: 4.0 }));
+        assert_eq!(g3.family.rope_local_base_freq, Some(1e4));
+        assert_eq!(g3.family.final_logit_softcapping, None);
+        let windows: Vec<_> = (0..4).map(|i| g3.family.window_of(i)).collect();
+        assert_eq!(windows, [Some(16), None, Some(16), None]);
+        // The round trip through config.json keys (used by --hf-overrides) keeps all of it.
+        let again = ModelConfig::from_hf_json(&g3.to_hf_json(), Path::new("c")).unwrap();
+        assert_eq!(again.family, g3.family);
+
+        let mut v = base("Qwen3MoeForCausalLM");
+        v["num_experts"] = 8.into();
+        v["num_experts_per_tok"] = 2.into();
+        v["moe_intermediate_size"] = 32.into();
+        v["mlp_only_layers"] = serde_json::json!([2]);
+        let m = parse(&v).unwrap().family.moe.unwrap();
+        assert!(!m.norm_topk_prob && m.is_sparse(0) && !m.is_sparse(2));
+        let mx = parse(&base("MixtralForCausalLM"))
+            .unwrap()
+            .family
+            .moe
+            .unwrap();
+        assert!(mx.norm_topk_prob && mx.num_experts == 8 && mx.expert_intermediate_size == 128);
+    }
+
+    #[test]
+    fn unimplemented_config_features_are_refused_by_name() {
+        let mut v = base("Phi3ForCausalLM");
+        v["rope_scaling"] =
+            serde_json::json!({"type": "longrope", "short_factor": [1.0], "long_factor": [2.0]});
+        assert!(parse(&v).unwrap_err().contains("longrope"));
+        let mut v = base("Phi3ForCausalLM");
+        v["partial_rotary_factor"] = 0.75.into();
+        assert!(parse(&v).unwrap_err().contains("partial_rotary_factor"));
+        let mut v = base("MistralForCausalLM");
+        v["hidden_act"] = "gelu".into();
+        assert!(parse(&v).unwrap_err().contains("`gelu`"));
+        let mut v = base("Qwen2ForCausalLM");
+        v["use_sliding_window"] = true.into();
+        assert!(parse(&v).unwrap_err().contains("use_sliding_window"));
+        let mut v = base("MixtralForCausalLM");
+        v["num_experts_per_tok"] = 9.into();
+        assert!(parse(&v).unwrap_err().contains("num_experts_per_tok"));
+        let e = parse(&base("DeepseekV3ForCausalLM")).unwrap_err();
+        assert!(
+            e.contains("DeepseekV3ForCausalLM") && e.contains("Qwen3MoeForCausalLM"),
+            "{e}"
+        );
+    }
 }

@@ -310,8 +310,10 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         }
         Some(n) => n,
     };
-    let backend = opts.device.resolve().map_err(LoadError::Device)?;
-    if backend == Backend::Cuda && !config.architecture.runs_on_cuda() {
+    // The CUDA backend runs the Llama family only: `--device cuda` with another architecture
+    // is refused before anything is read from the GPU or the weights; `auto` stays on the CPU.
+    let arch = config.architecture;
+    if opts.device == crate::device::Device::Cuda && !arch.runs_on_cuda() {
         let cuda: Vec<&str> = crate::config::Architecture::ALL
             .iter()
             .filter(|a| a.runs_on_cuda())
@@ -319,10 +321,20 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             .collect();
         return Err(LoadError::Device(format!(
             "not supported yet: {} with --device cuda (the CUDA backend runs {}; use --device cpu)",
-            config.architecture.hf_name(),
+            arch.hf_name(),
             cuda.join(", ")
         )));
     }
+    let backend = match opts.device.resolve().map_err(LoadError::Device)? {
+        Backend::Cuda if !arch.runs_on_cuda() => {
+            tracing::warn!(
+                "{} runs on the CPU backend only: --device auto picks the CPU",
+                arch.hf_name()
+            );
+            Backend::Cpu
+        }
+        b => b,
+    };
     let weight_dtype = match backend {
         Backend::Cpu => opts.dtype.resolve(
             config.checkpoint_dtype.as_deref(),

@@ -30,6 +30,15 @@ pub trait WeightSource: Sync {
     fn load_raw(&self, _name: &str) -> Result<Option<RawTensor>, LoadError> {
         Ok(None)
     }
+    /// [`WeightSource::load`] for a tensor the model needs with shape `expected`; a source
+    /// that makes tensors up (`--load-format dummy`) makes it in that shape.
+    fn load_expected(
+        &self,
+        name: &str,
+        _expected: &[usize],
+    ) -> Result<Option<TensorData>, LoadError> {
+        self.load(name)
+    }
 }
 
 /// Reads named tensors from a source with shape checks, storing matrices as `dtype`.
@@ -51,13 +60,13 @@ impl Loader<'_> {
 
     /// A tensor of exactly `expected` elements (1-D tensors may be stored as `[1, n]`).
     pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, LoadError> {
-        let (shape, data) = self
-            .src
-            .load(name)?
-            .ok_or_else(|| LoadError::MissingTensor {
-                path: self.src.path().to_path_buf(),
-                name: name.to_string(),
-            })?;
+        let (shape, data) =
+            self.src
+                .load_expected(name, expected)?
+                .ok_or_else(|| LoadError::MissingTensor {
+                    path: self.src.path().to_path_buf(),
+                    name: name.to_string(),
+                })?;
         // A 1-D tensor may be stored as [n] or [1, n]; compare element layouts, not ranks.
         let squeeze = |s: &[usize]| s.iter().copied().filter(|d| *d != 1).collect::<Vec<_>>();
         if squeeze(&shape) != squeeze(expected) || data.len() != expected.iter().product::<usize>()

@@ -73,10 +73,15 @@ impl DecoderModel for GemmaDecoder {
             .map(|l| {
                 l.attn.size_bytes()
                     + l.mlp.size_bytes()
-                    + [&l.input_norm, &l.post_attn_norm, &l.pre_ffn_norm, &l.post_ffn_norm]
-                        .iter()
-                        .map(|n| n.size_bytes())
-                        .sum::<usize>()
+                    + [
+                        &l.input_norm,
+                        &l.post_attn_norm,
+                        &l.pre_ffn_norm,
+                        &l.post_ffn_norm,
+                    ]
+                    .iter()
+                    .map(|n| n.size_bytes())
+                    .sum::<usize>()
             })
             .sum();
         self.embed.size_bytes() + self.norm.size_bytes() + layers

@@ -29,7 +29,10 @@ pub(crate) fn load(
         &|p, i| windowed_attention(ld, c, p, i),
         &|p, _| {
             let b = format!("{p}.block_sparse_moe");
-            let router = ld.stacked(&[(&format!("{b}.gate.weight"), moe.num_experts)], c.hidden_size)?;
+            let router = ld.stacked(
+                &[(&format!("{b}.gate.weight"), moe.num_experts)],
+                c.hidden_size,
+            )?;
             let experts = (0..moe.num_experts)
                 .map(|e| {
                     let w = |n: &str| format!("{b}.experts.{e}.{n}.weight");

@@ -57,7 +57,11 @@ impl Attention {
         let (qkv, qkv_bias, prefix) = match names {
             QkvNames::Fused(name) => {
                 let prefix = name.rsplit_once('.').map_or("", |p| p.0);
-                (ld.stacked(&[(name, q_rows + 2 * kv_rows)], d)?, None, prefix)
+                (
+                    ld.stacked(&[(name, q_rows + 2 * kv_rows)], d)?,
+                    None,
+                    prefix,
+                )
             }
             QkvNames::Separate(p) => {
                 let n = |s: &str| format!("{p}.{s}");
@@ -75,7 +79,10 @@ impl Attention {
             }
         };
         let eps = c.rms_norm_eps;
-        let (qn, kn) = (format!("{prefix}.q_norm.weight"), format!("{prefix}.k_norm.weight"));
+        let (qn, kn) = (
+            format!("{prefix}.q_norm.weight"),
+            format!("{prefix}.k_norm.weight"),
+        );
         let (q_norm, k_norm) = match qk_norm {
             QkNorm::Required(kind) => (
                 Some(RmsNorm::load(ld, &qn, hd, eps, kind)?),
