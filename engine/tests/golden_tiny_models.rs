@@ -93,8 +93,18 @@ fn check(case: &str) {
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let started = std::time::Instant::now();
     let model = load(&dir);
+    // For the record (the closing note of the architectures issue): load time, weight bytes
+    // and the process's resident set after loading (Linux).
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "n/a".into());
     eprintln!(
-        "{case}: loaded in {:.1} ms, {} weight bytes",
+        "{case}: loaded in {:.1} ms, {} weight bytes, RSS {rss}",
         started.elapsed().as_secs_f64() * 1e3,
         model.weight_bytes()
     );
