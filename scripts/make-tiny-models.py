@@ -16,7 +16,14 @@ model.safetensors in float32, a WordLevel tokenizer.json covering every id), tog
     the test's tolerance is far below the size of a real defect.
 
 The cases cover what the GGUF golden tests do not: Qwen3 (per-head q/k RMSNorm, head_dim *
-heads != hidden_size) and the rope_scaling variants linear, dynamic, llama3 and yarn.
+heads != hidden_size), the rope_scaling variants linear, dynamic, llama3 and yarn, and the
+architectures Mistral (sliding window 8 < the 40-token input), Gemma 2 (soft-caps, sandwich
+norms, alternating sliding/global layers), Gemma 3 (q/k norms, local RoPE base, linear scaling
+on the global layers), Phi-3 (fused projections, sliding window), Mixtral (4 experts, top 2,
+renormalised) and Qwen3-MoE (4 experts, top 2, not renormalised, one dense layer).
+
+For those, `sensitivity` also records how far the logprobs move when the feature is switched
+off in transformers (`ABLATIONS`: window removed, soft-cap removed, routing changed).
 
 `dynamic`: transformers' dynamic NTK recomputes the base from the current sequence length
 (max position + 1) whenever it exceeds max_position_embeddings, so the frequencies change
@@ -49,7 +56,18 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma3TextConfig,
+    LlamaConfig,
+    MistralConfig,
+    MixtralConfig,
+    Phi3Config,
+    Qwen2Config,
+    Qwen3Config,
+    Qwen3MoeConfig,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "engine" / "tests" / "fixtures" / "tiny"
@@ -137,6 +155,100 @@ CASES = {
         "use the STATIC form (base scaled once for original*factor positions, as vLLM and our engine "
         "do), computed by transformers with its inv_freq buffer overwritten.",
     ),
+    "mistral-sliding": (
+        MistralConfig,
+        dict(head_dim=16, tie_word_embeddings=False, rope_theta=10000.0, max_position_embeddings=128, sliding_window=8),
+        "Mistral with sliding-window attention (window 8 < the 40-token input), untied lm_head.",
+    ),
+    "gemma2": (
+        Gemma2Config,
+        dict(
+            head_dim=16,
+            tie_word_embeddings=True,
+            rope_theta=10000.0,
+            max_position_embeddings=128,
+            sliding_window=8,
+            query_pre_attn_scalar=24,
+            attn_logit_softcapping=5.0,
+            final_logit_softcapping=10.0,
+            hidden_activation="gelu_pytorch_tanh",
+        ),
+        "Gemma 2: GELU-tanh MLP, (1+w) RMSNorm, sandwich norms, embeddings scaled by sqrt(64), "
+        "attention scale 24^-0.5, attention soft-cap 5 and final soft-cap 10, layer 0 sliding "
+        "(window 8) and layer 1 global, tied embeddings.",
+    ),
+    "gemma3": (
+        Gemma3TextConfig,
+        dict(
+            head_dim=16,
+            tie_word_embeddings=True,
+            max_position_embeddings=128,
+            sliding_window=8,
+            query_pre_attn_scalar=16,
+            layer_types=["sliding_attention", "full_attention"],
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+            },
+        ),
+        "Gemma 3 text: Gemma 2's layout with per-head (1+w) q/k norms, no soft-caps, layer 0 "
+        "sliding (window 8, RoPE base 1e4) and layer 1 global (base 1e6, linear scaling 2).",
+    ),
+    "phi3": (
+        Phi3Config,
+        dict(
+            tie_word_embeddings=False,
+            rope_theta=10000.0,
+            max_position_embeddings=128,
+            original_max_position_embeddings=128,
+            sliding_window=12,
+        ),
+        "Phi-3: fused qkv_proj and gate_up_proj, sliding window 12 on every layer.",
+    ),
+    "mixtral": (
+        MixtralConfig,
+        dict(
+            head_dim=16,
+            tie_word_embeddings=False,
+            rope_theta=10000.0,
+            max_position_embeddings=128,
+            sliding_window=16,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+        ),
+        "Mixtral: 4 SwiGLU experts, top-2 routing renormalised, sliding window 16.",
+    ),
+    "qwen3-moe": (
+        Qwen3MoeConfig,
+        dict(
+            head_dim=32,
+            tie_word_embeddings=False,
+            rope_theta=1e6,
+            max_position_embeddings=128,
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=48,
+            norm_topk_prob=False,
+            decoder_sparse_step=1,
+            mlp_only_layers=[1],
+        ),
+        "Qwen3-MoE: Qwen3 attention, layer 0 with 4 experts (moe_intermediate_size 48) top-2 "
+        "without renormalisation (norm_topk_prob false), layer 1 dense (mlp_only_layers).",
+    ),
+}
+
+# case -> {name: config overrides that switch the feature under test off}
+ABLATIONS = {
+    "mistral-sliding": {"without_sliding_window": dict(sliding_window=None)},
+    "gemma2": {
+        "without_attention_softcap": dict(attn_logit_softcapping=None),
+        "without_final_softcap": dict(final_logit_softcapping=None),
+        "without_sliding_window": dict(sliding_window=4096),
+    },
+    "gemma3": {"without_sliding_window": dict(sliding_window=4096)},
+    "phi3": {"without_sliding_window": dict(sliding_window=None)},
+    "mixtral": {"with_top1_routing": dict(num_experts_per_tok=1)},
+    "qwen3-moe": {"with_renormalised_routing": dict(norm_topk_prob=True)},
 }
 
 
@@ -157,11 +269,12 @@ def init_weights(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
             elif name.endswith("lm_head.weight"):
                 p.copy_(torch.randn(p.shape, generator=gen) * (3.0 / math.sqrt(p.shape[1])))
-            elif p.dim() == 2:
+            elif p.dim() in (2, 3):
                 # Unit-variance outputs for unit-variance inputs; q and k a bit larger so the
-                # attention scores (and hence the rotary phases) matter.
-                gain = 1.6 if ("q_proj" in name or "k_proj" in name) else 1.0
-                p.copy_(torch.randn(p.shape, generator=gen) * (gain / math.sqrt(p.shape[1])))
+                # attention scores (and hence the rotary phases) matter. (3-D: stacked experts,
+                # input features last.)
+                gain = 1.6 if ("q_proj" in name or "k_proj" in name or "qkv_proj" in name) else 1.0
+                p.copy_(torch.randn(p.shape, generator=gen) * (gain / math.sqrt(p.shape[-1])))
             else:
                 raise RuntimeError(f"unexpected parameter {name}")
 
@@ -262,6 +375,8 @@ def make_case(name, index):
     model.eval()
     notes = []
     rope_kind = model.config.rope_parameters.get("rope_type", "default")
+    if name == "gemma3":
+        rope_kind = "default"  # per-layer-type parameters; the linear scaling is part of the case
     hf_dynamic = None
     if rope_kind == "dynamic":
         inv, base = static_dynamic_inv_freq(model.config)
@@ -325,6 +440,14 @@ def make_case(name, index):
                 layer.self_attn.k_norm.weight.fill_(1.0)
         lp_u, _ = logprobs(unnormed, ids)
         sensitivity["max_abs_logprob_change_with_unit_qk_norm_weights"] = sig7(float((lp_u - lp).abs().max()))
+
+    for label, overrides in ABLATIONS.get(name, {}).items():
+        off = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32, attn_implementation="eager", **overrides
+        )
+        off.eval()
+        lp_off, _ = logprobs(off, ids)
+        sensitivity[f"max_abs_logprob_change_{label}"] = sig7(float((lp_off - lp).abs().max()))
 
     expected = {
         "case": name,

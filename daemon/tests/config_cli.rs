@@ -438,6 +438,16 @@ fn help_is_grouped_and_version_works() {
     assert!(help.contains("--enforce-eager[=<BOOL>]"));
     assert!(help.contains("-O, --compilation-config"));
     assert!(help.contains("--no-flag"));
+    // --model's help names every architecture the engine loads (help wraps lines: compare
+    // without whitespace).
+    let flat: String = help.split_whitespace().collect();
+    for arch in engine::Architecture::ALL {
+        assert!(
+            flat.contains(arch.hf_name()),
+            "--help does not list {}",
+            arch.hf_name()
+        );
+    }
     let ConfigError::Cli(e) = err(&["--version"]) else {
         panic!("expected clap's version")
     };

@@ -7,7 +7,11 @@ use serde_json::Value;
 
 use crate::error::LoadError;
 
-/// Decoder architectures we implement. They differ only in details the model code switches on.
+mod family;
+
+pub use family::{Activation, FamilyParams, MoeParams};
+
+/// Decoder architectures we implement; each has its own file under `model/arch/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
     /// `LlamaForCausalLM` (also SmolLM2): no biases, optional tied embeddings.
@@ -16,15 +20,34 @@ pub enum Architecture {
     Qwen2,
     /// `Qwen3ForCausalLM`: RMSNorm on each head of q and k before RoPE.
     Qwen3,
+    /// `MistralForCausalLM`: Llama with sliding-window attention.
+    Mistral,
+    /// `Gemma2ForCausalLM`: GELU-tanh, soft-capped attention and logits, sandwich norms,
+    /// alternating sliding/global layers, scaled embeddings.
+    Gemma2,
+    /// `Gemma3ForCausalLM` (text): Gemma 2's layout plus q/k norms and a local RoPE base.
+    Gemma3,
+    /// `Phi3ForCausalLM`: fused qkv and gate/up projections.
+    Phi3,
+    /// `MixtralForCausalLM`: Mistral with a top-k mixture of experts.
+    Mixtral,
+    /// `Qwen3MoeForCausalLM`: Qwen3 attention with a top-k mixture of experts.
+    Qwen3Moe,
 }
 
 impl Architecture {
     /// From a Hugging Face `architectures` entry.
     pub fn from_hf_name(name: &str) -> Option<Self> {
         match name {
-            "LlamaForCausalLM" | "MistralForCausalLM" => Some(Architecture::Llama),
+            "LlamaForCausalLM" => Some(Architecture::Llama),
             "Qwen2ForCausalLM" => Some(Architecture::Qwen2),
             "Qwen3ForCausalLM" => Some(Architecture::Qwen3),
+            "MistralForCausalLM" => Some(Architecture::Mistral),
+            "Gemma2ForCausalLM" => Some(Architecture::Gemma2),
+            "Gemma3ForCausalLM" => Some(Architecture::Gemma3),
+            "Phi3ForCausalLM" => Some(Architecture::Phi3),
+            "MixtralForCausalLM" => Some(Architecture::Mixtral),
+            "Qwen3MoeForCausalLM" => Some(Architecture::Qwen3Moe),
             _ => None,
         }
     }
@@ -44,7 +67,61 @@ impl Architecture {
             Architecture::Llama => "LlamaForCausalLM",
             Architecture::Qwen2 => "Qwen2ForCausalLM",
             Architecture::Qwen3 => "Qwen3ForCausalLM",
+            Architecture::Mistral => "MistralForCausalLM",
+            Architecture::Gemma2 => "Gemma2ForCausalLM",
+            Architecture::Gemma3 => "Gemma3ForCausalLM",
+            Architecture::Phi3 => "Phi3ForCausalLM",
+            Architecture::Mixtral => "MixtralForCausalLM",
+            Architecture::Qwen3Moe => "Qwen3MoeForCausalLM",
         }
+    }
+
+    /// Every architecture that loads, as `config.json` names it (for errors and `--help`).
+    pub const ALL: [Architecture; 9] = [
+        Architecture::Llama,
+        Architecture::Qwen2,
+        Architecture::Qwen3,
+        Architecture::Mistral,
+        Architecture::Gemma2,
+        Architecture::Gemma3,
+        Architecture::Phi3,
+        Architecture::Mixtral,
+        Architecture::Qwen3Moe,
+    ];
+
+    /// The `config.json` names of [`Architecture::ALL`], comma-separated.
+    pub fn supported_list() -> String {
+        Self::ALL.map(Self::hf_name).join(", ")
+    }
+
+    /// Hugging Face `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+            Architecture::Mistral => "mistral",
+            Architecture::Gemma2 => "gemma2",
+            Architecture::Gemma3 => "gemma3_text",
+            Architecture::Phi3 => "phi3",
+            Architecture::Mixtral => "mixtral",
+            Architecture::Qwen3Moe => "qwen3_moe",
+        }
+    }
+
+    /// Whether the CUDA backend implements this architecture (it has the Llama-family decoder
+    /// only).
+    pub fn runs_on_cuda(self) -> bool {
+        matches!(
+            self,
+            Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3
+        )
+    }
+
+    /// Whether the input and output embeddings are tied when `config.json` does not say
+    /// (transformers' config class default).
+    pub fn default_tie_word_embeddings(self) -> bool {
+        matches!(self, Architecture::Gemma2 | Architecture::Gemma3)
     }
 
     /// Whether q/k/v projections carry a bias (unless the config says otherwise).
@@ -103,6 +180,8 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// `torch_dtype` / `dtype` of the checkpoint, when known ("bfloat16", "float32", …).
     pub checkpoint_dtype: Option<String>,
+    /// What only some families have (windows, soft-caps, experts, …).
+    pub family: FamilyParams,
 }
 
 impl ModelConfig {
@@ -190,7 +269,21 @@ impl ModelConfig {
             None => 0,
         };
         // Newer transformers nest theta and scaling under `rope_parameters`.
-        let rope_params = json.get("rope_parameters");
+        let rope_params = json.get("rope_parameters").map(|p| {
+            // Gemma 3 keys them by layer type; the global layers' entry is the model's RoPE
+            // (the sliding layers' base is read by `family::parse`).
+            p.get("full_attention").unwrap_or(p)
+        });
+        if let Some(local) = json
+            .get("rope_parameters")
+            .and_then(|p| p.get("sliding_attention"))
+        {
+            if parse_rope_scaling(local, 0).map_err(err)?.is_some() {
+                return Err(err(
+                    "rope scaling on the sliding-window layers is not supported".into(),
+                ));
+            }
+        }
         let rope_theta = json
             .get("rope_theta")
             .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
@@ -214,12 +307,19 @@ impl ModelConfig {
             Some(v) => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
             None => Vec::new(),
         };
+        if json.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
+            return Err(err("mlp_bias: true is not supported".into()));
+        }
+        let num_hidden_layers = usize_key("num_hidden_layers")?;
+        let intermediate_size = usize_key("intermediate_size")?;
+        let family = family::parse(architecture, json, num_hidden_layers, intermediate_size)
+            .map_err(|m| err(format!("{arch_name}: {m}")))?;
         let cfg = ModelConfig {
             architecture,
             vocab_size: usize_key("vocab_size")?,
             hidden_size,
-            intermediate_size: usize_key("intermediate_size")?,
-            num_hidden_layers: usize_key("num_hidden_layers")?,
+            intermediate_size,
+            num_hidden_layers,
             num_attention_heads,
             num_key_value_heads,
             head_dim,
@@ -233,7 +333,7 @@ impl ModelConfig {
             tie_word_embeddings: json
                 .get("tie_word_embeddings")
                 .and_then(Value::as_bool)
-                .unwrap_or(false),
+                .unwrap_or_else(|| architecture.default_tie_word_embeddings()),
             qkv_bias: json
                 .get("attention_bias")
                 .and_then(Value::as_bool)
@@ -248,6 +348,7 @@ impl ModelConfig {
                 .or_else(|| json.get("dtype"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            family,
         };
         cfg.validate(path)?;
         Ok(cfg)
@@ -257,11 +358,7 @@ impl ModelConfig {
     pub fn to_hf_json(&self) -> Value {
         let mut v = serde_json::json!({
             "architectures": [self.architecture.hf_name()],
-            "model_type": match self.architecture {
-                Architecture::Llama => "llama",
-                Architecture::Qwen2 => "qwen2",
-                Architecture::Qwen3 => "qwen3",
-            },
+            "model_type": self.architecture.model_type(),
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -282,6 +379,7 @@ impl ModelConfig {
         if let Some(dtype) = &self.checkpoint_dtype {
             v["torch_dtype"] = dtype.clone().into();
         }
+        self.family.write_hf_json(&mut v);
         v
     }
 }

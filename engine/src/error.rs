@@ -15,7 +15,10 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("{path}: unsupported architecture `{arch}` (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)")]
+    #[error(
+        "{path}: unsupported architecture `{arch}` (supported: {})",
+        crate::config::Architecture::supported_list()
+    )]
     UnsupportedArchitecture { path: PathBuf, arch: String },
     #[error("{path}: invalid model config: {msg}")]
     Config { path: PathBuf, msg: String },

@@ -8,6 +8,10 @@
 //! through our ordinary loader; `expected.json` holds transformers' float32 logprobs for a
 //! 40-token input at every position and a 16-token greedy continuation.
 //!
+//! The architecture cases (`mistral-sliding`, `gemma2`, `gemma3`, `phi3`, `mixtral`,
+//! `qwen3-moe`) each exercise what sets the family apart (see each test's comment), with
+//! `sensitivity` entries showing the tolerance is far below what switching it off moves.
+//!
 //! `llama-dynamic-rope`: transformers' dynamic NTK rescales the base from the current sequence
 //! length; our engine (like vLLM) uses the static form with max_len = original × factor. The
 //! expected values of that case were computed by transformers with its `inv_freq` replaced by
@@ -87,7 +91,23 @@ fn check(case: &str) {
     let dir = fixture_dir(case);
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let started = std::time::Instant::now();
     let model = load(&dir);
+    // For the record (the closing note of the architectures issue): load time, weight bytes
+    // and the process's resident set after loading (Linux).
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "n/a".into());
+    eprintln!(
+        "{case}: loaded in {:.1} ms, {} weight bytes, RSS {rss}",
+        started.elapsed().as_secs_f64() * 1e3,
+        model.weight_bytes()
+    );
     assert_eq!(
         model.config().architecture.hf_name(),
         expected["architecture"].as_str().unwrap(),
@@ -209,6 +229,110 @@ fn dynamic_rope_scaling_matches_static_ntk_reference() {
     check("llama-dynamic-rope");
 }
 
+/// Sliding window 8 (shorter than the 40-token input) on every layer.
+#[test]
+fn mistral_sliding_window_matches_transformers() {
+    check("mistral-sliding");
+}
+
+/// GELU-tanh, (1 + w) norms, sandwich norms, scaled embeddings, both soft-caps, one sliding
+/// and one global layer.
+#[test]
+fn gemma2_matches_transformers() {
+    check("gemma2");
+}
+
+/// Gemma 2's layout plus q/k norms, the local RoPE base and linear scaling on global layers.
+#[test]
+fn gemma3_matches_transformers() {
+    check("gemma3");
+}
+
+/// Fused qkv_proj and gate_up_proj, sliding window 12.
+#[test]
+fn phi3_matches_transformers() {
+    check("phi3");
+}
+
+/// 4 experts, top-2 routing renormalised, sliding window 16.
+#[test]
+fn mixtral_matches_transformers() {
+    check("mixtral");
+}
+
+/// 4 experts, top-2 without renormalisation (`norm_topk_prob: false`), one dense layer.
+#[test]
+fn qwen3_moe_matches_transformers() {
+    check("qwen3-moe");
+}
+
+/// `--disable-sliding-window` (vLLM's meaning): full attention everywhere with the context
+/// capped at the window, so the first 8 positions still match transformers' windowed model,
+/// and a longer `--max-model-len` is refused.
+#[test]
+fn disable_sliding_window_caps_the_context_at_the_window() {
+    let dir = fixture_dir("mistral-sliding");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let mut opts = LoadOptions {
+        device: engine::device::Device::Cpu,
+        model: dir.clone(),
+        disable_sliding_window: true,
+        ..Default::default()
+    };
+    let loaded = loader::load(&opts, &|_, _| {}).unwrap();
+    assert_eq!(loaded.max_model_len, 8);
+    let model = loaded.model;
+    let input = &ids(&expected["input_ids"])[..8];
+    let table = [0u32];
+    let mut kv = KvCache::new(model.config().num_hidden_layers, 1, model.kv_layout(8));
+    let seqs = [SequenceInput {
+        tokens: input,
+        start_pos: 0,
+        block_table: &table,
+        all_logits: true,
+    }];
+    let logits = model.forward(&seqs, &mut kv).unwrap();
+    let vocab = logits.vocab_size;
+    for entry in &expected["positions"].as_array().unwrap()[..8] {
+        let i = entry["i"].as_u64().unwrap() as usize;
+        let lp = log_softmax(&logits.sequence(0)[i * vocab..(i + 1) * vocab]);
+        for pair in entry["top5"].as_array().unwrap() {
+            let (id, want) = (
+                pair[0].as_u64().unwrap() as usize,
+                pair[1].as_f64().unwrap(),
+            );
+            assert!(
+                (lp[id] - want).abs() <= LOGPROB_TOL,
+                "position {i} token {id}"
+            );
+        }
+    }
+    opts.max_model_len = Some(9);
+    let e = loader::load(&opts, &|_, _| {}).err().unwrap().to_string();
+    assert!(e.contains("exceeds the model's maximum of 8"), "{e}");
+}
+
+/// The CUDA backend runs the Llama family only: the other architectures are refused at
+/// start-up with `--device cuda`, naming the architecture (before any GPU is touched).
+#[test]
+fn cuda_refuses_architectures_it_does_not_run() {
+    for case in ["gemma2", "mixtral"] {
+        let opts = LoadOptions {
+            device: engine::device::Device::Cuda,
+            model: fixture_dir(case),
+            ..Default::default()
+        };
+        let e = loader::load(&opts, &|_, _| {}).err().unwrap().to_string();
+        let arch = if case == "gemma2" {
+            "Gemma2ForCausalLM"
+        } else {
+            "MixtralForCausalLM"
+        };
+        assert!(e.contains(arch) && e.contains("--device cuda"), "{e}");
+    }
+}
+
 /// Every folder under fixtures/tiny has a test above, so a new case cannot go unchecked.
 #[test]
 fn every_tiny_fixture_is_tested() {
@@ -221,11 +345,17 @@ fn every_tiny_fixture_is_tested() {
     assert_eq!(
         found,
         [
+            "gemma2",
+            "gemma3",
             "llama-dynamic-rope",
             "llama-linear-rope",
             "llama-llama3-rope",
+            "mistral-sliding",
+            "mixtral",
+            "phi3",
             "qwen2-yarn-rope",
-            "qwen3"
+            "qwen3",
+            "qwen3-moe",
         ]
     );
 }

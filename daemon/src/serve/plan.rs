@@ -150,6 +150,7 @@ impl ServePlan {
             seed: mc.seed.unwrap_or(0),
             device: parse("device", &cfg.device)?,
             hf_overrides: hf_overrides(cfg),
+            disable_sliding_window: mc.disable_sliding_window,
         };
         let mut ec = EngineConfig::new(0);
         ec.block_size = cfg.cache.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);

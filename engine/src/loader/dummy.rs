@@ -57,9 +57,26 @@ impl WeightSource for DummyWeights {
     }
 
     fn load(&self, name: &str) -> Result<Option<TensorData>, LoadError> {
-        let Some(shape) = self.shape_of(name) else {
-            return Ok(None);
-        };
+        match self.shape_of(name) {
+            Some(shape) => Ok(Some(self.make(name, shape))),
+            None => Ok(None),
+        }
+    }
+
+    /// Any tensor an architecture needs (experts, fused projections, Gemma's extra norms)
+    /// is made in the shape the model code expects.
+    fn load_expected(
+        &self,
+        name: &str,
+        expected: &[usize],
+    ) -> Result<Option<TensorData>, LoadError> {
+        let shape = self.shape_of(name).unwrap_or_else(|| expected.to_vec());
+        Ok(Some(self.make(name, shape)))
+    }
+}
+
+impl DummyWeights {
+    fn make(&self, name: &str, shape: Vec<usize>) -> TensorData {
         // A per-tensor seed keeps the weights reproducible whatever order they are asked in.
         let h = name
             .bytes()
@@ -78,6 +95,6 @@ impl WeightSource for DummyWeights {
                 }
             })
             .collect();
-        Ok(Some((shape, data)))
+        (shape, data)
     }
 }

@@ -23,12 +23,20 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
         .architecture()
         .ok_or_else(|| err("missing general.architecture".into()))?;
     let architecture = Architecture::from_gguf_name(arch_name).ok_or_else(|| {
-        LoadError::UnsupportedArchitecture {
-            path: path.to_path_buf(),
-            arch: arch_name.to_string(),
-        }
+        err(format!(
+            "unsupported GGUF architecture `{arch_name}` (GGUF: llama, qwen2, qwen3; Mistral, \
+             Gemma 2/3, Phi-3, Mixtral and Qwen3-MoE load from safetensors folders)"
+        ))
     })?;
     let key = |k: &str| format!("{arch_name}.{k}");
+    // llama.cpp stores Mixtral as `llama` with stacked experts (`ffn_*_exps`); this loader
+    // reads dense GGUF decoders only.
+    if g.get_u64(&key("expert_count")).is_some_and(|n| n > 0) {
+        return Err(err(format!(
+            "mixture-of-experts GGUF (`{}`) is not supported: load Mixtral or Qwen3-MoE from a safetensors folder",
+            key("expert_count")
+        )));
+    }
     let req = |k: &str| {
         g.get_u64(&key(k))
             .map(|v| v as usize)
@@ -108,6 +116,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig, LoadError> {
         bos_token_id: g.get_u64("tokenizer.ggml.bos_token_id").map(|v| v as u32),
         eos_token_ids: eos.into_iter().collect(),
         checkpoint_dtype: None,
+        family: Default::default(),
     };
     cfg.validate(path)?;
     Ok(cfg)

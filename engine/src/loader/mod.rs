@@ -111,6 +111,10 @@ pub struct LoadOptions {
     /// `--hf-overrides` (with `--rope-scaling` and `--rope-theta` folded in): `config.json` keys
     /// replaced before the model is built, whatever the format.
     pub hf_overrides: serde_json::Map<String, serde_json::Value>,
+    /// `--disable-sliding-window`: attend to the whole context on every layer and, as vLLM
+    /// does, cap the context at the (smallest) window so the result is what the window
+    /// would give.
+    pub disable_sliding_window: bool,
 }
 
 /// A model ready to serve.
@@ -266,7 +270,7 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         }
     };
 
-    let config = config.with_overrides(&opts.hf_overrides, path)?;
+    let mut config = config.with_overrides(&opts.hf_overrides, path)?;
     if !opts.hf_overrides.is_empty() {
         let keys: Vec<&str> = opts.hf_overrides.keys().map(String::as_str).collect();
         tracing::info!(
@@ -274,7 +278,20 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             keys.join(", ")
         );
     }
-    let derived_max = config.derived_max_model_len();
+    let mut derived_max = config.derived_max_model_len();
+    if opts.disable_sliding_window {
+        if let Some(w) = config
+            .family
+            .smallest_window(config.num_hidden_layers)
+            .filter(|w| *w < derived_max)
+        {
+            tracing::info!(
+                "--disable-sliding-window: full attention on every layer, context capped at the sliding window of {w} tokens"
+            );
+            derived_max = w;
+        }
+        config.family.sliding_window = None;
+    }
     let max_model_len = match opts.max_model_len {
         None => derived_max,
         Some(0) => {
@@ -293,7 +310,31 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         }
         Some(n) => n,
     };
-    let backend = opts.device.resolve().map_err(LoadError::Device)?;
+    // The CUDA backend runs the Llama family only: `--device cuda` with another architecture
+    // is refused before anything is read from the GPU or the weights; `auto` stays on the CPU.
+    let arch = config.architecture;
+    if opts.device == crate::device::Device::Cuda && !arch.runs_on_cuda() {
+        let cuda: Vec<&str> = crate::config::Architecture::ALL
+            .iter()
+            .filter(|a| a.runs_on_cuda())
+            .map(|a| a.hf_name())
+            .collect();
+        return Err(LoadError::Device(format!(
+            "not supported yet: {} with --device cuda (the CUDA backend runs {}; use --device cpu)",
+            arch.hf_name(),
+            cuda.join(", ")
+        )));
+    }
+    let backend = match opts.device.resolve().map_err(LoadError::Device)? {
+        Backend::Cuda if !arch.runs_on_cuda() => {
+            tracing::warn!(
+                "{} runs on the CPU backend only: --device auto picks the CPU",
+                arch.hf_name()
+            );
+            Backend::Cpu
+        }
+        b => b,
+    };
     let weight_dtype = match backend {
         Backend::Cpu => opts.dtype.resolve(
             config.checkpoint_dtype.as_deref(),

@@ -4,8 +4,9 @@ use std::path::Path;
 
 use kernels::cpu::{RowPart, WeightDtype, WeightMatrix};
 
-use super::{CausalLm, Layer, RotaryTable};
-use crate::config::{Architecture, ModelConfig};
+use super::arch;
+use super::CausalLm;
+use crate::config::ModelConfig;
 use crate::error::LoadError;
 
 /// A tensor's row-major shape and its values.
@@ -29,22 +30,43 @@ pub trait WeightSource: Sync {
     fn load_raw(&self, _name: &str) -> Result<Option<RawTensor>, LoadError> {
         Ok(None)
     }
+    /// [`WeightSource::load`] for a tensor the model needs with shape `expected`; a source
+    /// that makes tensors up (`--load-format dummy`) makes it in that shape.
+    fn load_expected(
+        &self,
+        name: &str,
+        _expected: &[usize],
+    ) -> Result<Option<TensorData>, LoadError> {
+        self.load(name)
+    }
 }
 
-struct Loader<'a> {
+/// Reads named tensors from a source with shape checks, storing matrices as `dtype`.
+pub(crate) struct Loader<'a> {
     src: &'a dyn WeightSource,
     dtype: WeightDtype,
 }
 
 impl Loader<'_> {
-    fn tensor(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, LoadError> {
-        let (shape, data) = self
-            .src
-            .load(name)?
-            .ok_or_else(|| LoadError::MissingTensor {
-                path: self.src.path().to_path_buf(),
-                name: name.to_string(),
-            })?;
+    /// The file or folder the weights come from, for error messages.
+    pub fn path(&self) -> &Path {
+        self.src.path()
+    }
+
+    /// Whether the source has tensor `name`.
+    pub fn has(&self, name: &str) -> Result<bool, LoadError> {
+        Ok(self.src.load(name)?.is_some())
+    }
+
+    /// A tensor of exactly `expected` elements (1-D tensors may be stored as `[1, n]`).
+    pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, LoadError> {
+        let (shape, data) =
+            self.src
+                .load_expected(name, expected)?
+                .ok_or_else(|| LoadError::MissingTensor {
+                    path: self.src.path().to_path_buf(),
+                    name: name.to_string(),
+                })?;
         // A 1-D tensor may be stored as [n] or [1, n]; compare element layouts, not ranks.
         let squeeze = |s: &[usize]| s.iter().copied().filter(|d| *d != 1).collect::<Vec<_>>();
         if squeeze(&shape) != squeeze(expected) || data.len() != expected.iter().product::<usize>()
@@ -59,15 +81,8 @@ impl Loader<'_> {
         Ok(data)
     }
 
-    fn optional(&self, name: &str, expected: &[usize]) -> Result<Option<Vec<f32>>, LoadError> {
-        match self.src.load(name)? {
-            None => Ok(None),
-            Some(_) => self.tensor(name, expected).map(Some),
-        }
-    }
-
     /// Several `[rows_i, cols]` tensors stacked into one matrix.
-    fn stacked(&self, parts: &[(&str, usize)], cols: usize) -> Result<WeightMatrix, LoadError> {
+    pub fn stacked(&self, parts: &[(&str, usize)], cols: usize) -> Result<WeightMatrix, LoadError> {
         if let Some(m) = self.stacked_as_stored(parts, cols)? {
             return Ok(m);
         }
@@ -142,80 +157,18 @@ impl CausalLm {
         config.validate(source.path())?;
         let ld = Loader { src: source, dtype };
         let c = &config;
-        let (d, hd) = (c.hidden_size, c.head_dim);
-        let (q_rows, kv_rows) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
-
-        let embed = ld.stacked(&[("model.embed_tokens.weight", c.vocab_size)], d)?;
-
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
-        for i in 0..c.num_hidden_layers {
-            let p = format!("model.layers.{i}");
-            let n = |s: &str| format!("{p}.{s}");
-            let qkv_bias = if c.qkv_bias {
-                let mut b = ld.tensor(&n("self_attn.q_proj.bias"), &[q_rows])?;
-                b.extend(ld.tensor(&n("self_attn.k_proj.bias"), &[kv_rows])?);
-                b.extend(ld.tensor(&n("self_attn.v_proj.bias"), &[kv_rows])?);
-                Some(b)
-            } else {
-                None
-            };
-            let (q_norm, k_norm) = if c.architecture == Architecture::Qwen3 {
-                (
-                    Some(ld.tensor(&n("self_attn.q_norm.weight"), &[hd])?),
-                    Some(ld.tensor(&n("self_attn.k_norm.weight"), &[hd])?),
-                )
-            } else {
-                (
-                    ld.optional(&n("self_attn.q_norm.weight"), &[hd])?,
-                    ld.optional(&n("self_attn.k_norm.weight"), &[hd])?,
-                )
-            };
-            let qkv_names = [
-                n("self_attn.q_proj.weight"),
-                n("self_attn.k_proj.weight"),
-                n("self_attn.v_proj.weight"),
-            ];
-            let gu_names = [n("mlp.gate_proj.weight"), n("mlp.up_proj.weight")];
-            layers.push(Layer {
-                input_norm: ld.tensor(&n("input_layernorm.weight"), &[d])?,
-                qkv: ld.stacked(
-                    &[
-                        (&qkv_names[0], q_rows),
-                        (&qkv_names[1], kv_rows),
-                        (&qkv_names[2], kv_rows),
-                    ],
-                    d,
-                )?,
-                qkv_bias,
-                q_norm,
-                k_norm,
-                o_proj: ld.stacked(&[(&n("self_attn.o_proj.weight"), d)], q_rows)?,
-                post_norm: ld.tensor(&n("post_attention_layernorm.weight"), &[d])?,
-                gate_up: ld.stacked(
-                    &[
-                        (&gu_names[0], c.intermediate_size),
-                        (&gu_names[1], c.intermediate_size),
-                    ],
-                    d,
-                )?,
-                down: ld.stacked(&[(&n("mlp.down_proj.weight"), d)], c.intermediate_size)?,
-            });
-            on_layer(i + 1, c.num_hidden_layers);
-        }
-        let final_norm = ld.tensor("model.norm.weight", &[d])?;
+        let body = arch::load(&ld, c, max_positions, on_layer)?;
         let lm_head = if c.tie_word_embeddings {
-            embed.clone()
+            body.embed().clone()
         } else {
-            ld.stacked(&[("lm_head.weight", c.vocab_size)], d)?
+            ld.stacked(&[("lm_head.weight", c.vocab_size)], c.hidden_size)?
         };
-        let rotary = RotaryTable::new(hd, c.rope_theta, c.rope_scaling.as_ref(), max_positions);
+        let final_softcap = c.family.final_logit_softcapping.map(|s| s as f32);
         Ok(CausalLm {
             config,
-            embed,
-            layers,
-            final_norm,
+            body,
             lm_head,
-            rotary,
+            final_softcap,
             #[cfg(feature = "cuda")]
             gpu: None,
         })

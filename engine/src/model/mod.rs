@@ -1,17 +1,23 @@
-//! Decoder-only transformers (Llama, Qwen2, Qwen3) on the CPU backend.
+//! Decoder-only transformers on the CPU backend: one file per architecture in `arch/`, built
+//! from the shared layers in `layers/`, wrapped by [`CausalLm`] with the lm_head.
 //!
 //! One forward call takes any number of sequences, each with any number of new tokens (a
 //! prompt chunk or one decode token), flattened into one token batch: the matmuls see every
 //! token at once, and attention reads each sequence's history through its block table.
 
-mod build;
+mod arch;
+pub(crate) mod build;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub(crate) mod layers;
 mod rope;
 #[cfg(test)]
 mod tests;
 
 use kernels::cpu::{self, AttentionSeq, PagedKvLayout, WeightMatrix};
+
+use arch::DecoderModel;
+use layers::Batch;
 
 pub use build::{RawTensor, TensorData, WeightSource};
 pub use rope::RotaryTable;
@@ -78,28 +84,14 @@ impl Logits {
     }
 }
 
-pub(crate) struct Layer {
-    pub input_norm: Vec<f32>,
-    /// q, k and v projections stacked into one matrix: one pass over the activations.
-    pub qkv: WeightMatrix,
-    pub qkv_bias: Option<Vec<f32>>,
-    pub q_norm: Option<Vec<f32>>,
-    pub k_norm: Option<Vec<f32>>,
-    pub o_proj: WeightMatrix,
-    pub post_norm: Vec<f32>,
-    /// gate and up projections stacked: rows `[gate; up]`.
-    pub gate_up: WeightMatrix,
-    pub down: WeightMatrix,
-}
-
 /// A loaded causal language model.
 pub struct CausalLm {
     config: ModelConfig,
-    embed: WeightMatrix,
-    layers: Vec<Layer>,
-    final_norm: Vec<f32>,
+    /// Embeddings through the final norm (`None` once the model moved to the GPU).
+    body: Box<dyn DecoderModel>,
     lm_head: WeightMatrix,
-    rotary: RotaryTable,
+    /// Gemma 2's final logit soft-cap.
+    final_softcap: Option<f32>,
     /// Set by `attach_cuda`: the model then runs on the GPU and the host weights are dropped.
     #[cfg(feature = "cuda")]
     gpu: Option<Box<cuda::GpuModel>>,
@@ -112,7 +104,7 @@ impl CausalLm {
 
     /// Largest position + 1 the rotary table covers (the served `max_model_len`).
     pub fn max_positions(&self) -> usize {
-        self.rotary.max_positions()
+        self.body.max_positions()
     }
 
     /// Which backend runs `forward`.
@@ -136,10 +128,12 @@ impl CausalLm {
     pub fn attach_cuda(&mut self, ordinal: usize) -> Result<(), kernels::cuda::CudaError> {
         let gpu = cuda::GpuModel::upload(self, ordinal)?;
         if let Ok(e) = WeightMatrix::from_f32(0, 0, Vec::new(), kernels::cpu::WeightDtype::F32) {
-            self.embed = e.clone();
-            self.lm_head = e;
+            self.lm_head = e.clone();
+            self.body = Box::new(arch::Released {
+                embed: e,
+                max_positions: self.body.max_positions(),
+            });
         }
-        self.layers = Vec::new();
         self.gpu = Some(Box::new(gpu));
         Ok(())
     }
@@ -150,16 +144,9 @@ impl CausalLm {
         if let Some(g) = &self.gpu {
             return g.weight_bytes();
         }
-        let mut total = self.embed.size_bytes() + self.final_norm.len() * 4;
+        let mut total = self.body.weight_bytes();
         if !self.config.tie_word_embeddings {
             total += self.lm_head.size_bytes();
-        }
-        for l in &self.layers {
-            total += [&l.qkv, &l.o_proj, &l.gate_up, &l.down]
-                .iter()
-                .map(|w| w.size_bytes())
-                .sum::<usize>();
-            total += (l.input_norm.len() + l.post_norm.len()) * 4;
         }
         total
     }
@@ -235,96 +222,9 @@ impl CausalLm {
                 .map_err(|e| ForwardError::Device(e.to_string()));
         }
         let c = &self.config;
-        let (d, hd) = (c.hidden_size, c.head_dim);
-        let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
-        let (q_dim, kv_dim) = (nh * hd, nkv * hd);
-        let qkv_dim = q_dim + 2 * kv_dim;
-        let inter = c.intermediate_size;
-        let eps = c.rms_norm_eps as f32;
-        let layout = kv.layout();
-        let bs = layout.block_size;
-
-        // Flatten the batch.
-        let t_total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
-        let mut positions = Vec::with_capacity(t_total);
-        let mut slots = Vec::with_capacity(t_total);
-        let mut attn_seqs = Vec::with_capacity(seqs.len());
-        let mut hidden = vec![0.0f32; t_total * d];
-        let mut row = 0;
-        for s in seqs {
-            attn_seqs.push(AttentionSeq {
-                q_start: row,
-                n_q: s.tokens.len(),
-                ctx_start: s.start_pos,
-                block_table: s.block_table,
-            });
-            for (i, &tok) in s.tokens.iter().enumerate() {
-                let p = s.start_pos + i;
-                positions.push(p);
-                slots.push(s.block_table[p / bs] as usize * bs + p % bs);
-                self.embed
-                    .row_into(tok as usize, &mut hidden[row * d..(row + 1) * d]);
-                row += 1;
-            }
-        }
-
-        let mut normed = vec![0.0f32; t_total * d];
-        let mut qkv = vec![0.0f32; t_total * qkv_dim];
-        let mut q = vec![0.0f32; t_total * q_dim];
-        let mut k = vec![0.0f32; t_total * kv_dim];
-        let mut v = vec![0.0f32; t_total * kv_dim];
-        let mut attn = vec![0.0f32; t_total * q_dim];
-        let mut proj = vec![0.0f32; t_total * d];
-        let mut gate_up = vec![0.0f32; t_total * 2 * inter];
-        let mut act = vec![0.0f32; t_total * inter];
-        let scale = 1.0 / (hd as f32).sqrt();
-
-        for (li, layer) in self.layers.iter().enumerate() {
-            cpu::rms_norm(&hidden, &layer.input_norm, eps, &mut normed);
-            cpu::matmul(&normed, t_total, &layer.qkv, &mut qkv);
-            for t in 0..t_total {
-                let r = &mut qkv[t * qkv_dim..(t + 1) * qkv_dim];
-                if let Some(b) = &layer.qkv_bias {
-                    cpu::add_assign(r, b);
-                }
-                q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&r[..q_dim]);
-                k[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&r[q_dim..q_dim + kv_dim]);
-                v[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&r[q_dim + kv_dim..]);
-            }
-            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                cpu::rms_norm_inplace(&mut q, qn, eps);
-                cpu::rms_norm_inplace(&mut k, kn, eps);
-            }
-            cpu::rope_neox_inplace(
-                &mut q,
-                nh,
-                hd,
-                &positions,
-                self.rotary.cos(),
-                self.rotary.sin(),
-            );
-            cpu::rope_neox_inplace(
-                &mut k,
-                nkv,
-                hd,
-                &positions,
-                self.rotary.cos(),
-                self.rotary.sin(),
-            );
-            let (k_store, v_store) = kv.layer_mut(li);
-            kernels::cpu::write_kv(k_store, v_store, layout, &slots, &k, &v);
-            cpu::paged_attention(
-                &q, &attn_seqs, k_store, v_store, layout, nh, scale, &mut attn,
-            );
-            cpu::matmul(&attn, t_total, &layer.o_proj, &mut proj);
-            cpu::add_assign(&mut hidden, &proj);
-
-            cpu::rms_norm(&hidden, &layer.post_norm, eps, &mut normed);
-            cpu::matmul(&normed, t_total, &layer.gate_up, &mut gate_up);
-            cpu::silu_mul(&gate_up, inter, &mut act);
-            cpu::matmul(&act, t_total, &layer.down, &mut proj);
-            cpu::add_assign(&mut hidden, &proj);
-        }
+        let d = c.hidden_size;
+        let batch = Self::batch(seqs, kv.layout().block_size);
+        let hidden = self.body.hidden_states(&batch, kv);
 
         // Only the rows whose logits were asked for go through the (large) lm_head.
         let mut picked = Vec::new();
@@ -344,15 +244,61 @@ impl CausalLm {
             row0 += n;
         }
         let rows = picked.len() / d;
-        let mut normed = vec![0.0f32; picked.len()];
-        cpu::rms_norm(&picked, &self.final_norm, eps, &mut normed);
         let mut data = vec![0.0f32; rows * c.vocab_size];
-        cpu::matmul(&normed, rows, &self.lm_head, &mut data);
+        cpu::matmul(&picked, rows, &self.lm_head, &mut data);
+        if let Some(cap) = self.final_softcap {
+            cpu::softcap_inplace(&mut data, cap);
+        }
         Ok(Logits {
             vocab_size: c.vocab_size,
             data,
             ranges,
         })
+    }
+
+    /// The final-normed hidden states (`tokens × hidden_size`, sequences in input order) of
+    /// the new tokens, writing their K/V into `kv`: what the lm_head reads, and what pooling
+    /// (embeddings) needs. CPU backend only.
+    pub fn hidden_states(
+        &self,
+        seqs: &[SequenceInput<'_>],
+        kv: &mut KvCache,
+    ) -> Result<Vec<f32>, ForwardError> {
+        self.validate(seqs, kv)?;
+        #[cfg(feature = "cuda")]
+        if self.gpu.is_some() {
+            return Err(ForwardError::Device(
+                "hidden states are not exposed by the CUDA backend".into(),
+            ));
+        }
+        let batch = Self::batch(seqs, kv.layout().block_size);
+        Ok(self.body.hidden_states(&batch, kv))
+    }
+
+    /// The batch's tokens flattened, with their positions, KV slots and attention ranges.
+    fn batch<'a>(seqs: &[SequenceInput<'a>], bs: usize) -> Batch<'a> {
+        let t_total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        let mut b = Batch {
+            tokens: Vec::with_capacity(t_total),
+            positions: Vec::with_capacity(t_total),
+            slots: Vec::with_capacity(t_total),
+            attn_seqs: Vec::with_capacity(seqs.len()),
+        };
+        for s in seqs {
+            b.attn_seqs.push(AttentionSeq {
+                q_start: b.tokens.len(),
+                n_q: s.tokens.len(),
+                ctx_start: s.start_pos,
+                block_table: s.block_table,
+            });
+            for (i, &tok) in s.tokens.iter().enumerate() {
+                let p = s.start_pos + i;
+                b.tokens.push(tok);
+                b.positions.push(p);
+                b.slots.push(s.block_table[p / bs] as usize * bs + p % bs);
+            }
+        }
+        b
     }
 
     pub fn architecture(&self) -> Architecture {

@@ -32,6 +32,7 @@ fn tiny(arch: Architecture) -> CausalLm {
         bos_token_id: None,
         eos_token_ids: vec![],
         checkpoint_dtype: None,
+        family: Default::default(),
     };
     let src = Scaled(DummyWeights::new(Path::new("tiny"), config.clone(), 7));
     CausalLm::from_source(config, &src, WeightDtype::F32, 64, &|_, _| {}).unwrap()

@@ -66,6 +66,18 @@ pub struct AttentionSeq<'a> {
     pub block_table: &'a [u32],
 }
 
+/// How the scores of [`paged_attention_with`] are formed and which keys a query sees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionParams {
+    /// Multiplies q·k (usually `1/sqrt(head_dim)`).
+    pub scale: f32,
+    /// Gemma 2's attention logit soft-cap: `score = cap * tanh(score / cap)` after scaling.
+    pub softcap: Option<f32>,
+    /// Sliding window: a query at position `p` sees the keys at `p - window + 1 ..= p` (the
+    /// window counts the query's own token, as transformers' and vLLM's masks do).
+    pub window: Option<usize>,
+}
+
 /// `out = softmax(q·kᵀ·scale + causal mask)·v` per query token and head, over every earlier
 /// position of the same sequence (the new tokens' K/V must already be written).
 ///
@@ -80,6 +92,26 @@ pub fn paged_attention(
     layout: PagedKvLayout,
     n_heads: usize,
     scale: f32,
+    out: &mut [f32],
+) {
+    let params = AttentionParams {
+        scale,
+        softcap: None,
+        window: None,
+    };
+    paged_attention_with(q, seqs, k_store, v_store, layout, n_heads, params, out)
+}
+
+/// [`paged_attention`] with soft-capped scores and/or a sliding window.
+#[allow(clippy::too_many_arguments)]
+pub fn paged_attention_with(
+    q: &[f32],
+    seqs: &[AttentionSeq<'_>],
+    k_store: &[f32],
+    v_store: &[f32],
+    layout: PagedKvLayout,
+    n_heads: usize,
+    params: AttentionParams,
     out: &mut [f32],
 ) {
     let hd = layout.head_dim;
@@ -113,7 +145,7 @@ pub fn paged_attention(
                     layout,
                     n_heads,
                     group,
-                    scale,
+                    params,
                     idx,
                     &mut scores,
                     o,
@@ -145,7 +177,7 @@ fn attend_one(
     layout: PagedKvLayout,
     n_heads: usize,
     group: usize,
-    scale: f32,
+    params: AttentionParams,
     idx: usize,
     scores: &mut Vec<f32>,
     o: &mut [f32],
@@ -160,13 +192,17 @@ fn attend_one(
     let kv_head = head / group.max(1);
     let qv = &q[idx * hd..(idx + 1) * hd];
     let ctx = pos + 1;
+    let first = params.window.map_or(0, |w| ctx.saturating_sub(w.max(1)));
     scores.clear();
-    scores.reserve(ctx);
+    scores.reserve(ctx - first);
     let mut max = f32::NEG_INFINITY;
-    for t in 0..ctx {
+    for t in first..ctx {
         let block = seq.block_table[t / layout.block_size] as usize;
         let off = layout.offset(block, kv_head, t % layout.block_size);
-        let sc = dot(qv, &k_store[off..off + hd]) * scale;
+        let mut sc = dot(qv, &k_store[off..off + hd]) * params.scale;
+        if let Some(cap) = params.softcap {
+            sc = (sc / cap).tanh() * cap;
+        }
         max = max.max(sc);
         scores.push(sc);
     }
@@ -177,7 +213,7 @@ fn attend_one(
     }
     o.fill(0.0);
     let inv = 1.0 / sum;
-    for (t, &p) in scores.iter().enumerate() {
+    for (t, &p) in (first..ctx).zip(scores.iter()) {
         let block = seq.block_table[t / layout.block_size] as usize;
         let off = layout.offset(block, kv_head, t % layout.block_size);
         axpy(p * inv, &v_store[off..off + hd], o);
@@ -198,18 +234,39 @@ mod tests {
         kv_heads: usize,
         hd: usize,
     ) -> Vec<f32> {
+        dense_with(q, k, v, (t, n_heads, kv_heads, hd), None, None)
+    }
+
+    /// Dense attention where query `i` sees keys `j` with `i - window < j <= i`, and scores
+    /// are soft-capped as `cap * tanh(s / cap)`.
+    fn dense_with(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        (t, n_heads, kv_heads, hd): (usize, usize, usize, usize),
+        window: Option<usize>,
+        cap: Option<f64>,
+    ) -> Vec<f32> {
         let mut out = vec![0.0; t * n_heads * hd];
         for i in 0..t {
             for h in 0..n_heads {
                 let g = h / (n_heads / kv_heads);
                 let qv = &q[(i * n_heads + h) * hd..][..hd];
+                let lo = window.map_or(0, |w| (i + 1).saturating_sub(w));
                 let s: Vec<f64> = (0..=i)
                     .map(|j| {
-                        qv.iter()
+                        let raw = qv
+                            .iter()
                             .zip(&k[(j * kv_heads + g) * hd..][..hd])
                             .map(|(a, b)| (*a * *b) as f64)
                             .sum::<f64>()
-                            * 0.5
+                            * 0.5;
+                        let capped = cap.map_or(raw, |c| (raw / c).tanh() * c);
+                        if j < lo {
+                            f64::NEG_INFINITY
+                        } else {
+                            capped
+                        }
                     })
                     .collect();
                 let m = s.iter().cloned().fold(f64::MIN, f64::max);
@@ -277,6 +334,50 @@ mod tests {
         }
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn sliding_window_and_softcap_match_dense_masking() {
+        let (n_heads, kv_heads, hd, bs, t) = (2, 1, 4, 4, 9);
+        let layout = PagedKvLayout {
+            block_size: bs,
+            kv_heads,
+            head_dim: hd,
+        };
+        let val = |i: usize, m: usize| ((i * m % 19) as f32 - 9.0) / 3.0;
+        let q: Vec<f32> = (0..t * n_heads * hd).map(|i| val(i, 7)).collect();
+        let k: Vec<f32> = (0..t * kv_heads * hd).map(|i| val(i, 5)).collect();
+        let v: Vec<f32> = (0..t * kv_heads * hd).map(|i| val(i, 3)).collect();
+        let table = [2u32, 0, 1];
+        let mut ks = vec![0.0; 3 * layout.block_len()];
+        let mut vs = vec![0.0; 3 * layout.block_len()];
+        let slots: Vec<usize> = (0..t)
+            .map(|p| table[p / bs] as usize * bs + p % bs)
+            .collect();
+        write_kv(&mut ks, &mut vs, layout, &slots, &k, &v);
+        let seqs = [AttentionSeq {
+            q_start: 0,
+            n_q: t,
+            ctx_start: 0,
+            block_table: &table,
+        }];
+        let shape = (t, n_heads, kv_heads, hd);
+        for (window, cap) in [(Some(3), None), (None, Some(2.0)), (Some(5), Some(1.5))] {
+            let want = dense_with(&q, &k, &v, shape, window, cap);
+            let mut got = vec![0.0; t * n_heads * hd];
+            let params = AttentionParams {
+                scale: 0.5,
+                softcap: cap.map(|c| c as f32),
+                window,
+            };
+            paged_attention_with(&q, &seqs, &ks, &vs, layout, n_heads, params, &mut got);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{window:?} {cap:?}: {a} vs {b}");
+            }
+            // The masking matters: full attention gives different rows once i >= window.
+            let full = dense(&q, &k, &v, t, n_heads, kv_heads, hd);
+            assert!(got.iter().zip(&full).any(|(a, b)| (a - b).abs() > 1e-3));
         }
     }
 }

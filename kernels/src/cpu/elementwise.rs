@@ -77,6 +77,29 @@ pub fn silu_mul(gate_up: &[f32], d: usize, out: &mut [f32]) {
     rowwise(gate_up, 2 * d, out, d, &act);
 }
 
+/// GeGLU with the tanh approximation of GELU (PyTorch's `gelu(approximate="tanh")`, the
+/// `gelu_pytorch_tanh` of Gemma configs): `out = gelu_tanh(gate) * up`, rows as in [`silu_mul`].
+pub fn gelu_tanh_mul(gate_up: &[f32], d: usize, out: &mut [f32]) {
+    // sqrt(2 / pi), as PyTorch's kernel spells it (M_SQRT2 * M_2_SQRTPI * 0.5).
+    const K: f32 = std::f32::consts::SQRT_2 * std::f32::consts::FRAC_2_SQRT_PI * 0.5;
+    let act = |(gu, o): (&[f32], &mut [f32])| {
+        let (gate, up) = gu.split_at(d);
+        for ((o, g), u) in o.iter_mut().zip(gate).zip(up) {
+            let inner = K * (g + 0.044715 * g * g * g);
+            *o = 0.5 * g * (1.0 + inner.tanh()) * u;
+        }
+    };
+    rowwise(gate_up, 2 * d, out, d, &act);
+}
+
+/// Soft-capping (Gemma 2): `x = cap * tanh(x / cap)`, which bounds every value to (-cap, cap)
+/// while leaving small values almost unchanged.
+pub fn softcap_inplace(x: &mut [f32], cap: f32) {
+    for v in x {
+        *v = (*v / cap).tanh() * cap;
+    }
+}
+
 /// A row operation: (input row, output row).
 type RowFn<'a> = dyn Fn((&[f32], &mut [f32])) + Sync + 'a;
 
@@ -138,6 +161,19 @@ mod tests {
         let sin = vec![1.0, 0.0];
         rope_neox_inplace(&mut x, 1, 4, &[0], &cos, &sin);
         assert_eq!(x, vec![-3.0, 2.0, 1.0, 4.0]);
+    }
+
+    #[test]
+    fn gelu_tanh_mul_and_softcap_match_definitions() {
+        // gelu_tanh(1) = 0.5 * (1 + tanh(sqrt(2/pi) * 1.044715)) = 0.841192 (PyTorch).
+        let gu = vec![1.0, -3.0, 2.0, 5.0];
+        let mut out = vec![0.0; 2];
+        gelu_tanh_mul(&gu, 2, &mut out);
+        assert!((out[0] - 0.841_192 * 2.0).abs() < 1e-5, "{}", out[0]);
+        assert!((out[1] - -0.003_637_392 * 5.0).abs() < 1e-5, "{}", out[1]);
+        let mut x = vec![0.01, 100.0, -100.0];
+        softcap_inplace(&mut x, 30.0);
+        assert!((x[0] - 0.01).abs() < 1e-6 && x[1] < 30.0 && x[1] > 29.0 && x[2] == -x[1]);
     }
 
     #[test]

@@ -15,8 +15,13 @@ pub mod quant;
 mod simd;
 mod weights;
 
-pub use attention::{paged_attention, write_kv, AttentionSeq, PagedKvLayout};
-pub use elementwise::{add_assign, rms_norm, rms_norm_inplace, rope_neox_inplace, silu_mul};
+pub use attention::{
+    paged_attention, paged_attention_with, write_kv, AttentionParams, AttentionSeq, PagedKvLayout,
+};
+pub use elementwise::{
+    add_assign, gelu_tanh_mul, rms_norm, rms_norm_inplace, rope_neox_inplace, silu_mul,
+    softcap_inplace,
+};
 pub use isa::Isa;
 pub use matmul::{matmul, matmul_with};
 pub use quant::BlockFormat;

@@ -13,6 +13,9 @@ use crate::config::size::parse_human_len;
 #[command(next_help_heading = "ModelConfig")]
 pub struct ModelArgs {
     /// Model to serve: a GGUF file or a Hugging Face model folder (default: the built-in model).
+    /// Architectures: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM (also GGUF and CUDA);
+    /// MistralForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM,
+    /// MixtralForCausalLM, Qwen3MoeForCausalLM (safetensors, CPU).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 

@@ -13,7 +13,9 @@ use kernels::cuda::{CudaError, GpuDevice, GpuInfo};
 
 pub use kv::GpuKvCache;
 
-use super::{CausalLm, Layer, RotaryTable};
+use super::layers::decoder::PreNormLayer;
+use super::layers::moe::FeedForward;
+use super::{CausalLm, RotaryTable};
 use crate::config::ModelConfig;
 
 /// bf16 bit patterns on the device.
@@ -60,6 +62,21 @@ fn bf16_bits(w: &WeightMatrix) -> Vec<u16> {
 impl GpuModel {
     /// Opens GPU `ordinal` and uploads the weights of `cpu` as bf16, plus its rotary table.
     pub fn upload(cpu: &CausalLm, ordinal: usize) -> Result<GpuModel, CudaError> {
+        // The GPU kernels implement the Llama-family decoder only; the loader refuses the
+        // other architectures before reading weights, this is the last line of defence.
+        let body = match cpu.body.as_pre_norm() {
+            Some(b) if cpu.config.architecture.runs_on_cuda() => b,
+            _ => {
+                return Err(CudaError::Invalid {
+                    what: "not supported yet",
+                    detail: format!(
+                        "{} on the CUDA backend (it runs {})",
+                        cpu.config.architecture.hf_name(),
+                        cuda_architectures()
+                    ),
+                })
+            }
+        };
         let kernel_cache = crate::paths::cache_root().join("kernels");
         let dev = GpuDevice::open(ordinal, Some(&kernel_cache))?;
         let mut bytes = 0usize;
@@ -67,18 +84,18 @@ impl GpuModel {
             bytes += v.len() * 2;
             dev.upload(&v)
         };
-        let embed = up(bf16_bits(&cpu.embed))?;
+        let embed = up(bf16_bits(&body.embed))?;
         let lm_head = if cpu.config.tie_word_embeddings {
             None
         } else {
             Some(up(bf16_bits(&cpu.lm_head))?)
         };
-        let final_norm = up(bf16_bits_of_f32(&cpu.final_norm))?;
-        let mut layers = Vec::with_capacity(cpu.layers.len());
-        for l in &cpu.layers {
+        let final_norm = up(bf16_bits_of_f32(&body.norm.weight))?;
+        let mut layers = Vec::with_capacity(body.layers.len());
+        for l in &body.layers {
             layers.push(upload_layer(l, &mut up)?);
         }
-        let rotary: &RotaryTable = &cpu.rotary;
+        let rotary: &RotaryTable = &body.rotary;
         let cos = dev.upload(rotary.cos())?;
         let sin = dev.upload(rotary.sin())?;
         dev.synchronize()?;
@@ -110,21 +127,38 @@ impl GpuModel {
 }
 
 fn upload_layer(
-    l: &Layer,
+    l: &PreNormLayer,
     up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>,
 ) -> Result<GpuLayer, CudaError> {
-    let opt = |v: &Option<Vec<f32>>, up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>| {
-        v.as_ref().map(|v| up(bf16_bits_of_f32(v))).transpose()
+    let opt = |v: Option<&Vec<f32>>, up: &mut dyn FnMut(Vec<u16>) -> Result<Bf16Buf, CudaError>| {
+        v.map(|v| up(bf16_bits_of_f32(v))).transpose()
     };
+    let FeedForward::Dense(mlp) = &l.ffn else {
+        return Err(CudaError::Invalid {
+            what: "not supported yet",
+            detail: "mixture-of-experts layers on the CUDA backend".into(),
+        });
+    };
+    let a = &l.attn;
     Ok(GpuLayer {
-        input_norm: up(bf16_bits_of_f32(&l.input_norm))?,
-        qkv: up(bf16_bits(&l.qkv))?,
-        qkv_bias: opt(&l.qkv_bias, up)?,
-        q_norm: opt(&l.q_norm, up)?,
-        k_norm: opt(&l.k_norm, up)?,
-        o_proj: up(bf16_bits(&l.o_proj))?,
-        post_norm: up(bf16_bits_of_f32(&l.post_norm))?,
-        gate_up: up(bf16_bits(&l.gate_up))?,
-        down: up(bf16_bits(&l.down))?,
+        input_norm: up(bf16_bits_of_f32(&l.input_norm.weight))?,
+        qkv: up(bf16_bits(&a.qkv))?,
+        qkv_bias: opt(a.qkv_bias.as_ref(), up)?,
+        q_norm: opt(a.q_norm.as_ref().map(|n| &n.weight), up)?,
+        k_norm: opt(a.k_norm.as_ref().map(|n| &n.weight), up)?,
+        o_proj: up(bf16_bits(&a.o_proj))?,
+        post_norm: up(bf16_bits_of_f32(&l.post_norm.weight))?,
+        gate_up: up(bf16_bits(&mlp.gate_up))?,
+        down: up(bf16_bits(&mlp.down))?,
     })
+}
+
+/// The architectures the CUDA backend runs, comma-separated.
+pub fn cuda_architectures() -> String {
+    crate::config::Architecture::ALL
+        .iter()
+        .filter(|a| a.runs_on_cuda())
+        .map(|a| a.hf_name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,51 @@
+//! `MixtralForCausalLM`: Mistral's attention with a sparse mixture of experts in place of the
+//! MLP: `block_sparse_moe.gate` routes each token to `num_experts_per_tok` of
+//! `num_local_experts` SwiGLU experts (`w1` gate, `w3` up, `w2` down), weights renormalised.
+
+use super::mistral::windowed_attention;
+use super::OnLayer;
+use crate::config::ModelConfig;
+use crate::error::LoadError;
+use crate::model::build::Loader;
+use crate::model::layers::decoder::{build_pre_norm, PreNormDecoder};
+use crate::model::layers::mlp::GatedMlp;
+use crate::model::layers::moe::{FeedForward, SparseMoe};
+
+pub(crate) fn load(
+    ld: &Loader<'_>,
+    c: &ModelConfig,
+    max_positions: usize,
+    on_layer: OnLayer<'_>,
+) -> Result<PreNormDecoder, LoadError> {
+    let moe = c.family.moe.as_ref().ok_or_else(|| LoadError::Config {
+        path: ld.path().to_path_buf(),
+        msg: "MixtralForCausalLM without expert parameters".into(),
+    })?;
+    build_pre_norm(
+        ld,
+        c,
+        max_positions,
+        on_layer,
+        &|p, i| windowed_attention(ld, c, p, i),
+        &|p, _| {
+            let b = format!("{p}.block_sparse_moe");
+            let router = ld.stacked(
+                &[(&format!("{b}.gate.weight"), moe.num_experts)],
+                c.hidden_size,
+            )?;
+            let experts = (0..moe.num_experts)
+                .map(|e| {
+                    let w = |n: &str| format!("{b}.experts.{e}.{n}.weight");
+                    GatedMlp::load(
+                        ld,
+                        [&w("w1"), &w("w3"), &w("w2")],
+                        c.hidden_size,
+                        moe.expert_intermediate_size,
+                        c.family.activation,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(FeedForward::Sparse(SparseMoe::new(router, experts, moe)))
+        },
+    )
+}
