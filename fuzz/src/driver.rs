@@ -142,7 +142,11 @@ impl std::fmt::Display for Report {
             if let Some(p) = &fail.saved {
                 write!(f, "\n    input saved to {}", p.display())?;
             }
-            write!(f, "\n    input (first 256 bytes): {}", escape(&fail.input, 256))?;
+            write!(
+                f,
+                "\n    input (first 256 bytes): {}",
+                escape(&fail.input, 256)
+            )?;
         }
         Ok(())
     }
@@ -173,10 +177,7 @@ pub fn input_for(
     kind: InputKind,
     max_len: usize,
 ) -> Vec<u8> {
-    if let Some(s) = usize::try_from(iteration)
-        .ok()
-        .and_then(|i| corpus.get(i))
-    {
+    if let Some(s) = usize::try_from(iteration).ok().and_then(|i| corpus.get(i)) {
         return s.clone();
     }
     let mut rng = Rng::for_iteration(seed, iteration);
@@ -205,7 +206,11 @@ pub fn run(
     dictionary: &[Vec<u8>],
     settings: &Settings,
 ) -> Report {
-    assert!(!corpus.is_empty(), "fuzz target {} has no seeds", target.name);
+    assert!(
+        !corpus.is_empty(),
+        "fuzz target {} has no seeds",
+        target.name
+    );
     let started = Instant::now();
     let watchdog = Watchdog::start(target.name, settings);
     let mut failures = Vec::new();
@@ -284,15 +289,18 @@ pub fn save(
 
 /// Watches the running input from another thread: past the timeout, the input is saved,
 /// reported, and the process aborted (a hung input cannot be unwound out of).
+/// The running input: (iteration, started, bytes); `None` between inputs.
+type Running = Arc<Mutex<Option<(u64, Instant, Vec<u8>)>>>;
+
 struct Watchdog {
-    state: Arc<Mutex<Option<(u64, Instant, Vec<u8>)>>>,
+    state: Running,
     done: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watchdog {
     fn start(target: &'static str, settings: &Settings) -> Watchdog {
-        let state: Arc<Mutex<Option<(u64, Instant, Vec<u8>)>>> = Arc::new(Mutex::new(None));
+        let state: Running = Arc::new(Mutex::new(None));
         let done = Arc::new(AtomicBool::new(false));
         let (s, d) = (state.clone(), done.clone());
         let (timeout, seed, dir) = (
@@ -325,23 +333,12 @@ impl Watchdog {
 
     fn begin(&self, iteration: u64, input: &[u8]) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
-            Some((i, since, buf)) => {
-                *i = iteration;
-                *since = Instant::now();
-                buf.clear();
-                buf.extend_from_slice(input);
-            }
-            None => *guard = Some((iteration, Instant::now(), input.to_vec())),
-        }
+        *guard = Some((iteration, Instant::now(), input.to_vec()));
     }
 
     fn end(&self) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, since, _)) = guard.as_mut() {
-            // Far future: nothing runs until the next `begin`.
-            *since = Instant::now() + Duration::from_secs(1 << 30);
-        }
+        *guard = None;
     }
 
     fn stop(mut self) {

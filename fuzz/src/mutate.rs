@@ -262,9 +262,7 @@ fn hostile_value(rng: &mut Rng, dict: &[Vec<u8>]) -> Value {
         1 => Value::Bool(rng.chance(1, 2)),
         2 => Value::from(interesting(rng)),
         3 => Value::from(-(interesting(rng) as i64)),
-        4 => serde_json::json!(
-            [1e308, -1e308, 0.5, -0.0, 1e-320, 2.5e9][rng.below(6)]
-        ),
+        4 => serde_json::json!([1e308, -1e308, 0.5, -0.0, 1e-320, 2.5e9][rng.below(6)]),
         5 => Value::String(String::new()),
         6 => Value::String(word(rng, dict)),
         7 => Value::String(word(rng, dict).repeat(1 + rng.below(2000))),
@@ -282,7 +280,7 @@ fn hostile_value(rng: &mut Rng, dict: &[Vec<u8>]) -> Value {
                 "\u{1F600}",
                 "a\r\nb",
             ][rng.below(11)]
-                .to_string(),
+            .to_string(),
         ),
         9 => Value::Array(vec![]),
         10 => Value::Object(Default::default()),

@@ -33,10 +33,7 @@ fn files_in(dir: &Path, ext: Option<&str>) -> Vec<Vec<u8>> {
         .filter(|p| ext.is_none_or(|x| p.extension().is_some_and(|e| e == x)))
         .collect();
     paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect()
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 /// The real test models present in the model cache.
@@ -118,7 +115,8 @@ fn synthetic_tokenizers() -> Vec<Vec<u8>> {
         .collect();
     // The byte-level alphabet GPT-2 uses for printable ASCII, then a few merges.
     gpt2_tokens.extend((b'!'..=b'~').map(|b| (b as char).to_string()));
-    gpt2_tokens.extend(["Ġ", "Ċ", "he", "ll", "hell", "hello", "Ġw", "or", "Ġwor"].map(String::from));
+    gpt2_tokens
+        .extend(["Ġ", "Ċ", "he", "ll", "hell", "hello", "Ġw", "or", "Ġwor"].map(String::from));
     let gpt2_refs: Vec<&str> = gpt2_tokens.iter().map(String::as_str).collect();
     let mut types = vec![MetaValue::I32(3); 3];
     types.extend(std::iter::repeat_n(MetaValue::I32(1), gpt2_refs.len() - 3));
@@ -154,13 +152,19 @@ fn synthetic_tokenizers() -> Vec<Vec<u8>> {
         ("tokenizer.ggml.model".into(), s("llama")),
         ("tokenizer.ggml.tokens".into(), strs(&spm_tokens)),
         ("tokenizer.ggml.scores".into(), MetaValue::Array(scores)),
-        ("tokenizer.ggml.token_type".into(), MetaValue::Array(spm_types)),
+        (
+            "tokenizer.ggml.token_type".into(),
+            MetaValue::Array(spm_types),
+        ),
         ("tokenizer.ggml.bos_token_id".into(), MetaValue::U32(1)),
         ("tokenizer.ggml.eos_token_id".into(), MetaValue::U32(2)),
         ("tokenizer.ggml.unknown_token_id".into(), MetaValue::U32(0)),
         ("tokenizer.ggml.add_bos_token".into(), MetaValue::Bool(true)),
     ];
-    vec![gguf_writer::write(&gpt2, &[]), gguf_writer::write(&spm, &[])]
+    vec![
+        gguf_writer::write(&gpt2, &[]),
+        gguf_writer::write(&spm, &[]),
+    ]
 }
 
 /// Seeds of the GGUF reader and of the tokenizer builder (the same files).
@@ -216,10 +220,7 @@ pub fn gguf_dictionary() -> Vec<Vec<u8>> {
 /// A small safetensors file: `tensors` as (name, dtype, shape, data).
 pub fn safetensors_file(tensors: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::json!({"format": "pt"}),
-    );
+    header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
     let mut offset = 0;
     let mut data = Vec::new();
     for (name, dtype, shape, bytes) in tensors {
@@ -246,13 +247,26 @@ pub fn safetensors() -> Vec<Vec<u8>> {
         ("b.weight", "F16", vec![8], halves.clone()),
         ("c.weight", "BF16", vec![2, 2, 2], halves),
     ]));
-    seeds.push(safetensors_file(&[("scalar", "F32", vec![], f32s[..4].to_vec())]));
-    seeds.push(safetensors_file(&[("empty", "F32", vec![0, 5], Vec::new())]));
+    seeds.push(safetensors_file(&[(
+        "scalar",
+        "F32",
+        vec![],
+        f32s[..4].to_vec(),
+    )]));
+    seeds.push(safetensors_file(&[(
+        "empty",
+        "F32",
+        vec![0, 5],
+        Vec::new(),
+    )]));
     seeds.push(safetensors_file(&[("ints", "I64", vec![1], vec![7; 8])]));
     // The smallest real checkpoint of the engine's tiny-model fixtures.
-    if let Some(b) = files_in(&repo_root().join("engine/tests/fixtures/tiny/qwen3"), Some("safetensors"))
-        .into_iter()
-        .next()
+    if let Some(b) = files_in(
+        &repo_root().join("engine/tests/fixtures/tiny/qwen3"),
+        Some("safetensors"),
+    )
+    .into_iter()
+    .next()
     {
         seeds.push(b);
     }
@@ -261,9 +275,22 @@ pub fn safetensors() -> Vec<Vec<u8>> {
 
 pub fn safetensors_dictionary() -> Vec<Vec<u8>> {
     [
-        "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"", "\"F32\"", "\"F16\"",
-        "\"BF16\"", "\"I64\"", "\"F8_E4M3\"", "[18446744073709551615]", "[0,0]", "{}", "[",
-        "]", ",", "\"",
+        "\"dtype\"",
+        "\"shape\"",
+        "\"data_offsets\"",
+        "\"__metadata__\"",
+        "\"F32\"",
+        "\"F16\"",
+        "\"BF16\"",
+        "\"I64\"",
+        "\"F8_E4M3\"",
+        "[18446744073709551615]",
+        "[0,0]",
+        "{}",
+        "[",
+        "]",
+        ",",
+        "\"",
     ]
     .iter()
     .map(|w| w.as_bytes().to_vec())
@@ -345,9 +372,11 @@ pub fn json_dictionary(seeds: &[Vec<u8>]) -> Vec<Vec<u8>> {
     }
     let mut out: Vec<Vec<u8>> = words.into_iter().map(String::into_bytes).collect();
     out.extend(
-        ["{", "}", "[", "]", ",", ":", "\"", "null", "true", "-1", "1e999", "\\u0000", "\\ud800"]
-            .iter()
-            .map(|w| w.as_bytes().to_vec()),
+        [
+            "{", "}", "[", "]", ",", ":", "\"", "null", "true", "-1", "1e999", "\\u0000", "\\ud800",
+        ]
+        .iter()
+        .map(|w| w.as_bytes().to_vec()),
     );
     out
 }
@@ -371,9 +400,34 @@ pub fn yaml_dictionary() -> Vec<Vec<u8>> {
     }
     out.extend(
         [
-            "\n", ": ", "- ", "&a ", "*a", "<<: *a", "!!binary ", "!!str ", "---\n", "...\n",
-            "{", "}", "[", "]", "? ", "|\n  ", ">-\n  ", "~", "null", "yes", "0x10", "1e400",
-            "-.inf", ".nan", "'", "\"", "\t", "#",
+            "\n",
+            ": ",
+            "- ",
+            "&a ",
+            "*a",
+            "<<: *a",
+            "!!binary ",
+            "!!str ",
+            "---\n",
+            "...\n",
+            "{",
+            "}",
+            "[",
+            "]",
+            "? ",
+            "|\n  ",
+            ">-\n  ",
+            "~",
+            "null",
+            "yes",
+            "0x10",
+            "1e400",
+            "-.inf",
+            ".nan",
+            "'",
+            "\"",
+            "\t",
+            "#",
         ]
         .iter()
         .map(|w| w.as_bytes().to_vec()),

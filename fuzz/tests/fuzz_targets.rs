@@ -15,16 +15,14 @@ fn run(name: &str) {
     let target = targets::target(name).expect("known target");
     if matches!(name, "completions" | "chat" | "tokenize") {
         if let Err(why) = targets::request_app() {
-            assert!(
-                !engine::paths::test_deps_required(),
-                "fuzz {name}: {why}"
-            );
+            assert!(!engine::paths::test_deps_required(), "fuzz {name}: {why}");
             eprintln!("skipped: fuzz {name}: {why}");
             return;
         }
     }
     let (corpus, dictionary) = targets::corpus(name);
-    let settings = Settings::from_env(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures"));
+    let settings =
+        Settings::from_env(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures"));
     let report = fuzz::driver::run(target, &corpus, &dictionary, &settings);
     println!("{report} [{} seeds]", corpus.len());
     assert!(report.failures.is_empty(), "{report}");
@@ -36,7 +34,10 @@ fn every_target_has_a_test() {
     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
     let source = include_str!("fuzz_targets.rs");
     for name in names {
-        assert!(source.contains(&format!("fn fuzz_{name}()")), "no test for target {name}");
+        assert!(
+            source.contains(&format!("fn fuzz_{name}()")),
+            "no test for target {name}"
+        );
     }
 }
 

@@ -22,7 +22,10 @@ fn scratch_file(name: &str, data: &[u8]) -> (PathBuf, PathBuf) {
         if slot.is_none() {
             *slot = Some(tempfile::tempdir().expect("scratch dir for fuzz inputs"));
         }
-        let dir = slot.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
+        let dir = slot
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default();
         let path = dir.join(name);
         std::fs::write(&path, data).expect("write fuzz input");
         (dir, path)
@@ -41,7 +44,11 @@ pub fn gguf(data: &[u8]) {
     };
     for (key, value) in file.metadata() {
         let _ = (file.get_str(key), file.get_u64(key), file.get_f64(key));
-        let _ = (file.get_bool(key), file.get_str_array(key), value.as_array());
+        let _ = (
+            file.get_bool(key),
+            file.get_str_array(key),
+            value.as_array(),
+        );
     }
     let _ = file.architecture();
     for info in file.tensors() {
@@ -81,7 +88,11 @@ pub fn tokenizer(data: &[u8]) {
     for &id in &probe {
         let _ = tok.id_to_token(id);
     }
-    let _ = (tok.bos_token_id(), tok.eos_token_id(), tok.special_token_ids());
+    let _ = (
+        tok.bos_token_id(),
+        tok.eos_token_id(),
+        tok.special_token_ids(),
+    );
     let _ = tok.to_hf_json();
     let _ = tok.to_hf_config_json();
     if let Some(Ok(template)) = tok.compile_chat_template() {

@@ -13,14 +13,46 @@ use crate::seeds;
 
 /// Every target, with how its inputs are mutated.
 pub const TARGETS: &[Target] = &[
-    Target { name: "gguf", kind: InputKind::Binary, run: gguf },
-    Target { name: "tokenizer", kind: InputKind::Binary, run: tokenizer },
-    Target { name: "safetensors", kind: InputKind::Binary, run: safetensors },
-    Target { name: "chat_template", kind: InputKind::Json, run: chat_template },
-    Target { name: "completions", kind: InputKind::Json, run: completions },
-    Target { name: "chat", kind: InputKind::Json, run: chat },
-    Target { name: "tokenize", kind: InputKind::Json, run: tokenize },
-    Target { name: "yaml_config", kind: InputKind::Text, run: yaml_config },
+    Target {
+        name: "gguf",
+        kind: InputKind::Binary,
+        run: gguf,
+    },
+    Target {
+        name: "tokenizer",
+        kind: InputKind::Binary,
+        run: tokenizer,
+    },
+    Target {
+        name: "safetensors",
+        kind: InputKind::Binary,
+        run: safetensors,
+    },
+    Target {
+        name: "chat_template",
+        kind: InputKind::Json,
+        run: chat_template,
+    },
+    Target {
+        name: "completions",
+        kind: InputKind::Json,
+        run: completions,
+    },
+    Target {
+        name: "chat",
+        kind: InputKind::Json,
+        run: chat,
+    },
+    Target {
+        name: "tokenize",
+        kind: InputKind::Json,
+        run: tokenize,
+    },
+    Target {
+        name: "yaml_config",
+        kind: InputKind::Text,
+        run: yaml_config,
+    },
 ];
 
 pub fn target(name: &str) -> Option<&'static Target> {

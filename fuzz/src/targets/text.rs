@@ -16,7 +16,9 @@ fn templates() -> &'static [ChatTemplate] {
     TEMPLATES.get_or_init(|| {
         seeds::chat_template_sources()
             .iter()
-            .filter_map(|(src, bos, eos)| ChatTemplate::new(src, bos.as_deref(), eos.as_deref()).ok())
+            .filter_map(|(src, bos, eos)| {
+                ChatTemplate::new(src, bos.as_deref(), eos.as_deref()).ok()
+            })
             .collect()
     })
 }
