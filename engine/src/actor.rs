@@ -93,6 +93,16 @@ impl EngineHandle {
         EngineHandle { commands: tx, dead }
     }
 
+    /// A handle with no engine behind it: every call fails as if the engine had died with
+    /// `reason`. The fuzz targets drive the real HTTP handlers up to submission with it.
+    pub fn detached(reason: &str) -> Self {
+        let (tx, _) = mpsc::unbounded_channel();
+        EngineHandle {
+            commands: tx,
+            dead: Arc::new(Mutex::new(Some(reason.to_string()))),
+        }
+    }
+
     /// Why the engine is gone, if it is.
     pub fn dead_reason(&self) -> Option<String> {
         self.dead.lock().ok().and_then(|d| d.clone())

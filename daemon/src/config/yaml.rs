@@ -57,9 +57,9 @@ fn key_lines(text: &str) -> Vec<(String, usize)> {
         }
         let key = match body.chars().next() {
             Some(q @ ('"' | '\'')) => body[1..].find(q).map(|end| body[1..1 + end].to_string()),
+            // `:` is one byte, so `i + 1` is a char boundary only after it: test `c` first.
             _ => body.char_indices().find_map(|(i, c)| {
-                let after = body[i + 1..].chars().next();
-                (c == ':' && after.is_none_or(char::is_whitespace))
+                (c == ':' && body[i + 1..].chars().next().is_none_or(char::is_whitespace))
                     .then(|| body[..i].trim_end().to_string())
             }),
         };
@@ -311,6 +311,26 @@ pub(crate) fn read(text: &str, cmd: &Command, flags: &[Flag]) -> Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `yaml_config` fuzz target: a multi-byte character before the first `:`
+    /// of a line made `key_lines` slice inside it and panic.
+    #[test]
+    fn key_lines_with_multibyte_characters() {
+        let text = "\u{fffd}interleave_mm_strings: 1\nkv-cac\u{e9}\u{6f2}e-dtype: fp8\n";
+        let keys = key_lines(text);
+        assert_eq!(
+            keys,
+            vec![
+                ("\u{fffd}interleave_mm_strings".to_string(), 1),
+                ("kv-cac\u{e9}\u{6f2}e-dtype".to_string(), 2),
+            ]
+        );
+        let problems = crate::config::validate_yaml(text);
+        assert!(
+            problems.iter().any(|p| p.message.contains("unknown key")),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn key_lines_finds_top_level_keys_only() {

@@ -268,6 +268,12 @@ impl ServePlan {
         })
     }
 
+    /// The HTTP API's options, as the server hands them to its handlers (also used by the
+    /// request fuzz targets to build the same router).
+    pub fn api_options(&self) -> &ApiOptions {
+        &self.api
+    }
+
     /// The engine settings for a model whose context length is `max_model_len`: vLLM's token
     /// budget is 2048 with chunked prefill, else room for a whole prompt.
     pub fn engine_config(&self, max_model_len: usize) -> EngineConfig {

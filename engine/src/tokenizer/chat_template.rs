@@ -158,7 +158,8 @@ fn strip_generation_tags(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
-        let Some(len) = rest[start..].find("%}") else {
+        // The closing `%}` is searched after the opening `{%`: in `{%}` they overlap.
+        let Some(len) = rest[start + 2..].find("%}").map(|i| i + 2) else {
             break;
         };
         let tag = &rest[start..start + len + 2];
@@ -245,6 +246,18 @@ fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `chat_template` fuzz target: `{%}` (an opening tag whose `%` also reads
+    /// as a closing one) made the generation-tag rewrite slice backwards and panic.
+    #[test]
+    fn overlapping_tag_markers_do_not_panic() {
+        assert_eq!(strip_generation_tags("{%}"), "{%}");
+        assert_eq!(strip_generation_tags("a{%}b%}c"), "a{%}b%}c");
+        assert!(matches!(
+            ChatTemplate::new("{%}", None, None),
+            Err(ChatTemplateError::Syntax(_))
+        ));
+    }
 
     #[test]
     fn generation_tags_become_plain_blocks() {
