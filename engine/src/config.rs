@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::error::LoadError;
 
+// The start-up check of a `config.json`, before any weight is downloaded (see `supported.rs`).
+pub use crate::supported::{check_supported, supported_architectures, Unsupported};
+
 /// Decoder architectures we implement. They differ only in details the model code switches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
