@@ -2,6 +2,7 @@
 
 It answers what `hf-hub` (vllmd) and Python's `huggingface_hub` ask, as the Hub does:
 - `GET /api/models/{org}/{name}/revision/{rev}`: the commit (`sha`) and the file list (`siblings`);
+- `GET /api/models/{org}/{name}/tree/{rev}`: the file list with sizes and LFS sha256s;
 - `GET|HEAD /{org}/{name}/resolve/{rev}/{file}`: small files directly, with `ETag` (the git
   blob id) and `X-Repo-Commit`; LFS files (`*.safetensors`, `*.gguf`) as a 302 to an absolute
   CDN address, with `X-Linked-Etag` (the sha256), `X-Linked-Size` and `X-Repo-Commit`;
@@ -121,13 +122,33 @@ class MockHub:
                     data = hub.blob(parts[1])
                     if data is None:
                         return self._error(404, "EntryNotFound", "no such blob", body)
-                    return self._content(data, {}, body, name=parts[1])
+                    # huggingface_hub follows the redirect to this same host and reads the
+                    # metadata here: the ETag is the sha256, as the Hub's X-Linked-Etag.
+                    commit = next(r.commit for r in hub.repos.values() if data in r.files.values())
+                    return self._content(data, {"ETag": f'"{parts[1]}"', "X-Repo-Commit": commit}, body, name=parts[1])
                 if not self._authorized():
                     return self._error(401, "", "Invalid credentials in Authorization header", body)
                 if parts[:2] == ["api", "models"] and len(parts) >= 4:
-                    rev = parts[5] if len(parts) >= 6 and parts[4] == "revision" else "main"
+                    rev = parts[5] if len(parts) >= 6 and parts[4] in ("revision", "tree") else "main"
                     repo = self._repo(parts[2], parts[3], rev, body)
                     if repo is None:
+                        return
+                    if len(parts) >= 5 and parts[4] == "tree":
+                        # `list_repo_tree` (huggingface_hub's snapshot_download); one page.
+                        tree = []
+                        for f in sorted(repo.files):
+                            d = repo.files[f]
+                            entry = {"type": "file", "path": f, "size": len(d), "oid": git_blob_id(d)}
+                            if f.endswith(LFS_SUFFIXES):
+                                entry["lfs"] = {"oid": hashlib.sha256(d).hexdigest(), "size": len(d), "pointerSize": 134}
+                            tree.append(entry)
+                        data = json.dumps(tree).encode()
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        if body:
+                            self.wfile.write(data)
                         return
                     info = {
                         "id": repo.repo_id,
