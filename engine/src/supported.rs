@@ -93,7 +93,10 @@ mod tests {
     fn each_listed_architecture_round_trips() {
         for a in ARCHITECTURES {
             assert_eq!(Architecture::from_hf_name(a.hf_name()), Some(*a));
-            assert!(check_supported(&json!({"architectures": [a.hf_name()], "torch_dtype": "bfloat16"})).is_ok());
+            assert!(check_supported(
+                &json!({"architectures": [a.hf_name()], "torch_dtype": "bfloat16"})
+            )
+            .is_ok());
         }
     }
 
@@ -101,14 +104,22 @@ mod tests {
     fn refusals_name_what_they_found_and_the_supported_list() {
         let e = check_supported(&json!({"architectures": ["DeepseekV3ForCausalLM"]})).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("DeepseekV3ForCausalLM") && msg.contains("Qwen3ForCausalLM"), "{msg}");
+        assert!(
+            msg.contains("DeepseekV3ForCausalLM") && msg.contains("Qwen3ForCausalLM"),
+            "{msg}"
+        );
         let awq = json!({"architectures": ["LlamaForCausalLM"], "quantization_config": {"quant_method": "awq", "bits": 4}});
         assert_eq!(
             check_supported(&awq),
-            Err(Unsupported::Quantization { method: "awq".into() })
+            Err(Unsupported::Quantization {
+                method: "awq".into()
+            })
         );
         let fp8 = json!({"architectures": ["Qwen3ForCausalLM"], "torch_dtype": "float8_e4m3fn"});
-        assert!(check_supported(&fp8).unwrap_err().to_string().contains("float8_e4m3fn"));
+        assert!(check_supported(&fp8)
+            .unwrap_err()
+            .to_string()
+            .contains("float8_e4m3fn"));
         assert!(matches!(
             check_supported(&json!({})),
             Err(Unsupported::NoArchitecture { .. })

@@ -83,10 +83,9 @@ impl Remote {
 
     /// The commit the revision points at and the repo's files (`/api/models/<repo>/revision/<rev>`).
     pub fn list(&self) -> Result<(String, Vec<String>), HubError> {
-        let info = self
-            .api
-            .info()
-            .map_err(|e| self.error(&format!("the file list of revision `{}`", self.revision), e))?;
+        let info = self.api.info().map_err(|e| {
+            self.error(&format!("the file list of revision `{}`", self.revision), e)
+        })?;
         let files = info.siblings.into_iter().map(|s| s.rfilename).collect();
         Ok((info.sha, files))
     }

@@ -279,26 +279,32 @@ fn from_cache(
     match want {
         Want::Config => Ok(None),
         Want::Tokenizer => Ok(cached.file("tokenizer.json").map(|_| snapshot)),
-        Want::Model { weights, ignore_patterns } => {
-            match weights {
-                Weights::Gguf(quant) => Ok(select::gguf_file(&files, quant.as_deref().or(r.quant.as_deref()))
-                    .ok()
-                    .and_then(|f| cached.file(&f))),
-                Weights::None => Ok(cached.file("tokenizer.json").map(|_| snapshot)),
-                Weights::Safetensors => {
-                    if cached.file("tokenizer.json").is_none() {
-                        return Ok(None);
-                    }
-                    let shards = match cached.file(SAFETENSORS_INDEX) {
-                        Some(index) => select::shards_of_index(&read_json(r, &index)?)
-                            .unwrap_or_default(),
-                        None => select::safetensors_files(&files, ignore_patterns),
-                    };
-                    let complete = !shards.is_empty() && shards.iter().all(|s| cached.file(s).is_some());
-                    Ok(complete.then_some(snapshot))
+        Want::Model {
+            weights,
+            ignore_patterns,
+        } => match weights {
+            Weights::Gguf(quant) => Ok(select::gguf_file(
+                &files,
+                quant.as_deref().or(r.quant.as_deref()),
+            )
+            .ok()
+            .and_then(|f| cached.file(&f))),
+            Weights::None => Ok(cached.file("tokenizer.json").map(|_| snapshot)),
+            Weights::Safetensors => {
+                if cached.file("tokenizer.json").is_none() {
+                    return Ok(None);
                 }
+                let shards = match cached.file(SAFETENSORS_INDEX) {
+                    Some(index) => {
+                        select::shards_of_index(&read_json(r, &index)?).unwrap_or_default()
+                    }
+                    None => select::safetensors_files(&files, ignore_patterns),
+                };
+                let complete =
+                    !shards.is_empty() && shards.iter().all(|s| cached.file(s).is_some());
+                Ok(complete.then_some(snapshot))
             }
-        }
+        },
     }
 }
 
@@ -319,7 +325,15 @@ mod tests {
             RepoRef::parse("unsloth/Qwen3-0.6B-GGUF:Q4_K_M").map(|r| r.quant),
             Some(Some("Q4_K_M".into()))
         );
-        for not_id in ["model.gguf", "/abs/path", "./rel/x", "a/b/c", "a--b/c", "org/", "org/na me"] {
+        for not_id in [
+            "model.gguf",
+            "/abs/path",
+            "./rel/x",
+            "a/b/c",
+            "a--b/c",
+            "org/",
+            "org/na me",
+        ] {
             assert_eq!(RepoRef::parse(not_id), None, "{not_id}");
         }
     }
@@ -332,9 +346,15 @@ mod tests {
             hf_home: Some(dir.path().to_path_buf()),
             ..HubEnv::default()
         };
-        assert_eq!(HubOptions::new(&env, None, None, false).token.as_deref(), Some("saved"));
+        assert_eq!(
+            HubOptions::new(&env, None, None, false).token.as_deref(),
+            Some("saved")
+        );
         env.hf_token = Some("env".into());
-        assert_eq!(HubOptions::new(&env, None, None, false).token.as_deref(), Some("env"));
+        assert_eq!(
+            HubOptions::new(&env, None, None, false).token.as_deref(),
+            Some("env")
+        );
         let o = HubOptions::new(&env, Some(Path::new("/d")), Some("flag"), false);
         assert_eq!(o.token.as_deref(), Some("flag"));
         assert_eq!(o.cache_dir, PathBuf::from("/d"));

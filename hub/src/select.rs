@@ -70,9 +70,9 @@ pub fn shards_of_index(index: &Value) -> Result<Vec<String>, String> {
     let mut shards: Vec<String> = map
         .values()
         .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("{SAFETENSORS_INDEX}: a `weight_map` value is not a file name"))
+            v.as_str().map(str::to_string).ok_or_else(|| {
+                format!("{SAFETENSORS_INDEX}: a `weight_map` value is not a file name")
+            })
         })
         .collect::<Result<_, _>>()?;
     shards.sort();
@@ -112,11 +112,18 @@ pub fn gguf_file(files: &[String], quant: Option<&str>) -> Result<String, String
         [] => Err(format!(
             "no .gguf file ends with `{}.gguf`; the repo has: {}",
             quant.unwrap_or_default(),
-            ggufs.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ggufs
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         many => Err(format!(
             "several .gguf files: {}; name one as repo:QUANT (e.g. org/name:Q4_K_M)",
-            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -131,7 +138,10 @@ mod tests {
         assert!(!fnmatch("original/**/*", "original/x.pth"));
         assert!(fnmatch("*.bin", "pytorch_model.bin"));
         assert!(fnmatch("*.bin", "sub/pytorch_model.bin"));
-        assert!(fnmatch("model-0000?-of-00002.safetensors", "model-00001-of-00002.safetensors"));
+        assert!(fnmatch(
+            "model-0000?-of-00002.safetensors",
+            "model-00001-of-00002.safetensors"
+        ));
         assert!(!fnmatch("*.bin", "model.safetensors"));
     }
 
@@ -152,6 +162,8 @@ mod tests {
             .into();
         assert_eq!(gguf_file(&files, Some("q8_0")).unwrap(), "a-Q8_0.gguf");
         assert!(gguf_file(&files, None).unwrap_err().contains("several"));
-        assert!(gguf_file(&files, Some("Q2_K")).unwrap_err().contains("a-Q4_K_M.gguf"));
+        assert!(gguf_file(&files, Some("Q2_K"))
+            .unwrap_err()
+            .contains("a-Q4_K_M.gguf"));
     }
 }

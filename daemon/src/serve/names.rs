@@ -49,7 +49,7 @@ fn check_local(dir: &Path) -> Result<(), ServeError> {
     let Ok(json) = serde_json::from_str(&text) else {
         return Ok(());
     };
-    engine_check(&json).map_err(|msg| ServeError::Config(format!("{}: {msg}", dir.display())))
+    engine_check(&json).map_err(|msg| ServeError::Config(format!("{}: {msg}", path.display())))
 }
 
 /// A repo id when `given` is not a local path.
