@@ -11,6 +11,9 @@ mod family;
 
 pub use family::{Activation, FamilyParams, MoeParams};
 
+// The start-up check of a `config.json`, before any weight is downloaded (see `supported.rs`).
+pub use crate::supported::{check_supported, supported_architectures, Unsupported};
+
 /// Decoder architectures we implement; each has its own file under `model/arch/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {

@@ -22,6 +22,7 @@ pub mod sampling;
 pub mod scheduler;
 pub mod stats;
 pub mod structured;
+mod supported;
 pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig, RopeScaling};

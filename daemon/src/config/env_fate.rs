@@ -50,7 +50,7 @@ pub const ENV_VARS: &[(&str, EnvFate)] = &[
     ("VLLM_RPC_BASE_PATH", ONE_PROCESS),
     (
         "VLLM_USE_MODELSCOPE",
-        NoEffect("models are loaded from local paths only"),
+        NoEffect("models come from local paths, the Hugging Face cache or the Hugging Face Hub (HF_ENDPOINT); a download with VLLM_USE_MODELSCOPE set is refused"),
     ),
     ("VLLM_RINGBUFFER_WARNING_INTERVAL", ONE_PROCESS),
     (

@@ -15,6 +15,7 @@ use engine::tokenizer::ChatTemplate;
 
 pub mod engine_options;
 mod listener;
+pub mod names;
 pub mod plan;
 pub mod tls;
 
@@ -34,6 +35,8 @@ pub enum ServeError {
     DefaultModelMissing(PathBuf),
     #[error(transparent)]
     Load(#[from] engine::LoadError),
+    #[error(transparent)]
+    Hub(#[from] hub::HubError),
     #[error(transparent)]
     Engine(#[from] engine::llm_engine::EngineError),
     #[error("{what}: {source}")]
@@ -57,10 +60,12 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    let plan = ServePlan::new(cfg, env)?;
+    let mut plan = ServePlan::new(cfg, env)?;
     if cfg.model_config.model.is_none() && cfg.model_tag.is_none() && !plan.load.model.is_file() {
         return Err(ServeError::DefaultModelMissing(plan.load.model.clone()));
     }
+    // Repo ids become cache paths here (downloading what is missing), before any weight is read.
+    let model_repo = names::resolve(&mut plan)?;
     let model_path = plan.load.model.clone();
     tracing::info!(model = %model_path.display(), "loading model");
     // A bar on a terminal; in a log, a line every quarter of the layers.
@@ -161,7 +166,9 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         swap_space: cfg.cache.swap_space,
         ..CacheConfigInfo::default()
     };
-    let model_root = model_path.display().to_string();
+    let model_root = model_repo
+        .clone()
+        .unwrap_or_else(|| model_path.display().to_string());
     let engine = LlmEngine::new(loaded, ec)?;
     let tokenizer = engine.tokenizer().clone();
     let grammar = grammar_compiler(&engine);
@@ -183,13 +190,16 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
     let actor = engine_options::from_env(|k| std::env::var(k).ok(), env.server_dev_mode)?;
     let handle = EngineHandle::spawn_with(engine, actor);
 
-    let model_names = if plan.served_model_names.is_empty() {
+    let model_names = if !plan.served_model_names.is_empty() {
+        plan.served_model_names.clone()
+    } else if let Some(repo) = model_repo {
+        // vLLM serves a Hub model under its repo id.
+        vec![repo]
+    } else {
         vec![model_path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| model_root.clone())]
-    } else {
-        plan.served_model_names.clone()
     };
     let metrics = Metrics::new(
         &model_names[0],

@@ -16,6 +16,7 @@ use engine::scheduler::SchedulingPolicy;
 use serde_json::Value;
 
 use super::listener::HttpLimits;
+use super::names::HubPlan;
 use super::tls::TlsSettings;
 use super::ServeError;
 use crate::config::{EnvSettings, ServeConfig, Source};
@@ -34,6 +35,8 @@ const MAX_BODY_BYTES: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct ServePlan {
     pub(crate) load: LoadOptions,
+    /// How `--model`, `--tokenizer` and `--hf-config-path` are fetched when they are repo ids.
+    pub(crate) hub: HubPlan,
     /// `--use-tqdm-on-load`: show weight-loading progress.
     pub(crate) progress_bar: bool,
     /// `--chat-template` as given (a file or the template).
@@ -231,6 +234,13 @@ impl ServePlan {
         let overrides = &mc.override_generation_config;
         Ok(ServePlan {
             load,
+            hub: HubPlan {
+                revision: mc.revision.clone(),
+                tokenizer_revision: mc.tokenizer_revision.clone(),
+                hf_token: mc.hf_token.clone(),
+                download_dir: cfg.load.download_dir.clone(),
+                ignore_patterns: cfg.load.ignore_patterns.clone(),
+            },
             progress_bar: cfg.load.use_tqdm_on_load,
             chat_template: f.chat_template.clone(),
             generation_config: mc.generation_config.clone(),

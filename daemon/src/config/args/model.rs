@@ -12,11 +12,13 @@ use crate::config::size::parse_human_len;
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[command(next_help_heading = "ModelConfig")]
 pub struct ModelArgs {
-    /// Model to serve: a GGUF file or a Hugging Face model folder (default: the built-in model).
+    /// Model to serve: a GGUF file, a Hugging Face model folder, or a Hub repo id (org/name;
+    /// org/name:QUANT for one GGUF file of the repo), taken from the Hugging Face cache or
+    /// downloaded (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE apply). Default: the built-in model.
     /// Architectures: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM (also GGUF and CUDA);
     /// MistralForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM,
     /// MixtralForCausalLM, Qwen3MoeForCausalLM (safetensors, CPU).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH|REPO")]
     pub model: Option<PathBuf>,
 
     /// Kind of model runner.
@@ -33,8 +35,8 @@ pub struct ModelArgs {
     ])]
     pub task: Option<String>,
 
-    /// Tokenizer to use: a folder, a tokenizer.json or a GGUF file (default: the model's own).
-    #[arg(long, value_name = "PATH")]
+    /// Tokenizer to use: a folder, a tokenizer.json, a GGUF file or a Hub repo id (default: the model's own).
+    #[arg(long, value_name = "PATH|REPO")]
     pub tokenizer: Option<PathBuf>,
 
     /// Tokenizer implementation: "auto" uses the fast tokenizer; "slow", "mistral" and "custom" select others.
@@ -56,15 +58,15 @@ pub struct ModelArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
-    /// Hugging Face config.json to use instead of the model's own.
-    #[arg(long, value_name = "PATH")]
+    /// Hugging Face config.json to use instead of the model's own: a file, a folder or a Hub repo id.
+    #[arg(long, value_name = "PATH|REPO")]
     pub hf_config_path: Option<PathBuf>,
 
     /// Server directories from which requests may read local images or videos (a security risk).
     #[arg(long, default_value = "")]
     pub allowed_local_media_path: String,
 
-    /// Model revision on the Hub (branch, tag or commit).
+    /// Model revision on the Hub (branch, tag or commit; default main).
     #[arg(long)]
     pub revision: Option<String>,
 
@@ -80,7 +82,7 @@ pub struct ModelArgs {
     #[arg(long, value_parser = parse::finite_f64)]
     pub rope_theta: Option<f64>,
 
-    /// Tokenizer revision on the Hub.
+    /// Tokenizer revision on the Hub (default: --revision).
     #[arg(long)]
     pub tokenizer_revision: Option<String>,
 
@@ -137,7 +139,7 @@ pub struct ModelArgs {
     #[arg(long, default_value = "auto", value_parser = ["auto", "hf", "mistral"])]
     pub config_format: String,
 
-    /// Token for downloads from the Hub.
+    /// Token for downloads from the Hub (default: HF_TOKEN, else the token `hf auth login` saved).
     #[arg(long)]
     pub hf_token: Option<String>,
 
@@ -192,7 +194,7 @@ pub struct LoadArgs {
     ])]
     pub load_format: String,
 
-    /// Directory where downloaded weights are kept.
+    /// Hugging Face cache folder for downloads (default: HF_HUB_CACHE, else $HF_HOME/hub).
     #[arg(long, value_name = "PATH")]
     pub download_dir: Option<PathBuf>,
 
@@ -200,7 +202,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "{}", value_parser = parse::json_object)]
     pub model_loader_extra_config: Value,
 
-    /// File patterns to skip when loading weights.
+    /// File patterns (fnmatch) of weights not to download (default: original/**/*).
     #[arg(long, num_args = 1..)]
     pub ignore_patterns: Vec<String>,
 
