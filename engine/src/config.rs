@@ -165,7 +165,12 @@ impl ModelConfig {
             .and_then(|a| a.first())
             .and_then(Value::as_str)
             .ok_or_else(|| err("missing `architectures`".into()))?;
-        let architecture = Architecture::from_hf_name(arch_name).ok_or_else(|| {
+        // A sequence classifier is its decoder plus a `score` head (see `pooling::ClassifierHead`).
+        let base_name = match arch_name.strip_suffix(crate::pooling::SEQ_CLS_SUFFIX) {
+            Some(family) => format!("{family}ForCausalLM"),
+            None => arch_name.to_string(),
+        };
+        let architecture = Architecture::from_hf_name(&base_name).ok_or_else(|| {
             LoadError::UnsupportedArchitecture {
                 path: path.to_path_buf(),
                 arch: arch_name.to_string(),

@@ -63,6 +63,24 @@ pub struct Logits {
     pub ranges: Vec<(usize, usize)>,
 }
 
+/// Final-normed hidden states of a forward call: rows of `hidden_size`, grouped by sequence
+/// in input order, as in [`Logits`].
+#[derive(Debug, Clone)]
+pub struct Hidden {
+    pub hidden_size: usize,
+    pub data: Vec<f32>,
+    /// (first row, row count) of each sequence.
+    pub ranges: Vec<(usize, usize)>,
+}
+
+impl Hidden {
+    /// All rows of sequence `i`.
+    pub fn sequence(&self, i: usize) -> &[f32] {
+        let (r0, n) = self.ranges[i];
+        &self.data[r0 * self.hidden_size..(r0 + n) * self.hidden_size]
+    }
+}
+
 impl Logits {
     /// All rows of sequence `i`.
     pub fn sequence(&self, i: usize) -> &[f32] {
@@ -224,15 +242,42 @@ impl CausalLm {
         seqs: &[SequenceInput<'_>],
         kv: &mut KvCache,
     ) -> Result<Logits, ForwardError> {
-        self.validate(seqs, kv)?;
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
+            self.validate(seqs, kv)?;
             let (layout, num_blocks) = (kv.layout(), kv.num_blocks());
             let gkv = kv.gpu_mut().ok_or(ForwardError::KvCacheMismatch)?;
             return g
                 .forward_on(seqs, gkv, layout, num_blocks)
                 .map(|(logits, _)| logits)
                 .map_err(|e| ForwardError::Device(e.to_string()));
+        }
+        let hidden = self.hidden_states(seqs, kv)?;
+        let rows = hidden.data.len() / self.config.hidden_size.max(1);
+        let mut data = vec![0.0f32; rows * self.config.vocab_size];
+        cpu::matmul(&hidden.data, rows, &self.lm_head, &mut data);
+        Ok(Logits {
+            vocab_size: self.config.vocab_size,
+            data,
+            ranges: hidden.ranges,
+        })
+    }
+
+    /// Like `forward`, but stops before the lm_head: the final-normed hidden states of the
+    /// requested rows (`all_logits`: every new token, else the last). The pooling runner reads
+    /// these. CPU backend only: the GPU model answers `ForwardError::Device`.
+    pub fn hidden_states(
+        &self,
+        seqs: &[SequenceInput<'_>],
+        kv: &mut KvCache,
+    ) -> Result<Hidden, ForwardError> {
+        self.validate(seqs, kv)?;
+        #[cfg(feature = "cuda")]
+        if self.gpu.is_some() {
+            return Err(ForwardError::Device(
+                "hidden states (the pooling runner) are not available on the CUDA backend yet"
+                    .into(),
+            ));
         }
         let c = &self.config;
         let (d, hd) = (c.hidden_size, c.head_dim);
@@ -343,14 +388,11 @@ impl CausalLm {
             }
             row0 += n;
         }
-        let rows = picked.len() / d;
         let mut normed = vec![0.0f32; picked.len()];
         cpu::rms_norm(&picked, &self.final_norm, eps, &mut normed);
-        let mut data = vec![0.0f32; rows * c.vocab_size];
-        cpu::matmul(&normed, rows, &self.lm_head, &mut data);
-        Ok(Logits {
-            vocab_size: c.vocab_size,
-            data,
+        Ok(Hidden {
+            hidden_size: d,
+            data: normed,
             ranges,
         })
     }
