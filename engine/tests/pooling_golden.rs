@@ -58,6 +58,8 @@ fn engine(
             device: engine::device::Device::Cpu,
             model,
             max_model_len: Some(512),
+            // The tiny classifiers know 128 positions; their prompts are far shorter.
+            allow_long_max_model_len: true,
             ..Default::default()
         },
         &|_, _| {},

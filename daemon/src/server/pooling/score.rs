@@ -88,7 +88,6 @@ async fn score_pairs(
     endpoint: &str,
 ) -> Result<(Vec<f32>, usize), ApiError> {
     let info = state.require_pooling(endpoint, None)?;
-    let _guard = state.load_guard();
     match info.kind {
         PoolingKind::Classify => {
             if info.labels.len() != 1 {
@@ -166,6 +165,7 @@ pub async fn create_score(
             right.len()
         )));
     };
+    let _guard = state.load_guard();
     let (scores, tokens) = score_pairs(
         &state,
         &pairs,
@@ -218,6 +218,7 @@ pub async fn create_rerank(
         .iter()
         .map(|d| (req.query.clone(), d.clone()))
         .collect();
+    let _guard = state.load_guard();
     let (scores, tokens) =
         score_pairs(&state, &pairs, req.truncate_prompt_tokens, None, "/rerank").await?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
