@@ -3,6 +3,7 @@
 //!   transformers' float32 `last_hidden_state` (`scripts/make-pooling-reference.py`);
 //! - tiny random `*ForSequenceClassification` checkpoints against transformers' `logits`
 //!   (`scripts/make-tiny-poolers.py`).
+//!
 //! Prompts run batched, and with a small token budget so they are prefilled in chunks: the
 //! pooled vectors must not depend on either.
 
