@@ -35,10 +35,19 @@ Options:
 
 https URLs are checked against the system's CA certificates; SSL_CERT_FILE=ca.pem adds a private CA.
 Every `vllm serve` flag (model, engine, sampling defaults) is accepted too: see `vllm serve --help`.
-Each input line: {\"custom_id\": ..., \"method\": \"POST\", \"url\": \"/v1/chat/completions\" or \"/v1/completions\", \"body\": {...}}.
+Each input line: {\"custom_id\": ..., \"method\": \"POST\", \"url\": \"/v1/chat/completions\", \"/v1/completions\", \"/v1/embeddings\", \"/v1/score\" or \"/v1/rerank\", \"body\": {...}}.
 ";
 
-const ENDPOINTS: &[&str] = &["/v1/chat/completions", "/v1/completions"];
+/// The URLs vLLM's run-batch takes (the pooling ones need a `--runner pooling` model).
+const ENDPOINTS: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/score",
+    "/v1/score",
+    "/rerank",
+    "/v1/rerank",
+];
 
 #[derive(Debug, Default)]
 struct BatchArgs {
@@ -423,8 +432,7 @@ mod tests {
                 ..
             }
         ));
-        let wrong_url =
-            r#"{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}"#;
+        let wrong_url = r#"{"custom_id": "a", "method": "POST", "url": "/v1/audio/transcriptions", "body": {}}"#;
         assert!(matches!(prepare(2, wrong_url), Line::Invalid { .. }));
         let ok = r#"{"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {"prompt": "x"}}"#;
         assert!(matches!(prepare(3, ok), Line::Run { .. }));

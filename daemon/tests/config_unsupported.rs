@@ -98,6 +98,10 @@ fn supported_values_of_partly_supported_flags_pass() {
         &["--guided-decoding-backend", "guidance"],
         &["--distributed-executor-backend", "uni"],
         &["--runner", "generate"],
+        &["--runner", "pooling", "--convert", "embed"],
+        &["--task", "embedding"],
+        &["--task", "score"],
+        &["--convert", "classify"],
         &["-tp", "1", "--kv-cache-dtype", "auto", "--no-enable-lora"],
         &[
             "--enable-prefix-caching",

@@ -55,6 +55,16 @@ impl Architecture {
         }
     }
 
+    /// The decoder of a checkpoint's `architectures` entry: its own, or for a sequence
+    /// classifier (`Qwen3ForSequenceClassification`) the decoder under its `score` head (see
+    /// `pooling::ClassifierHead`).
+    pub fn of_checkpoint(name: &str) -> Option<Self> {
+        match name.strip_suffix(crate::pooling::SEQ_CLS_SUFFIX) {
+            Some(family) => Self::from_hf_name(&format!("{family}ForCausalLM")),
+            None => Self::from_hf_name(name),
+        }
+    }
+
     /// From GGUF `general.architecture`.
     pub fn from_gguf_name(name: &str) -> Option<Self> {
         match name {
@@ -247,7 +257,7 @@ impl ModelConfig {
             .and_then(|a| a.first())
             .and_then(Value::as_str)
             .ok_or_else(|| err("missing `architectures`".into()))?;
-        let architecture = Architecture::from_hf_name(arch_name).ok_or_else(|| {
+        let architecture = Architecture::of_checkpoint(arch_name).ok_or_else(|| {
             LoadError::UnsupportedArchitecture {
                 path: path.to_path_buf(),
                 arch: arch_name.to_string(),

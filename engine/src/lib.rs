@@ -17,6 +17,7 @@ pub mod loader;
 pub mod model;
 pub mod offline;
 pub mod paths;
+pub mod pooling;
 pub mod request;
 pub mod sampling;
 pub mod scheduler;

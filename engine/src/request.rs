@@ -46,6 +46,8 @@ pub struct EngineRequest {
     pub arrival: Instant,
     /// A structured-output constraint on the generated tokens.
     pub grammar: Option<GrammarRequest>,
+    /// Set on a pooling server: the request is prefilled and pooled, never sampled.
+    pub pooling: Option<crate::pooling::PoolingParams>,
 }
 
 /// A compiled constraint and, with a reasoning parser, where it starts.
@@ -63,6 +65,7 @@ impl EngineRequest {
             priority: 0,
             arrival: Instant::now(),
             grammar: None,
+            pooling: None,
         }
     }
 }
@@ -108,4 +111,6 @@ pub struct RequestOutput {
     pub num_output_tokens: usize,
     /// Filled when the request finishes.
     pub times: Option<RequestTimes>,
+    /// A pooling request's result: the embedding, or the classifier's scores.
+    pub pooled: Option<Vec<f32>>,
 }

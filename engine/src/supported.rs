@@ -42,7 +42,7 @@ pub fn check_supported(config: &Value) -> Result<(), Unsupported> {
         .ok_or_else(|| Unsupported::NoArchitecture {
             supported: supported_architectures(),
         })?;
-    if Architecture::from_hf_name(arch).is_none() {
+    if Architecture::of_checkpoint(arch).is_none() {
         return Err(Unsupported::Architecture {
             arch: arch.to_string(),
             supported: supported_architectures(),
@@ -73,6 +73,14 @@ pub fn check_supported(config: &Value) -> Result<(), Unsupported> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sequence_classifiers_of_a_supported_decoder_pass() {
+        let cfg = json!({"architectures": ["Qwen3ForSequenceClassification"], "torch_dtype": "float32"});
+        assert_eq!(check_supported(&cfg), Ok(()));
+        let cfg = json!({"architectures": ["BertForSequenceClassification"]});
+        assert!(matches!(check_supported(&cfg), Err(Unsupported::Architecture { .. })));
+    }
 
     #[test]
     fn each_listed_architecture_round_trips() {

@@ -23,6 +23,9 @@ ACCESS_LINE = re.compile(r'127\.0\.0\.1:\d+ - "GET /health HTTP/1\.1" 200 OK')
     (["--tensor-parallel-size", "2"], "--tensor-parallel-size"),
     (["--ignore-patterns", "original/**"], "--ignore-patterns"),
     (["--guided-decoding-backend", "xgrammar"], "--guided-decoding-backend"),
+    (["--convert", "reward"], "--convert"),
+    (["--task", "reward"], "--task"),
+    (["--runner", "draft"], "--runner"),
 ])
 def test_refused_flags_exit_2_before_loading(args, flag):
     r = subprocess.run([str(VLLMD), "--model", "/nonexistent/model.gguf", *args], capture_output=True, text=True, timeout=60)
@@ -187,3 +190,23 @@ def test_use_tqdm_on_load_switches_the_loading_progress(tmp_path):
         text = log.read_text(errors="replace")
         assert ("loading model layers" in text) == shown, text
         assert "model loaded" in text
+
+
+def test_runner_and_pooler_choice_is_logged_and_overridable(tmp_path):
+    """--task embed is --runner pooling --convert embed; --override-pooler-config changes the pooler."""
+    log = tmp_path / "vllmd.log"
+    s = Server("--task", "embed", "--override-pooler-config", '{"pooling_type": "MEAN", "normalize": false}',
+               env={"VLLM_LOGGING_LEVEL": "INFO"}, stderr=log)
+    try:
+        text = log.read_text()
+        assert "runner: pooling (convert: embed)" in text
+        assert "pooling_type=MEAN normalize=false" in text and "--override-pooler-config" in text
+        req = urllib.request.Request(s.base + "/v1/embeddings", data=b'{"input": "hello there"}', headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            v = json.loads(r.read())["data"][0]["embedding"]
+        assert abs(sum(x * x for x in v) - 1.0) > 1e-3  # not normalised
+    finally:
+        s.stop()
+    bad = subprocess.run([str(VLLMD), "--runner", "pooling", "--override-pooler-config", '{"pooling_type": "STEP"}', "--device", "cpu"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "pooling_type STEP" in bad.stderr

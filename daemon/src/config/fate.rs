@@ -105,9 +105,9 @@ pub const FATES: &[(&str, Fate)] = &[
     ("h11_max_header_count", Works),
     // ModelConfig
     ("model", Works),
-    ("runner", Refused(&["auto", "generate"])),
-    ("convert", Refused(&["auto", "none"])),
-    ("task", Refused(&["auto", "generate"])),
+    ("runner", Refused(&["auto", "generate", "pooling"])),
+    ("convert", Refused(&["auto", "none", "embed", "classify"])),
+    ("task", Refused(&["auto", "generate", "embed", "embedding", "classify", "score"])),
     ("tokenizer", Works),
     ("tokenizer_mode", Refused(&["auto", "slow"])),
     (
@@ -145,7 +145,7 @@ pub const FATES: &[(&str, Fate)] = &[
     ("hf_token", Works),
     ("hf_overrides", Works),
     ("override_neuron_config", NO),
-    ("override_pooler_config", NO),
+    ("override_pooler_config", Works),
     ("logits_processor_pattern", NO),
     ("generation_config", Works),
     ("override_generation_config", Works),

@@ -155,7 +155,17 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         None => None,
     };
 
-    let ec = plan.engine_config(max_model_len);
+    let mut ec = plan.engine_config(max_model_len);
+    let rf = &plan.runner;
+    ec.pooling = server::pooling::engine_setup(
+        &rf.runner,
+        &rf.convert,
+        rf.task.as_deref(),
+        rf.override_pooler_config.as_ref(),
+        loaded.classifier.is_some(),
+        &model_path,
+    )
+    .map_err(ServeError::Config)?;
     let cache_info = CacheConfigInfo {
         block_size: ec.block_size,
         num_gpu_blocks_override: cfg.cache.num_gpu_blocks_override,
@@ -171,6 +181,12 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         .unwrap_or_else(|| model_path.display().to_string());
     let engine = LlmEngine::new(loaded, ec)?;
     let tokenizer = engine.tokenizer().clone();
+    let pooling = engine
+        .pooling_kind()
+        .map(|kind| server::pooling::PoolingInfo {
+            kind,
+            labels: engine.classifier_labels(),
+        });
     let grammar = grammar_compiler(&engine);
     let reasoning_gate = plan.api.reasoning_parser.and_then(|r| {
         let end = tokenizer.token_to_id(r.end_marker());
@@ -226,6 +242,7 @@ pub fn build_state(cfg: &ServeConfig, env: &EnvSettings) -> Result<Arc<AppState>
         server_load: AtomicI64::new(0),
         grammar,
         reasoning_gate,
+        pooling,
     }))
 }
 

@@ -60,6 +60,18 @@ pub struct ServePlan {
     pub http_log_directive: String,
     /// `--show-hidden-metrics-for-version`: also render the metrics hidden since that version.
     pub(crate) show_hidden_metrics: bool,
+    /// `--runner`, `--convert`, `--task` and `--override-pooler-config`, resolved once the
+    /// model is loaded (whether it is a classifier decides `auto`).
+    pub(crate) runner: RunnerFlags,
+}
+
+/// The flags that choose the generate or the pooling runner.
+#[derive(Debug, Clone)]
+pub(crate) struct RunnerFlags {
+    pub(crate) runner: String,
+    pub(crate) convert: String,
+    pub(crate) task: Option<String>,
+    pub(crate) override_pooler_config: Option<Value>,
 }
 
 fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ServeError>
@@ -233,6 +245,12 @@ impl ServePlan {
         };
         let overrides = &mc.override_generation_config;
         Ok(ServePlan {
+            runner: RunnerFlags {
+                runner: mc.runner.clone(),
+                convert: mc.convert.clone(),
+                task: mc.task.clone(),
+                override_pooler_config: mc.override_pooler_config.clone(),
+            },
             load,
             hub: HubPlan {
                 revision: mc.revision.clone(),

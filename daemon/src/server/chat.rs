@@ -284,6 +284,7 @@ pub async fn create_chat_completion(
     let body = body_bytes(body)?;
     let (raw, req): (Value, ChatCompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
+    state.require_generate()?;
     request_fields::check(
         raw.as_object().unwrap_or(&serde_json::Map::new()),
         Endpoint::Chat,

@@ -141,6 +141,7 @@ pub async fn create_completion(
     let body = body_bytes(body)?;
     let (raw, req): (Value, CompletionRequest) = parse_body(&body)?;
     state.check_model(req.common.model.as_deref())?;
+    state.require_generate()?;
     request_fields::check(
         raw.as_object().unwrap_or(&Map::new()),
         Endpoint::Completions,

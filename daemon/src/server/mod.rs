@@ -6,6 +6,7 @@ pub mod content_format;
 pub mod error;
 mod generate;
 pub mod limits;
+pub mod pooling;
 pub mod protocol;
 pub mod request_fields;
 mod routes;
@@ -189,6 +190,17 @@ pub fn router(state: Arc<AppState>, cors: &CorsSettings) -> Router {
         .route("/v1/completions", post(completions::create_completion))
         .route("/v1/chat/completions", post(chat::create_chat_completion))
         .route("/v1/models", get(routes::list_models))
+        .route(
+            "/v1/embeddings",
+            post(pooling::embeddings::create_embedding),
+        )
+        .route("/pooling", post(pooling::embeddings::create_pooling))
+        .route("/classify", post(pooling::score::create_classify))
+        .route("/score", post(pooling::score::create_score))
+        .route("/v1/score", post(pooling::score::create_score))
+        .route("/rerank", post(pooling::score::create_rerank))
+        .route("/v1/rerank", post(pooling::score::create_rerank))
+        .route("/v2/rerank", post(pooling::score::create_rerank))
         .route("/tokenize", post(routes::tokenize))
         .route("/detokenize", post(routes::detokenize))
         .route("/health", get(routes::health))

@@ -87,6 +87,8 @@ pub struct AppState {
     pub grammar: Result<Arc<GrammarCompiler>, String>,
     /// With `--reasoning-parser`: constraints start after the reasoning's end token.
     pub reasoning_gate: Option<ReasoningGate>,
+    /// Set on a pooling server (`--runner pooling`): what it serves.
+    pub pooling: Option<super::pooling::PoolingInfo>,
 }
 
 impl AppState {

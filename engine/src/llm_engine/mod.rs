@@ -11,6 +11,7 @@ use crate::device::Backend;
 use crate::kv_cache::{KvCache, KvCacheManager, PrefixHashAlgo};
 use crate::loader::LoadedModel;
 use crate::model::{CausalLm, ForwardError};
+use crate::pooling::{ClassifierHead, PoolAccumulator, PoolingKind, PoolingParams, PoolingSetup};
 use crate::request::{EngineRequest, FinishReason, RequestId, RequestOutput, RequestTimes};
 use crate::sampling::{
     self, LogprobsMode, SamplingError, SamplingParams, SequenceSampler, ValidationContext,
@@ -21,6 +22,7 @@ use crate::structured::{GrammarCompiler, GrammarMatcher, StructuredOutputError};
 use crate::tokenizer::Tokenizer;
 
 mod gpu_sampling;
+mod pool_step;
 mod step;
 
 pub use gpu_sampling::GPU_SAMPLER_VAR;
@@ -44,6 +46,8 @@ pub struct EngineConfig {
     pub seed: u64,
     /// `VLLM_ENGINE_ITERATION_TIMEOUT_S`: a step slower than this is reported.
     pub iteration_timeout: Duration,
+    /// The pooling runner (`--runner pooling`); `None` generates.
+    pub pooling: Option<PoolingSetup>,
 }
 
 impl EngineConfig {
@@ -60,6 +64,7 @@ impl EngineConfig {
             logprobs_mode: LogprobsMode::RawLogprobs,
             seed: 0,
             iteration_timeout: Duration::from_secs(60),
+            pooling: None,
         }
     }
 }
@@ -105,6 +110,14 @@ struct RequestState {
     prompt_logprobs_sent: bool,
     /// The request's structured-output constraint, if any.
     grammar: Option<GrammarMatcher>,
+    /// A pooling request: its hidden-state accumulator and what it asked for.
+    pool: Option<(PoolAccumulator, PoolingParams)>,
+}
+
+/// The pooling runner's state: the setup and a classifier's head.
+struct EnginePooler {
+    setup: PoolingSetup,
+    head: Option<ClassifierHead>,
 }
 
 pub struct LlmEngine {
@@ -125,6 +138,8 @@ pub struct LlmEngine {
     masked_row: Vec<f32>,
     /// [`GPU_SAMPLER_VAR`] is set and the model runs on the GPU.
     gpu_sampler: bool,
+    /// Set on a pooling server: every request is pooled.
+    pooler: Option<EnginePooler>,
 }
 
 /// (blocks, bytes per block) of the GPU KV cache: `--num-gpu-blocks-override`, else what a
@@ -219,8 +234,26 @@ impl LlmEngine {
             model,
             tokenizer,
             max_model_len,
+            classifier,
             ..
         } = loaded;
+        let pooler = match config.pooling.clone() {
+            None => None,
+            Some(_) if model.backend() == Backend::Cuda => {
+                return Err(EngineError::Config(
+                    "not supported yet: the pooling runner on the CUDA backend (run it with --device cpu)".into(),
+                ))
+            }
+            Some(setup) if setup.kind == PoolingKind::Classify && classifier.is_none() => {
+                return Err(EngineError::Config(
+                    "the classify runner needs a *ForSequenceClassification checkpoint with a `score` head".into(),
+                ))
+            }
+            Some(setup) => Some(EnginePooler {
+                setup,
+                head: classifier,
+            }),
+        };
         config.scheduler.max_model_len = max_model_len;
         config.scheduler.validate().map_err(EngineError::Config)?;
         if config.block_size == 0 {
@@ -296,6 +329,7 @@ impl LlmEngine {
             latency_log: TokenLatencyLog::default(),
             masked_row: Vec::new(),
             gpu_sampler,
+            pooler,
         })
     }
 
@@ -371,7 +405,11 @@ impl LlmEngine {
             max_logprobs: self.config.max_logprobs,
             prompt_len: prompt.len(),
         };
-        req.params.validate(&ctx)?;
+        if req.pooling.is_some() {
+            self.validate_pool_prompt(&prompt)?;
+        } else {
+            req.params.validate(&ctx)?;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let params = req.params;
@@ -396,8 +434,12 @@ impl LlmEngine {
             .grammar
             .map(|g| GrammarMatcher::new(g.grammar, g.gate, &prompt, &self.eos_token_ids));
         let wants_prompt_logprobs = params.prompt_logprobs.is_some();
+        let pool = self.new_pool_state(req.pooling, &prompt)?;
+        // Pooling over every prompt row needs every row computed: no prefix-cache hits.
+        let skip_prefix_cache =
+            wants_prompt_logprobs || pool.as_ref().is_some_and(|_| self.pool_needs_all_rows());
         self.scheduler
-            .add(id, prompt.clone(), req.priority, wants_prompt_logprobs);
+            .add(id, prompt.clone(), req.priority, skip_prefix_cache);
         self.states.insert(
             id,
             RequestState {
@@ -412,6 +454,7 @@ impl LlmEngine {
                 prompt_logprobs_sent: false,
                 grammar,
                 params,
+                pool,
             },
         );
         Ok(id)
@@ -439,6 +482,7 @@ impl LlmEngine {
                 num_cached_tokens: r.map_or(0, |r| r.num_cached_tokens),
                 num_output_tokens: st.num_output,
                 times: Some(st.times),
+                pooled: None,
             };
             self.record_finished(&st, FinishReason::Abort, out.num_cached_tokens);
             let _ = (st.sink)(out);

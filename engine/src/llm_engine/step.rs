@@ -12,6 +12,9 @@ use crate::structured::GrammarMatcher;
 impl LlmEngine {
     /// Runs one batch. Does nothing (and returns zero counts) when no request is queued.
     pub fn step(&mut self) -> Result<StepStats, EngineError> {
+        if self.pooler.is_some() {
+            return self.step_pooling();
+        }
         let started = Instant::now();
         let plan = self.scheduler.schedule();
         if plan.scheduled.is_empty() {
@@ -293,6 +296,7 @@ impl LlmEngine {
             num_cached_tokens: num_cached,
             num_output_tokens: st.num_output,
             times: finish.map(|_| st.times),
+            pooled: None,
         };
         let delivered = (st.sink)(out);
         if let Some(reason) = finish {

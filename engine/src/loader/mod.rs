@@ -127,6 +127,8 @@ pub struct LoadedModel {
     pub backend: crate::device::Backend,
     /// Contents of `generation_config.json`, when the folder has one.
     pub generation_config: Option<serde_json::Value>,
+    /// The `score` head of a `*ForSequenceClassification` checkpoint.
+    pub classifier: Option<crate::pooling::ClassifierHead>,
     pub load_time: Duration,
 }
 
@@ -152,13 +154,18 @@ fn is_gguf(path: &Path) -> bool {
         && &magic == b"GGUF"
 }
 
-fn hf_config(opts: &LoadOptions) -> Result<ModelConfig, LoadError> {
+fn hf_config_json(opts: &LoadOptions) -> Result<(serde_json::Value, PathBuf), LoadError> {
     let path = match &opts.hf_config_path {
         Some(p) if p.is_dir() => p.join("config.json"),
         Some(p) => p.clone(),
         None => opts.model.join("config.json"),
     };
-    ModelConfig::from_hf_json(&read_json(&path)?, &path)
+    Ok((read_json(&path)?, path))
+}
+
+fn hf_config(opts: &LoadOptions) -> Result<ModelConfig, LoadError> {
+    let (json, path) = hf_config_json(opts)?;
+    ModelConfig::from_hf_json(&json, &path)
 }
 
 fn tokenizer_from_path(path: &Path) -> Result<Tokenizer, LoadError> {
@@ -183,9 +190,16 @@ fn tokenizer_from_path(path: &Path) -> Result<Tokenizer, LoadError> {
     Tokenizer::from_hf_files(&json, cfg.is_file().then_some(cfg.as_path()))
 }
 
-/// Builds the model once the config and dtype are settled (weights are read only then).
-type BuildModel<'a> =
-    Box<dyn FnOnce(&ModelConfig, WeightDtype, usize) -> Result<CausalLm, LoadError> + 'a>;
+/// Builds the model (and a classifier's head) once the config and dtype are settled (weights
+/// are read only then).
+type BuildModel<'a> = Box<
+    dyn FnOnce(
+            &ModelConfig,
+            WeightDtype,
+            usize,
+        ) -> Result<(CausalLm, Option<crate::pooling::ClassifierHead>), LoadError>
+        + 'a,
+>;
 
 /// Loads the model described by `opts`. `on_layer(done, total)` reports progress.
 pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<LoadedModel, LoadError> {
@@ -225,11 +239,19 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
                 let weights = GgufWeights::new(file, c);
                 CausalLm::from_source(c.clone(), &weights, dtype, max_len, on_layer)
+                    .map(|m| (m, None))
             });
             (config, tokenizer, None, build)
         }
         LoadFormat::Safetensors => {
-            let config = hf_config(opts)?;
+            let (json, config_path) = hf_config_json(opts)?;
+            let mut config = ModelConfig::from_hf_json(&json, &config_path)?;
+            let is_classifier = crate::pooling::ClassifierHead::is_classifier_config(&json);
+            if is_classifier {
+                // A classifier has `score.weight` instead of `lm_head.weight`; the (unused)
+                // language-model head is tied to the embeddings so none is looked for.
+                config.tie_word_embeddings = true;
+            }
             let tokenizer = tokenizer_from_path(opts.tokenizer.as_deref().unwrap_or(path))?;
             let gen_path = path.join("generation_config.json");
             let generation = if gen_path.is_file() {
@@ -239,13 +261,23 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             };
             let weights = SafetensorsWeights::open_dir(path)?;
             let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
-                CausalLm::from_source(
+                let model = CausalLm::from_source(
                     c.clone(),
                     &weights as &dyn WeightSource,
                     dtype,
                     max_len,
                     on_layer,
-                )
+                )?;
+                let head = if is_classifier {
+                    Some(crate::pooling::ClassifierHead::load(
+                        &json,
+                        &weights,
+                        c.hidden_size,
+                    )?)
+                } else {
+                    None
+                };
+                Ok((model, head))
             });
             (config, tokenizer, generation, build)
         }
@@ -265,6 +297,7 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
             let build = Box::new(move |c: &ModelConfig, dtype, max_len| {
                 let weights = DummyWeights::new(path, c.clone(), seed);
                 CausalLm::from_source(c.clone(), &weights, dtype, max_len, on_layer)
+                    .map(|m| (m, None))
             });
             (config, tokenizer, None, build)
         }
@@ -349,7 +382,7 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         Backend::Cuda => WeightDtype::Bf16,
     };
     #[allow(unused_mut)]
-    let mut model = model_fn(&config, weight_dtype, max_model_len)?;
+    let (mut model, classifier) = model_fn(&config, weight_dtype, max_model_len)?;
     #[cfg(feature = "cuda")]
     if backend == Backend::Cuda {
         model
@@ -382,6 +415,7 @@ pub fn load(opts: &LoadOptions, on_layer: &dyn Fn(usize, usize)) -> Result<Loade
         weight_dtype,
         backend,
         generation_config,
+        classifier,
         load_time: start.elapsed(),
     })
 }

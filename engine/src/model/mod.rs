@@ -69,6 +69,24 @@ pub struct Logits {
     pub ranges: Vec<(usize, usize)>,
 }
 
+/// Final-normed hidden states of a forward call: rows of `hidden_size`, grouped by sequence
+/// in input order, as in [`Logits`].
+#[derive(Debug, Clone)]
+pub struct Hidden {
+    pub hidden_size: usize,
+    pub data: Vec<f32>,
+    /// (first row, row count) of each sequence.
+    pub ranges: Vec<(usize, usize)>,
+}
+
+impl Hidden {
+    /// All rows of sequence `i`.
+    pub fn sequence(&self, i: usize) -> &[f32] {
+        let (r0, n) = self.ranges[i];
+        &self.data[r0 * self.hidden_size..(r0 + n) * self.hidden_size]
+    }
+}
+
 impl Logits {
     /// All rows of sequence `i`.
     pub fn sequence(&self, i: usize) -> &[f32] {
@@ -211,9 +229,9 @@ impl CausalLm {
         seqs: &[SequenceInput<'_>],
         kv: &mut KvCache,
     ) -> Result<Logits, ForwardError> {
-        self.validate(seqs, kv)?;
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
+            self.validate(seqs, kv)?;
             let (layout, num_blocks) = (kv.layout(), kv.num_blocks());
             let gkv = kv.gpu_mut().ok_or(ForwardError::KvCacheMismatch)?;
             return g
@@ -221,13 +239,43 @@ impl CausalLm {
                 .map(|(logits, _)| logits)
                 .map_err(|e| ForwardError::Device(e.to_string()));
         }
+        let hidden = self.hidden_states(seqs, kv)?;
         let c = &self.config;
-        let d = c.hidden_size;
-        let batch = Self::batch(seqs, kv.layout().block_size);
-        let hidden = self.body.hidden_states(&batch, kv);
-
+        let rows = hidden.data.len() / c.hidden_size.max(1);
         // Only the rows whose logits were asked for go through the (large) lm_head.
-        let mut picked = Vec::new();
+        let mut data = vec![0.0f32; rows * c.vocab_size];
+        cpu::matmul(&hidden.data, rows, &self.lm_head, &mut data);
+        if let Some(cap) = self.final_softcap {
+            cpu::softcap_inplace(&mut data, cap);
+        }
+        Ok(Logits {
+            vocab_size: c.vocab_size,
+            data,
+            ranges: hidden.ranges,
+        })
+    }
+
+    /// Like `forward`, but stops before the lm_head: the final-normed hidden states of the
+    /// requested rows (`all_logits`: every new token, else the last), writing their K/V into
+    /// `kv`. The pooling runner reads these. CPU backend only: the GPU model answers
+    /// `ForwardError::Device`.
+    pub fn hidden_states(
+        &self,
+        seqs: &[SequenceInput<'_>],
+        kv: &mut KvCache,
+    ) -> Result<Hidden, ForwardError> {
+        self.validate(seqs, kv)?;
+        #[cfg(feature = "cuda")]
+        if self.gpu.is_some() {
+            return Err(ForwardError::Device(
+                "hidden states (the pooling runner) are not available on the CUDA backend yet"
+                    .into(),
+            ));
+        }
+        let d = self.config.hidden_size;
+        let batch = Self::batch(seqs, kv.layout().block_size);
+        let all = self.body.hidden_states(&batch, kv);
+        let mut data = Vec::new();
         let mut ranges = Vec::with_capacity(seqs.len());
         let mut row0 = 0;
         for s in seqs {
@@ -237,42 +285,17 @@ impl CausalLm {
             } else {
                 n.saturating_sub(1)..n
             };
-            ranges.push((picked.len() / d, take.len()));
+            ranges.push((data.len() / d, take.len()));
             for r in take {
-                picked.extend_from_slice(&hidden[(row0 + r) * d..(row0 + r + 1) * d]);
+                data.extend_from_slice(&all[(row0 + r) * d..(row0 + r + 1) * d]);
             }
             row0 += n;
         }
-        let rows = picked.len() / d;
-        let mut data = vec![0.0f32; rows * c.vocab_size];
-        cpu::matmul(&picked, rows, &self.lm_head, &mut data);
-        if let Some(cap) = self.final_softcap {
-            cpu::softcap_inplace(&mut data, cap);
-        }
-        Ok(Logits {
-            vocab_size: c.vocab_size,
+        Ok(Hidden {
+            hidden_size: d,
             data,
             ranges,
         })
-    }
-
-    /// The final-normed hidden states (`tokens × hidden_size`, sequences in input order) of
-    /// the new tokens, writing their K/V into `kv`: what the lm_head reads, and what pooling
-    /// (embeddings) needs. CPU backend only.
-    pub fn hidden_states(
-        &self,
-        seqs: &[SequenceInput<'_>],
-        kv: &mut KvCache,
-    ) -> Result<Vec<f32>, ForwardError> {
-        self.validate(seqs, kv)?;
-        #[cfg(feature = "cuda")]
-        if self.gpu.is_some() {
-            return Err(ForwardError::Device(
-                "hidden states are not exposed by the CUDA backend".into(),
-            ));
-        }
-        let batch = Self::batch(seqs, kv.layout().block_size);
-        Ok(self.body.hidden_states(&batch, kv))
     }
 
     /// The batch's tokens flattened, with their positions, KV slots and attention ranges.
