@@ -76,10 +76,14 @@ mod tests {
 
     #[test]
     fn sequence_classifiers_of_a_supported_decoder_pass() {
-        let cfg = json!({"architectures": ["Qwen3ForSequenceClassification"], "torch_dtype": "float32"});
+        let cfg =
+            json!({"architectures": ["Qwen3ForSequenceClassification"], "torch_dtype": "float32"});
         assert_eq!(check_supported(&cfg), Ok(()));
         let cfg = json!({"architectures": ["BertForSequenceClassification"]});
-        assert!(matches!(check_supported(&cfg), Err(Unsupported::Architecture { .. })));
+        assert!(matches!(
+            check_supported(&cfg),
+            Err(Unsupported::Architecture { .. })
+        ));
     }
 
     #[test]

@@ -107,7 +107,17 @@ pub const FATES: &[(&str, Fate)] = &[
     ("model", Works),
     ("runner", Refused(&["auto", "generate", "pooling"])),
     ("convert", Refused(&["auto", "none", "embed", "classify"])),
-    ("task", Refused(&["auto", "generate", "embed", "embedding", "classify", "score"])),
+    (
+        "task",
+        Refused(&[
+            "auto",
+            "generate",
+            "embed",
+            "embedding",
+            "classify",
+            "score",
+        ]),
+    ),
     ("tokenizer", Works),
     ("tokenizer_mode", Refused(&["auto", "slow"])),
     (
@@ -154,7 +164,10 @@ pub const FATES: &[(&str, Fate)] = &[
     ("override_attention_dtype", NO),
     ("logits_processors", NO),
     // LoadConfig
-    ("load_format", Refused(&["auto", "safetensors", "gguf", "dummy"])),
+    (
+        "load_format",
+        Refused(&["auto", "safetensors", "gguf", "dummy"]),
+    ),
     ("download_dir", Works),
     ("model_loader_extra_config", NO),
     ("ignore_patterns", Works),

@@ -85,6 +85,7 @@ fn build() -> Result<Router, String> {
         server_load: AtomicI64::new(0),
         grammar,
         reasoning_gate: None,
+        pooling: None,
     };
     Ok(router(Arc::new(state), &CorsSettings::default()))
 }
