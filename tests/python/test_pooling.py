@@ -240,3 +240,39 @@ def test_run_batch_takes_embeddings_and_score_lines(tmp_path):
     assert cosine(emb, EMBED_REF["cases"][0]["last"]["embedding"]) >= 0.9999
     scores = [d["score"] for d in results["s"]["response"]["body"]["data"]]
     assert scores[0] == pytest.approx(1.0, abs=1e-5) and scores[1] < scores[0]
+
+
+def test_bench_serve_measures_the_embeddings_endpoint(embed_server, tmp_path):
+    """`vllm bench serve --endpoint /v1/embeddings`: every request succeeds, the input tokens it
+    reports are those the server counted in its own metrics, and only E2E latency is reported."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def prompt_tokens():
+        fams = {f.name: f for f in text_string_to_metric_families(embed_server.get("/metrics"))}
+        return sum(s.value for s in fams["vllm:prompt_tokens"].samples if s.name.endswith("_total"))
+
+    import subprocess
+    import time
+
+    before = prompt_tokens()
+    vllm = ROOT / "target" / "release" / "vllm"
+    run = subprocess.run(
+        [str(vllm), "bench", "serve", "--base-url", embed_server.base, "--endpoint", "/v1/embeddings",
+         "--dataset-name", "random", "--random-input-len", "24", "--num-prompts", "8", "--max-concurrency", "4",
+         "--disable-tqdm", "--save-result", "--result-dir", str(tmp_path), "--result-filename", "r.json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["completed"] == 8 and saved["failed"] == 0
+    assert saved["total_output_tokens"] == 0
+    for _ in range(50):
+        after = prompt_tokens()
+        # The ready check sends one more request before the run.
+        if after >= before + saved["total_input_tokens"]:
+            break
+        time.sleep(0.2)
+    first = saved["input_lens"][0]
+    assert after - before == saved["total_input_tokens"] + first
+    assert "Mean E2EL (ms):" in run.stdout and "TTFT" not in run.stdout
+    assert all(0 < t <= saved["duration"] for t in saved["latencies"])

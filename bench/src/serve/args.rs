@@ -88,8 +88,9 @@ pub struct ServeArgs {
     /// Label (prefix) of the result file name; default: the backend.
     #[arg(long)]
     pub label: Option<String>,
-    /// The kind of endpoint: completions (`openai`) or chat completions (`openai-chat`).
-    #[arg(long, default_value = "openai", value_parser = ["openai", "openai-chat"])]
+    /// The kind of endpoint: completions (`openai`), chat completions (`openai-chat`) or
+    /// embeddings (`openai-embeddings`; also chosen by `--endpoint /v1/embeddings`).
+    #[arg(long, default_value = "openai", value_parser = ["openai", "openai-chat", "openai-embeddings"])]
     pub backend: String,
     /// Server URL (with or without the final /v1), instead of --host and --port.
     #[arg(long, visible_alias = "url")]

@@ -19,6 +19,8 @@ pub struct RequestInput {
     pub api_url: String,
     /// `/v1/chat/completions` (messages) rather than `/v1/completions` (prompt).
     pub chat: bool,
+    /// `/v1/embeddings`: one non-streamed request whose latency is the whole measurement.
+    pub embeddings: bool,
     pub logprobs: Option<u32>,
     pub ignore_eos: bool,
     /// Merged into the body last (sampling parameters, `--extra-body`).
@@ -45,6 +47,15 @@ pub struct RequestOutput {
 
 /// The JSON body of `input`.
 pub fn payload(input: &RequestInput) -> Value {
+    if input.embeddings {
+        let mut body = json!({"model": input.model, "input": input.prompt});
+        if let Some(map) = body.as_object_mut() {
+            for (k, v) in &input.extra_body {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        return body;
+    }
     let mut body = if input.chat {
         // Plain string content: every OpenAI-compatible server takes it for a text-only turn.
         json!({
@@ -256,6 +267,9 @@ pub async fn send(
             ),
         );
     }
+    if input.embeddings {
+        return embedding_output(resp, state, sent).await;
+    }
     let mut sse = SseBuffer::default();
     loop {
         match resp.chunk().await {
@@ -271,6 +285,38 @@ pub async fn send(
         }
     }
     state.finish()
+}
+
+/// An embeddings answer: success when it carries `data`; TTFT and latency are both the time to
+/// the whole answer (nothing streams), the prompt length is the server's `usage.prompt_tokens`.
+async fn embedding_output(
+    resp: reqwest::Response,
+    mut state: StreamState,
+    sent: Instant,
+) -> RequestOutput {
+    let body: Value = match resp.json().await {
+        Ok(v) => v,
+        Err(e) => {
+            state.out.error = format!("reading the answer: {e}");
+            return state.out;
+        }
+    };
+    let elapsed = sent.elapsed().as_secs_f64();
+    let mut out = state.out;
+    if body.get("data").and_then(Value::as_array).is_none() {
+        out.error = format!(
+            "no `data` in the answer: {}",
+            body.to_string().chars().take(300).collect::<String>()
+        );
+        return out;
+    }
+    if let Some(n) = body.pointer("/usage/prompt_tokens").and_then(Value::as_u64) {
+        out.prompt_len = n as usize;
+    }
+    out.success = true;
+    out.latency = elapsed;
+    out.ttft = elapsed;
+    out
 }
 
 #[cfg(test)]
@@ -345,6 +391,7 @@ mod tests {
             model: "m".into(),
             api_url: "http://127.0.0.1:1/v1/completions".into(),
             chat: false,
+            embeddings: false,
             logprobs: None,
             ignore_eos: true,
             extra_body: Map::new(),
@@ -363,5 +410,10 @@ mod tests {
         let p = payload(&input);
         assert_eq!(p["messages"][0]["content"], "hi");
         assert_eq!(p["max_completion_tokens"], 5);
+        input.embeddings = true;
+        let p = payload(&input);
+        assert_eq!(p["input"], "hi");
+        assert_eq!(p["temperature"], 0.0);
+        assert!(p.get("stream").is_none() && p.get("max_tokens").is_none());
     }
 }

@@ -248,20 +248,18 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
         }
     };
     let chat = args.backend == "openai-chat";
-    let suffix = if chat {
-        "chat/completions"
+    // `--endpoint /v1/embeddings` alone selects the embeddings backend.
+    let embeddings = args.backend == "openai-embeddings"
+        || (args.backend == "openai" && api_url.ends_with("/embeddings"));
+    let (suffix, api) = if embeddings {
+        ("embeddings", "OpenAI Embeddings API")
+    } else if chat {
+        ("chat/completions", "OpenAI Chat Completions API")
     } else {
-        "completions"
+        ("completions", "OpenAI Completions API")
     };
     if !api_url.ends_with(suffix) {
-        bail!(
-            "{} URL must end with {suffix:?}: {api_url} (set --endpoint)",
-            if chat {
-                "OpenAI Chat Completions API"
-            } else {
-                "OpenAI Completions API"
-            }
-        );
+        bail!("{api} URL must end with {suffix:?}: {api_url} (set --endpoint)");
     }
     let headers = key_values(&args.header, "header")?;
     let metadata = key_values(&args.metadata, "metadata")?;
@@ -310,12 +308,20 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
     if !body.contains_key("temperature") {
         writeln!(out, "WARNING: vllm bench serve does not set temperature==0 (greedy) in requests by default. The default will be determined on the server side and can be model/API specific. For the old behavior, include --temperature=0.")?;
     }
-    let selected: Vec<String> = args
+    let mut selected: Vec<String> = args
         .percentile_metrics
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    if embeddings {
+        // Nothing is generated: only the end-to-end latency means something (as vLLM reports
+        // pooling runs).
+        selected.retain(|m| m == "e2el");
+        if selected.is_empty() {
+            selected.push("e2el".into());
+        }
+    }
     if let Some(bad) = selected
         .iter()
         .find(|m| !["ttft", "tpot", "itl", "e2el"].contains(&m.as_str()))
@@ -342,6 +348,7 @@ async fn run_async(mut args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<(
         model: model_name.clone(),
         api_url: api_url.clone(),
         chat,
+        embeddings,
         logprobs: args.logprobs,
         ignore_eos: args.ignore_eos,
         extra_body: body.clone(),
