@@ -21,11 +21,11 @@ ACCESS_LINE = re.compile(r'127\.0\.0\.1:\d+ - "GET /health HTTP/1\.1" 200 OK')
 @pytest.mark.parametrize("args, flag", [
     (["--preemption-mode", "swap"], "--preemption-mode"),
     (["--tensor-parallel-size", "2"], "--tensor-parallel-size"),
-    (["--ignore-patterns", "original/**"], "--ignore-patterns"),
     (["--guided-decoding-backend", "xgrammar"], "--guided-decoding-backend"),
     (["--convert", "reward"], "--convert"),
     (["--task", "reward"], "--task"),
     (["--runner", "draft"], "--runner"),
+    (["--code-revision", "v1"], "--code-revision"),
 ])
 def test_refused_flags_exit_2_before_loading(args, flag):
     r = subprocess.run([str(VLLMD), "--model", "/nonexistent/model.gguf", *args], capture_output=True, text=True, timeout=60)
