@@ -8,7 +8,6 @@ use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::model::build::Loader;
 use crate::model::layers::decoder::{build_pre_norm, PreNormDecoder};
-use crate::model::layers::mlp::GatedMlp;
 use crate::model::layers::moe::{FeedForward, SparseMoe};
 
 pub(crate) fn load(
@@ -28,24 +27,11 @@ pub(crate) fn load(
         on_layer,
         &|p, i| windowed_attention(ld, c, p, i),
         &|p, _| {
-            let b = format!("{p}.block_sparse_moe");
-            let router = ld.stacked(
-                &[(&format!("{b}.gate.weight"), moe.num_experts)],
-                c.hidden_size,
-            )?;
-            let experts = (0..moe.num_experts)
-                .map(|e| {
-                    let w = |n: &str| format!("{b}.experts.{e}.{n}.weight");
-                    GatedMlp::load(
-                        ld,
-                        [&w("w1"), &w("w3"), &w("w2")],
-                        c.hidden_size,
-                        moe.expert_intermediate_size,
-                        c.family.activation,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(FeedForward::Sparse(SparseMoe::new(router, experts, moe)))
+            let block = format!("{p}.block_sparse_moe");
+            let names = ["w1", "w3", "w2"];
+            Ok(FeedForward::Sparse(SparseMoe::load(
+                ld, c, moe, &block, names,
+            )?))
         },
     )
 }

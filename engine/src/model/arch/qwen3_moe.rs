@@ -9,7 +9,6 @@ use crate::error::LoadError;
 use crate::model::build::Loader;
 use crate::model::layers::attention::{Attention, QkNorm, QkvNames};
 use crate::model::layers::decoder::{build_pre_norm, dense_mlp, PreNormDecoder};
-use crate::model::layers::mlp::GatedMlp;
 use crate::model::layers::moe::{FeedForward, SparseMoe};
 use crate::model::layers::norm::NormKind;
 
@@ -42,23 +41,11 @@ pub(crate) fn load(
             if !moe.is_sparse(i) {
                 return Ok(FeedForward::Dense(dense_mlp(ld, c, p)?));
             }
-            let router = ld.stacked(
-                &[(&format!("{p}.mlp.gate.weight"), moe.num_experts)],
-                c.hidden_size,
-            )?;
-            let experts = (0..moe.num_experts)
-                .map(|e| {
-                    let w = |n: &str| format!("{p}.mlp.experts.{e}.{n}.weight");
-                    GatedMlp::load(
-                        ld,
-                        [&w("gate_proj"), &w("up_proj"), &w("down_proj")],
-                        c.hidden_size,
-                        moe.expert_intermediate_size,
-                        c.family.activation,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(FeedForward::Sparse(SparseMoe::new(router, experts, moe)))
+            let names = ["gate_proj", "up_proj", "down_proj"];
+            let block = format!("{p}.mlp");
+            Ok(FeedForward::Sparse(SparseMoe::load(
+                ld, c, moe, &block, names,
+            )?))
         },
     )
 }

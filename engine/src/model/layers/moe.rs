@@ -6,7 +6,9 @@
 use kernels::cpu::{self, WeightMatrix};
 
 use super::mlp::GatedMlp;
-use crate::config::MoeParams;
+use crate::config::{ModelConfig, MoeParams};
+use crate::error::LoadError;
+use crate::model::build::Loader;
 
 pub(crate) struct SparseMoe {
     /// `num_experts × hidden`: the router's logits.
@@ -18,6 +20,35 @@ pub(crate) struct SparseMoe {
 }
 
 impl SparseMoe {
+    /// Loads the router `{block}.gate.weight` and the experts
+    /// `{block}.experts.{e}.{name}.weight` for the three `[gate, up, down]` names (Mixtral:
+    /// `w1`, `w3`, `w2`; Qwen3-MoE: `gate_proj`, `up_proj`, `down_proj`).
+    pub fn load(
+        ld: &Loader<'_>,
+        c: &ModelConfig,
+        p: &MoeParams,
+        block: &str,
+        [gate, up, down]: [&str; 3],
+    ) -> Result<Self, LoadError> {
+        let router = ld.stacked(
+            &[(&format!("{block}.gate.weight"), p.num_experts)],
+            c.hidden_size,
+        )?;
+        let experts = (0..p.num_experts)
+            .map(|e| {
+                let w = |n: &str| format!("{block}.experts.{e}.{n}.weight");
+                GatedMlp::load(
+                    ld,
+                    [&w(gate), &w(up), &w(down)],
+                    c.hidden_size,
+                    p.expert_intermediate_size,
+                    c.family.activation,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SparseMoe::new(router, experts, p))
+    }
+
     pub fn new(router: WeightMatrix, experts: Vec<GatedMlp>, p: &MoeParams) -> Self {
         SparseMoe {
             router,
